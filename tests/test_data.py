@@ -1,0 +1,136 @@
+"""CIFAR readers (official layout, restricted unpickler, checks) and the tf.data pipelines."""
+import io
+import os
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_pgn import data
+
+
+def _cifar100_dict(n, rng, label_max=99):
+  return {b'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+          b'fine_labels': [int(v) for v in rng.integers(0, label_max + 1, n)],
+          b'coarse_labels': [int(v) for v in rng.integers(0, 20, n)],
+          b'filenames': [b'x.png'] * n, b'batch_label': b'training batch 1 of 1'}
+
+
+def _write_cifar100(root, train=None, as_tar=False, rng=None):
+  """Writes cifar-100-python/{train,test,meta} (or its .tar.gz) in the official layout."""
+  rng = rng or np.random.default_rng(0)
+  members = {'train': train or _cifar100_dict(50, rng), 'test': _cifar100_dict(20, rng),
+             'meta': {b'fine_label_names': [b'c%d' % i for i in range(100)]}}
+  folder = os.path.join(root, 'cifar-100-python')
+  os.makedirs(folder, exist_ok=True)
+  for name, obj in members.items():
+    with open(os.path.join(folder, name), 'wb') as f:
+      pickle.dump(obj, f, protocol=2)
+  if as_tar:
+    path = os.path.join(root, 'cifar-100-python.tar.gz')
+    with tarfile.open(path, 'w:gz') as tar:
+      tar.add(folder, arcname='cifar-100-python')
+    return path
+  return folder
+
+
+@pytest.mark.parametrize('as_tar', [False, True])
+def test_cifar100_loader_reads_official_layout(tmp_path, as_tar):
+  rng = np.random.default_rng(1)
+  train = _cifar100_dict(50, rng)
+  _write_cifar100(str(tmp_path), train=train, as_tar=as_tar)
+  if as_tar:  # only the archive: the loader must read it without the extracted folder
+    import shutil
+    shutil.rmtree(tmp_path / 'cifar-100-python')
+  ds = data.load('cifar100', str(tmp_path))
+  assert ds.num_classes == 100
+  assert ds.train.x.shape == (50, 32, 32, 3) and ds.train.x.dtype == np.uint8
+  assert ds.test.x.shape == (20, 32, 32, 3)
+  np.testing.assert_array_equal(ds.train.y, train[b'fine_labels'])
+  # Channel-major rows: pixel (0, 0) of image 0 has R, G, B at offsets 0, 1024, 2048.
+  np.testing.assert_array_equal(ds.train.x[0, 0, 0], train[b'data'][0, [0, 1024, 2048]])
+
+
+class _Evil:
+
+  def __reduce__(self):
+    return (os.system, ('echo pwned',))
+
+
+def test_restricted_unpickler_refuses_foreign_types(tmp_path):
+  folder = _write_cifar100(str(tmp_path))
+  with open(os.path.join(folder, 'train'), 'wb') as f:
+    pickle.dump({b'data': _Evil()}, f)
+  with pytest.raises(data.DataError, match='refusing to unpickle'):
+    data.load('cifar100', str(tmp_path))
+
+
+@pytest.mark.parametrize('corruption,message', [
+    ('labels', r'labels span \[\d+, 150\], expected \[0, 99\]'),
+    ('shape', r'expected uint8 \[N, 3072\]'),
+    ('truncated', 'is corrupt'),
+    ('missing', 'missing'),
+])
+def test_bad_archives_are_refused_with_what_was_expected(tmp_path, corruption, message):
+  rng = np.random.default_rng(2)
+  train = _cifar100_dict(10, rng)
+  if corruption == 'labels':
+    train[b'fine_labels'][0] = 150
+  if corruption == 'shape':
+    train[b'data'] = train[b'data'][:, :100]
+  folder = _write_cifar100(str(tmp_path), train=train)
+  path = os.path.join(folder, 'train')
+  if corruption == 'truncated':
+    raw = open(path, 'rb').read()
+    open(path, 'wb').write(raw[:len(raw) // 2])
+  if corruption == 'missing':
+    os.unlink(path)
+  with pytest.raises(data.DataError, match=message):
+    data.load('cifar100', str(tmp_path))
+
+
+def test_missing_data_dir_and_unknown_dataset(tmp_path):
+  with pytest.raises(data.DataError, match='does not exist'):
+    data.load('cifar10', str(tmp_path / 'nowhere'))
+  with pytest.raises(data.DataError, match='no cifar-10-batches-py/'):
+    data.load('cifar10', str(tmp_path))
+  with pytest.raises(data.DataError, match='unknown dataset'):
+    data.load('mnist', str(tmp_path))
+
+
+def test_real_cifar10_loads(cifar10_dir):
+  ds = data.load('cifar10', cifar10_dir)
+  assert ds.train.x.shape == (50000, 32, 32, 3) and ds.test.x.shape == (10000, 32, 32, 3)
+  assert np.bincount(ds.train.y).tolist() == [5000] * 10
+  # Train pixel mean of the official data, per channel (shared/data/README.md).
+  np.testing.assert_allclose(ds.train.x.reshape(-1, 3).mean(0), [125.27, 122.93, 113.86],
+                             atol=0.05)
+
+
+def test_augmentation_is_seeded_flip_and_shift():
+  x = tf.random.uniform([6, 32, 32, 3], seed=3)
+  seed = tf.constant([5, 7])
+  a, b = data.augment_batch(x, seed), data.augment_batch(x, seed)
+  np.testing.assert_array_equal(a.numpy(), b.numpy())
+  assert not np.array_equal(a.numpy(), data.augment_batch(x, tf.constant([5, 8])).numpy())
+  assert float(tf.reduce_min(a)) >= 0.0 and float(tf.reduce_max(a)) <= 1.0
+  # Each output is a flipped and/or shifted copy: its nonzero pixels are pixels of the input.
+  for i in range(6):
+    vals = set(np.round(x[i].numpy().ravel(), 6))
+    assert set(np.round(a[i].numpy().ravel(), 6)) - {0.0} <= vals
+
+
+def test_train_pipeline_skip_resumes_the_same_batches():
+  rng = np.random.default_rng(4)
+  split = data.Split(rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8),
+                     rng.integers(0, 10, 40).astype(np.int32))
+  full = [(x.numpy(), y.numpy()) for x, y in data.train_pipeline(split, 8, 1, 3)]
+  tail = [(x.numpy(), y.numpy()) for x, y in data.train_pipeline(split, 8, 1, 3, skip_batches=2)]
+  assert len(full) == 5 and len(tail) == 3
+  for (xa, ya), (xb, yb) in zip(full[2:], tail):
+    np.testing.assert_array_equal(xa, xb)
+    np.testing.assert_array_equal(ya, yb)
+  other_epoch = [y.numpy() for _, y in data.train_pipeline(split, 8, 1, 4)]
+  assert not all(np.array_equal(a[1], b) for a, b in zip(full, other_epoch))

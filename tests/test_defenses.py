@@ -1,0 +1,79 @@
+"""One train step of each defense; the PGN step moves both networks the right way."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_pgn.config import make_config
+from tf_pgn.defenses import AdversarialTrainer, mean_sq_l2
+
+
+def _batch():
+  x = tf.random.uniform([16, 32, 32, 3], seed=11)
+  y = tf.random.uniform([16], 0, 10, tf.int32, seed=12)
+  return x, y
+
+
+def _snapshot(model):
+  return [w.numpy().copy() for w in model.trainable_variables]
+
+
+def _changed(before, model):
+  return any(not np.array_equal(a, b.numpy()) for a, b in zip(before, model.trainable_variables))
+
+
+@pytest.mark.parametrize('defense', ['naive', 'fgm', 'pgd'])
+def test_baseline_step_updates_classifier_and_ema(defense):
+  t = AdversarialTrainer(make_config('tiny', defense=defense, eps=0.3, pgd_steps=3), 10)
+  x, y = _batch()
+  f0, e0 = _snapshot(t.classifier), _snapshot(t.ema_classifier)
+  out = t.train_step(x, y)
+  assert _changed(f0, t.classifier) and _changed(e0, t.ema_classifier)
+  expected_l2 = 0.0 if defense == 'naive' else 0.3
+  assert float(out['pert_l2']) <= expected_l2 + 1e-4
+  if defense == 'fgm':  # random pixels in [0, 1]: clipping may shorten a few coordinates
+    assert float(out['pert_l2']) > 0.25
+
+
+@pytest.mark.parametrize('through', [False, True])
+def test_pgn_step_updates_both_networks(through):
+  t = AdversarialTrainer(make_config('tiny', defense='pgn', pgn_grad_through_adv=through), 10)
+  x, y = _batch()
+  f0, g0 = _snapshot(t.classifier), _snapshot(t.generator)
+  out = t.train_step(x, y)
+  assert _changed(f0, t.classifier) and _changed(g0, t.generator)
+  x_adv, _ = t.generate(x, tf.one_hot(y, 10))
+  assert float(tf.reduce_min(x_adv)) >= 0.0 and float(tf.reduce_max(x_adv)) <= 1.0
+  np.testing.assert_allclose(float(out['pert_sq_l2']), float(mean_sq_l2(x_adv, x)), rtol=0.5)
+
+
+def test_pgn_generator_objective_decreases_against_fixed_classifier():
+  cfg = make_config('tiny', defense='pgn', c_l=1.0, gen_lr=1e-3)
+  t = AdversarialTrainer(cfg, 10)
+  x, y = _batch()
+  onehot = tf.one_hot(y, 10)
+
+  def gen_objective():
+    x_adv, _ = t.generate(x, onehot)
+    ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, t.classifier(x_adv)))
+    return float(-ce + cfg.c_l * mean_sq_l2(x_adv, x))
+
+  f0 = _snapshot(t.classifier)
+  before = gen_objective()
+  step = tf.function(lambda a, b: t.pgn_train_step(a, b, train_classifier=False))
+  for _ in range(10):
+    step(x, y)
+  assert not _changed(f0, t.classifier)
+  assert gen_objective() < before - 0.1 * abs(before)
+
+
+def test_through_flag_changes_the_classifier_gradient():
+  """With the flag, F's update also flows through x_adv and the input gradient."""
+  x, y = _batch()
+  deltas = []
+  for through in (False, True):
+    t = AdversarialTrainer(make_config('tiny', defense='pgn', pgn_grad_through_adv=through), 10)
+    f0 = _snapshot(t.classifier)
+    t.train_step(x, y)
+    deltas.append(np.concatenate([(w.numpy() - a).ravel()
+                                  for a, w in zip(f0, t.classifier.trainable_variables)]))
+  assert not np.allclose(deltas[0], deltas[1], atol=1e-9)

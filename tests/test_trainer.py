@@ -1,0 +1,88 @@
+"""End to end: learning on real CIFAR-10, resume, export, and the NaN guard."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_pgn import data
+from tf_pgn.config import make_config
+from tf_pgn.export import export_saved_model, load_saved_model
+from tf_pgn.trainer import Trainer, TrainError
+
+
+def test_a_few_hundred_steps_on_real_cifar10_beat_chance(cifar10_dir, tmp_path):
+  cfg = make_config('tiny', defense='naive', width=0.125, train_size=4000, test_size=500,
+                    epochs=2, lr=2e-3, checkpoint_every_steps=1000)
+  final = Trainer(cfg, str(tmp_path), cifar10_dir).run()
+  assert final['step'] == 250
+  assert final['test_acc'] > 0.3, final  # chance is 0.1
+  rows = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  assert [r['epoch'] for r in rows] == [1, 2]
+  assert json.load(open(tmp_path / 'config.json'))['defense'] == 'naive'
+
+
+def _weights(trainer):
+  nets = [trainer.model.classifier, trainer.model.ema_classifier]
+  if trainer.model.generator is not None:
+    nets.append(trainer.model.generator)
+  return [w.numpy() for net in nets for w in net.weights]
+
+
+@pytest.mark.parametrize('defense', ['pgn', 'pgd'])
+def test_interrupt_and_resume_reaches_the_same_weights(cifar10_dir, tmp_path, defense):
+  cfg = make_config('tiny', defense=defense, epochs=2, pgd_steps=2, eps=0.5,
+                    checkpoint_every_steps=3, deterministic=True)
+  reference = Trainer(cfg, str(tmp_path / 'ref'), cifar10_dir)
+  reference.run()
+
+  interrupted = Trainer(cfg, str(tmp_path / 'int'), cifar10_dir)
+  step = interrupted.model.train_step
+  calls = []
+
+  def crash_on_eleventh(x, y):  # mid epoch 2 (8 steps per epoch), after the step-9 checkpoint
+    calls.append(1)
+    if len(calls) == 11:
+      raise KeyboardInterrupt
+    return step(x, y)
+
+  interrupted.model.train_step = crash_on_eleventh
+  with pytest.raises(KeyboardInterrupt):
+    interrupted.run()
+  resumed = Trainer(cfg, str(tmp_path / 'int'), cifar10_dir)
+  assert resumed.restore() and int(resumed.step.numpy()) == 9
+  resumed.run()
+  for a, b in zip(_weights(reference), _weights(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_exported_saved_model_gives_the_keras_logits(cifar10_dir, tmp_path):
+  cfg = make_config('tiny', defense='pgn', train_size=64, epochs=1)
+  trainer = Trainer(cfg, str(tmp_path), cifar10_dir)
+  trainer.run()
+  serve = load_saved_model(str(tmp_path / 'export' / 'classifier'))
+  x = tf.constant(data.to_float(trainer.test_split.x[:16]))
+  np.testing.assert_allclose(serve(x).numpy(), trainer.model.ema_classifier(x).numpy(),
+                             atol=1e-5)
+  assert tf.saved_model.contains_saved_model(str(tmp_path / 'export' / 'generator'))
+  # Re-exporting over an existing export replaces it whole.
+  export_saved_model(trainer.model.ema_classifier, str(tmp_path / 'export' / 'classifier'))
+  assert sorted(os.listdir(tmp_path / 'export')) == ['classifier', 'generator']
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(cifar10_dir, tmp_path):
+  cfg = make_config('tiny', defense='naive', epochs=1, checkpoint_every_steps=2)
+  trainer = Trainer(cfg, str(tmp_path), cifar10_dir)
+  step = trainer.model.train_step
+  calls = []
+
+  def nan_on_fifth(x, y):
+    calls.append(1)
+    out = step(x, y)
+    return dict(out, loss=tf.constant(float('nan'))) if len(calls) == 5 else out
+
+  trainer.model.train_step = nan_on_fifth
+  with pytest.raises(TrainError, match='non-finite loss at step 5'):
+    trainer.run()
+  assert trainer.manager.latest_checkpoint.endswith('ckpt-4')

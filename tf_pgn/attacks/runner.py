@@ -1,0 +1,61 @@
+"""Batched execution of attacks and predictions over numpy arrays."""
+
+import time
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+__all__ = ['run_attack', 'predict']
+
+# Attacks compute in float32; anything further outside [0, 1] than this is a bug, not rounding.
+_RANGE_TOLERANCE = 1e-5
+
+
+def _batch_slices(n, batch_size):
+  return [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+
+def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None):
+  """Run ``attack_fn(model, x_batch, y_batch) -> x_adv_batch`` over ``x, y`` in batches.
+
+  Args:
+    attack_fn: callable returning adversarial inputs for one batch (tensor or array).
+    model: the classifier, passed through to ``attack_fn``.
+    x: float32 numpy inputs ``[N, ...]`` in [0, 1].
+    y: integer numpy labels ``[N]``.
+    batch_size: examples per call of ``attack_fn``.
+    progress_desc: if given, a tqdm progress bar with this description is shown, with the
+      mean images/s in its postfix.
+
+  Returns:
+    float32 numpy ``x_adv`` shaped like ``x``, clipped to [0, 1].
+
+  Raises:
+    AssertionError: if the attack returns values outside [0, 1] by more than rounding.
+  """
+  x = np.asarray(x, np.float32)
+  y = np.asarray(y)
+  x_adv = np.empty_like(x)
+  bar = tqdm(total=len(x), desc=progress_desc, unit='img') if progress_desc else None
+  start_time = time.perf_counter()
+  for batch in _batch_slices(len(x), batch_size):
+    adv = np.asarray(attack_fn(model, tf.constant(x[batch]), tf.constant(y[batch])),
+                     np.float32)
+    assert adv.shape == x[batch].shape, (adv.shape, x[batch].shape)
+    assert adv.min() >= -_RANGE_TOLERANCE and adv.max() <= 1.0 + _RANGE_TOLERANCE, (
+        f'attack returned values in [{adv.min()}, {adv.max()}], outside [0, 1]')
+    x_adv[batch] = np.clip(adv, 0.0, 1.0)
+    if bar is not None:
+      bar.update(batch.stop - batch.start)
+      bar.set_postfix(img_s=f'{bar.n / (time.perf_counter() - start_time):.1f}')
+  if bar is not None:
+    bar.close()
+  return x_adv
+
+
+def predict(model, x, batch_size=256):
+  """Logits of ``model`` on numpy ``x``, computed in batches, as a float32 numpy array."""
+  x = np.asarray(x, np.float32)
+  return np.concatenate([np.asarray(model(tf.constant(x[batch])), np.float32)
+                         for batch in _batch_slices(len(x), batch_size)])

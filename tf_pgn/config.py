@@ -1,0 +1,134 @@
+"""Typed training configuration and named presets.
+
+Every hyper-parameter of the paper (Lee, Han, Lee 2019, section 4.1 and the authors' code, see
+``shared/design/reference.md``) is named once here; ``train.py`` flags override a preset field by
+field.
+"""
+import dataclasses
+import json
+
+DATASETS = ('cifar10', 'cifar100')
+DEFENSES = ('naive', 'fgm', 'pgd', 'pgn')
+
+
+class ConfigError(ValueError):
+  """A configuration value is invalid; the message says which and how to fix it."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """One training run. Defaults are the paper's settings (``--preset=paper``)."""
+  dataset: str = 'cifar10'
+  defense: str = 'pgn'
+  # Classifier F (Table 1) and generator G (Figure 1) width multipliers.
+  width: float = 1.0
+  gen_width: float = 1.0
+  # Optimisation (section 4.1; authors' code): Adam 5e-4 for both networks, batch 128, 200 epochs.
+  epochs: int = 200
+  batch_size: int = 128
+  lr: float = 5e-4
+  gen_lr: float = 5e-4
+  ema_decay: float = 0.998
+  # Data: None means the whole split.
+  train_size: int | None = None
+  test_size: int | None = None
+  augment: bool = True
+  # FGM / PGD adversarial training, L2 (Madry et al. 2018): step = eps / steps * 5/3.
+  eps: float = 0.02
+  pgd_steps: int = 10
+  pgd_step_size: float | None = None
+  # PGN (Eq. 4): classifier loss (1 - adv_coeff) CE(F(x)) + adv_coeff CE(F(x_adv));
+  # generator loss -CE(F(x_adv)) + c_l * mean ||x_adv - x||_2^2.
+  c_l: float = 50.0
+  adv_coeff: float = 1.0
+  # Whether F's update differentiates through x_adv (and so through the input gradient, double
+  # backprop) as the authors' code does. Off by default: standard adversarial training treats
+  # x_adv as a constant for F, and the through-path lets F learn to weaken G's input.
+  pgn_grad_through_adv: bool = False
+  # Per-epoch robustness probe: PGD-L2 at probe_eps on the first probe_size test images.
+  probe_eps: float = 0.5
+  probe_size: int = 256
+  probe_steps: int = 10
+  # Bookkeeping.
+  seed: int = 1234
+  checkpoint_every_steps: int = 200
+  keep_checkpoints: int = 3
+  jit_compile: bool = False
+  deterministic: bool = False
+
+  @property
+  def pgd_step(self) -> float:
+    """PGD step size; the authors' default eps / steps * 5/3 unless set."""
+    if self.pgd_step_size is not None:
+      return self.pgd_step_size
+    return self.eps / self.pgd_steps * 5.0 / 3.0
+
+  def validate(self) -> 'TrainConfig':
+    """Raises ConfigError with a one-line fix for the first invalid field."""
+    if self.dataset not in DATASETS:
+      raise ConfigError(f'unknown dataset {self.dataset!r}: use one of {", ".join(DATASETS)}')
+    if self.defense not in DEFENSES:
+      raise ConfigError(f'unknown defense {self.defense!r}: use one of {", ".join(DEFENSES)}')
+    positive = dict(width=self.width, gen_width=self.gen_width, epochs=self.epochs,
+                    batch_size=self.batch_size, lr=self.lr, gen_lr=self.gen_lr,
+                    pgd_steps=self.pgd_steps, checkpoint_every_steps=self.checkpoint_every_steps)
+    for name, value in positive.items():
+      if not value > 0:
+        raise ConfigError(f'--{name}={value} must be positive')
+    for name in ('eps', 'c_l', 'probe_eps'):
+      if not getattr(self, name) >= 0:
+        raise ConfigError(f'--{name}={getattr(self, name)} is negative: give a value >= 0')
+    if self.pgd_step_size is not None and not self.pgd_step_size > 0:
+      raise ConfigError(f'--pgd_step_size={self.pgd_step_size} must be positive')
+    if not 0.0 <= self.adv_coeff <= 1.0:
+      raise ConfigError(f'--adv_coeff={self.adv_coeff} must lie in [0, 1]')
+    if not 0.0 <= self.ema_decay < 1.0:
+      raise ConfigError(f'--ema_decay={self.ema_decay} must lie in [0, 1)')
+    for name in ('train_size', 'test_size'):
+      value = getattr(self, name)
+      if value is not None and value < self.batch_size and name == 'train_size':
+        raise ConfigError(f'--train_size={value} is smaller than --batch_size={self.batch_size}')
+      if value is not None and value <= 0:
+        raise ConfigError(f'--{name}={value} must be positive')
+    return self
+
+  def architecture(self) -> dict:
+    """The fields a checkpoint's variables depend on; a run directory must agree on them."""
+    return dict(dataset=self.dataset, defense=self.defense, width=self.width,
+                gen_width=self.gen_width)
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, d: dict) -> 'TrainConfig':
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# Named presets: only the fields that differ from the paper's defaults.
+PRESETS = {
+    # The paper: width 1, 200 epochs, batch 128, Adam 5e-4, EMA 0.998.
+    'paper': {},
+    # 2-core CPU: a quarter-width classifier and generator, fewer epochs (see README for the
+    # accuracy and seconds per epoch each defense reaches with it).
+    'cpu': dict(width=0.25, gen_width=0.25, epochs=10, train_size=None, ema_decay=0.99,
+                checkpoint_every_steps=100),
+    # Unit tests: seconds per run.
+    'tiny': dict(width=0.0625, gen_width=0.0625, epochs=1, batch_size=32, train_size=256,
+                 test_size=128, probe_size=32, probe_steps=2, ema_decay=0.9,
+                 checkpoint_every_steps=4),
+}
+
+
+def make_config(preset: str = 'paper', **overrides) -> TrainConfig:
+  """The preset's config with the given fields replaced; validated."""
+  if preset not in PRESETS:
+    raise ConfigError(f'unknown preset {preset!r}: use one of {", ".join(PRESETS)}')
+  fields = dict(PRESETS[preset])
+  fields.update({k: v for k, v in overrides.items() if v is not None})
+  names = {f.name for f in dataclasses.fields(TrainConfig)}
+  unknown = set(fields) - names
+  if unknown:
+    raise ConfigError(f'unknown config field(s) {sorted(unknown)}')
+  return TrainConfig(**fields).validate()

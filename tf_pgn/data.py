@@ -1,0 +1,237 @@
+"""CIFAR-10/100 from the official python archives, and the tf.data pipelines.
+
+The readers accept the official ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``, their
+extracted folder (``cifar-10-batches-py/``, ``cifar-100-python/``) or the folder holding either.
+Pickles are read with a restricted unpickler that admits only what the archives contain, and every
+array is checked for shape, dtype and label range before training.
+"""
+import dataclasses
+import io
+import os
+import pickle
+import tarfile
+
+import numpy as np
+import tensorflow as tf
+
+DATA_DIR_ENV = 'TF_PGN_DATA_DIR'
+
+
+class DataError(ValueError):
+  """The data is missing or not what the official archive holds; the message says which."""
+
+
+@dataclasses.dataclass
+class Split:
+  """Images uint8 [N, 32, 32, 3] (HWC) and int32 labels [N]."""
+  x: np.ndarray
+  y: np.ndarray
+
+
+@dataclasses.dataclass
+class Dataset:
+  name: str
+  num_classes: int
+  train: Split
+  test: Split
+
+
+_LAYOUT = {
+    # dataset: (archive folder, archive file, train members, test members, label key, classes)
+    'cifar10': ('cifar-10-batches-py', 'cifar-10-python.tar.gz',
+                [f'data_batch_{i}' for i in range(1, 6)], ['test_batch'], b'labels', 10),
+    'cifar100': ('cifar-100-python', 'cifar-100-python.tar.gz', ['train'], ['test'],
+                 b'fine_labels', 100),
+}
+
+# What the official pickles contain: dicts of bytes, lists, ints and numpy uint8 arrays.
+_ALLOWED_GLOBALS = {
+    ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+    ('numpy', 'ndarray'), ('numpy', 'dtype'),
+    ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+    ('_codecs', 'encode'),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+
+  def find_class(self, module, name):
+    if (module, name) not in _ALLOWED_GLOBALS:
+      raise DataError(f'refusing to unpickle {module}.{name}: not a type the CIFAR archives hold')
+    return super().find_class(module, name)
+
+
+def _unpickle(raw: bytes, what: str) -> dict:
+  try:
+    obj = _RestrictedUnpickler(io.BytesIO(raw), encoding='bytes').load()
+  except DataError as e:
+    raise DataError(f'{what}: {e}') from None
+  except Exception as e:  # truncated or not a pickle at all
+    raise DataError(f'{what} is corrupt ({type(e).__name__}: {e}); re-download or re-create '
+                    'the archive') from None
+  if not isinstance(obj, dict):
+    raise DataError(f'{what} holds a {type(obj).__name__}, expected a dict as in the official '
+                    'archive')
+  return obj
+
+
+def _to_split(batches: list, label_key: bytes, num_classes: int, what: str) -> Split:
+  xs, ys = [], []
+  for name, d in batches:
+    if b'data' not in d or label_key not in d:
+      raise DataError(f'{what}/{name} lacks keys {b"data"!r} and {label_key!r}: is this the '
+                      'right dataset?')
+    x, y = d[b'data'], np.asarray(d[label_key])
+    if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
+      shape = getattr(x, 'shape', None)
+      dtype = getattr(x, 'dtype', type(x).__name__)
+      raise DataError(f'{what}/{name}: data has shape {shape} dtype {dtype}, expected uint8 '
+                      '[N, 3072]')
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+      raise DataError(f'{what}/{name}: {len(y)} labels for {len(x)} images, expected one '
+                      'integer label per image')
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+      raise DataError(f'{what}/{name}: labels span [{y.min()}, {y.max()}], expected '
+                      f'[0, {num_classes - 1}]')
+    xs.append(x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    ys.append(y.astype(np.int32))
+  return Split(np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys))
+
+
+def _read_members(path: str, folder: str, members: list) -> list:
+  """Reads the named pickles from an extracted folder or a .tar.gz archive."""
+  if os.path.isdir(path):
+    base = path if os.path.basename(os.path.normpath(path)) == folder else os.path.join(path,
+                                                                                       folder)
+    out = []
+    for m in members:
+      p = os.path.join(base, m)
+      if not os.path.isfile(p):
+        raise DataError(f'missing {p}: point --data_dir (or ${DATA_DIR_ENV}) at the folder '
+                        f'holding {folder}/ or its archive')
+      with open(p, 'rb') as f:
+        out.append((m, _unpickle(f.read(), p)))
+    return out
+  try:
+    with tarfile.open(path, 'r:*') as tar:
+      out = []
+      for m in members:
+        try:
+          f = tar.extractfile(f'{folder}/{m}')
+        except KeyError:
+          raise DataError(f'{path} has no {folder}/{m}: is it the official archive of this '
+                          'dataset?') from None
+        out.append((m, _unpickle(f.read(), f'{path}:{folder}/{m}')))
+      return out
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise DataError(f'{path} is not a readable archive ({e}); re-download it') from None
+
+
+def _find_source(path: str, folder: str, archive: str) -> str:
+  """The extracted folder or archive for this dataset at or under path."""
+  candidates = [path, os.path.join(path, folder), os.path.join(path, archive)]
+  if os.path.isfile(path) or os.path.basename(os.path.normpath(path)) == folder:
+    return path
+  for c in candidates[1:]:
+    if os.path.exists(c):
+      return c
+  raise DataError(f'no {folder}/ or {archive} in {path}: point --data_dir (or ${DATA_DIR_ENV}) '
+                  'at the folder that holds the official CIFAR python archive')
+
+
+def load(dataset: str, data_dir: str | None = None) -> Dataset:
+  """Loads CIFAR-10 or CIFAR-100 (fine labels).
+
+  From ``data_dir``, else ``$TF_PGN_DATA_DIR``, else the normal ``keras.datasets`` download.
+  """
+  if dataset not in _LAYOUT:
+    raise DataError(f'unknown dataset {dataset!r}: use one of {", ".join(_LAYOUT)}')
+  folder, archive, train_m, test_m, label_key, k = _LAYOUT[dataset]
+  data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
+  if not data_dir:
+    return _download(dataset, k)
+  if not os.path.exists(data_dir):
+    raise DataError(f'--data_dir {data_dir} does not exist')
+  src = _find_source(data_dir, folder, archive)
+  train = _to_split(_read_members(src, folder, train_m), label_key, k, src)
+  test = _to_split(_read_members(src, folder, test_m), label_key, k, src)
+  return Dataset(dataset, k, train, test)
+
+
+def _download(dataset: str, k: int) -> Dataset:
+  import keras  # pylint: disable=g-import-not-at-top
+  module = keras.datasets.cifar10 if dataset == 'cifar10' else keras.datasets.cifar100
+  try:
+    (xt, yt), (xs, ys) = module.load_data()
+  except Exception as e:  # no internet, proxy, ...
+    raise DataError(f'could not download {dataset} ({type(e).__name__}); download the official '
+                    f'python archive and pass --data_dir or set ${DATA_DIR_ENV}') from None
+  return Dataset(dataset, k, Split(xt, yt.reshape(-1).astype(np.int32)),
+                 Split(xs, ys.reshape(-1).astype(np.int32)))
+
+
+def subset(split: Split, size: int | None) -> Split:
+  """The first ``size`` examples (all when None)."""
+  if size is None or size >= len(split.y):
+    return split
+  return Split(split.x[:size], split.y[:size])
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: int = 4) -> tf.Tensor:
+  """Random horizontal flip and random shift of up to ``max_shift`` pixels (zero fill).
+
+  Stateless: the same ``seed`` (int32 [2]) gives the same batch, so a resumed run sees the same
+  augmented data as an uninterrupted one.
+  """
+  n = tf.shape(images)[0]
+  seeds = tf.random.experimental.stateless_split(seed, 2)
+  flip = tf.random.stateless_uniform([n], seeds[0]) < 0.5
+  images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+  shift = tf.random.stateless_uniform([n, 2], seeds[1], -max_shift, max_shift + 1, tf.int32)
+  shift = tf.cast(shift, tf.float32)
+  ones, zeros = tf.ones([n]), tf.zeros([n])
+  # Projective transform [a0 a1 a2 b0 b1 b2 c0 c1]: output (x, y) reads input (x + dx, y + dy).
+  transform = tf.stack([ones, zeros, shift[:, 0], zeros, ones, shift[:, 1], zeros, zeros], 1)
+  return tf.raw_ops.ImageProjectiveTransformV3(
+      images=images, transforms=transform, output_shape=tf.shape(images)[1:3],
+      fill_value=0.0, interpolation='NEAREST', fill_mode='CONSTANT')
+
+
+def _to_float(x):
+  return tf.cast(x, tf.float32) / 255.0
+
+
+def train_pipeline(split: Split, batch_size: int, seed: int, epoch: int, skip_batches: int = 0,
+                   augment: bool = True) -> tf.data.Dataset:
+  """One epoch of shuffled, augmented batches of float32 images in [0, 1] and int32 labels.
+
+  The order depends only on (seed, epoch); ``skip_batches`` resumes mid-epoch.
+  """
+  perm = np.random.default_rng([seed, epoch]).permutation(len(split.y))
+  num_batches = len(perm) // batch_size
+  ds = tf.data.Dataset.from_tensor_slices((split.x[perm], split.y[perm]))
+  ds = ds.batch(batch_size, drop_remainder=True).enumerate().skip(skip_batches)
+
+  def prepare(i, batch):
+    x, y = batch
+    x = _to_float(x)
+    if augment:
+      x = augment_batch(x, tf.stack([tf.cast(seed * 100003 + epoch, tf.int32),
+                                     tf.cast(i, tf.int32)]))
+    return x, y
+
+  ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.prefetch(tf.data.AUTOTUNE).apply(tf.data.experimental.assert_cardinality(
+      num_batches - skip_batches))
+
+
+def eval_pipeline(split: Split, batch_size: int) -> tf.data.Dataset:
+  """Batches in order, float32 images in [0, 1]."""
+  ds = tf.data.Dataset.from_tensor_slices((split.x, split.y)).batch(batch_size)
+  return ds.map(lambda x, y: (_to_float(x), y), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def to_float(x: np.ndarray) -> np.ndarray:
+  """uint8 images to float32 in [0, 1]."""
+  return x.astype(np.float32) / 255.0

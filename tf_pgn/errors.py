@@ -1,0 +1,23 @@
+"""One-line errors for the command lines: a known problem prints its message and exits 2."""
+import contextlib
+import sys
+
+from tf_pgn.config import ConfigError
+from tf_pgn.data import DataError
+from tf_pgn.export import ModelLoadError
+
+USER_ERRORS = (ConfigError, DataError, ModelLoadError)
+
+
+@contextlib.contextmanager
+def one_line(program: str, extra: tuple = ()):
+  """Turns the library's user-facing errors into ``program: error: message`` and exit code 2."""
+  from tf_pgn.trainer import TrainError  # pylint: disable=g-import-not-at-top
+  try:
+    yield
+  except USER_ERRORS + (TrainError,) + extra as e:
+    print(f'{program}: error: {e}', file=sys.stderr, flush=True)
+    sys.exit(2)
+  except KeyboardInterrupt:
+    print(f'{program}: interrupted; rerun the same command to resume', file=sys.stderr)
+    sys.exit(130)

@@ -1,0 +1,50 @@
+"""SavedModel export of trained networks and loading of a classifier from either form."""
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+
+class ModelLoadError(ValueError):
+  """A path is neither a run directory nor a SavedModel."""
+
+
+def export_saved_model(model, path: str) -> None:
+  """Writes ``model`` as a SavedModel (endpoint ``serve``) at ``path``, atomically: a reader sees
+  the old export or the complete new one, never a half-written folder."""
+  parent = os.path.dirname(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
+  try:
+    model.export(os.path.join(tmp, 'model'), format='tf_saved_model', verbose=False)
+    old = None
+    if os.path.exists(path):
+      old = tempfile.mkdtemp(prefix='.old-', dir=parent)
+      os.rename(path, os.path.join(old, 'model'))
+    os.rename(os.path.join(tmp, 'model'), path)
+    if old:
+      shutil.rmtree(old)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_saved_model(path: str):
+  """A callable mapping float32 [N, 32, 32, 3] images in [0, 1] to logits."""
+  if not tf.saved_model.contains_saved_model(path):
+    raise ModelLoadError(f'{path} holds no SavedModel')
+  loaded = tf.saved_model.load(path)
+  if not hasattr(loaded, 'serve'):
+    raise ModelLoadError(f'{path} has no "serve" endpoint: export it with tf_pgn (train.py)')
+  return SavedModelClassifier(loaded)
+
+
+class SavedModelClassifier:
+  """Calls a loaded SavedModel's ``serve`` endpoint; holds the object that owns its variables."""
+
+  def __init__(self, loaded):
+    self._loaded = loaded
+
+  def __call__(self, x, training=False):
+    del training  # inference only
+    return self._loaded.serve(x)

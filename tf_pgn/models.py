@@ -1,0 +1,92 @@
+"""The classifier F (ConvPool-CNN, Table 1) and the perturbation generator G (Figure 1)."""
+import keras
+import tensorflow as tf
+
+_LEAK = 0.2
+_BOX = 0.999999  # keeps atanh finite at pixels 0 and 1 (Carlini & Wagner 2017)
+
+
+def _channels(base: int, width: float) -> int:
+  return max(1, int(round(base * width)))
+
+
+def build_classifier(num_classes: int, width: float = 1.0, name: str = 'classifier'
+                    ) -> keras.Model:
+  """ConvPool-CNN of Table 1: three blocks Conv3x3(64*2^s) -> Conv3x3(64*2^(s+1)) -> AvgPool2,
+  then Conv3x3(num_classes) and a spatial mean. LeakyReLU(0.2), He-normal init, no batch norm.
+
+  Input float32 [N, 32, 32, 3] in [0, 1]; output logits [N, num_classes].
+  """
+  x = inputs = keras.Input((32, 32, 3), name='image')
+  for s in range(3):
+    for base in (64 * 2**s, 64 * 2**(s + 1)):
+      x = keras.layers.Conv2D(_channels(base, width), 3, padding='same',
+                              kernel_initializer='he_normal')(x)
+      x = keras.layers.LeakyReLU(_LEAK)(x)
+    x = keras.layers.AveragePooling2D(2)(x)
+  x = keras.layers.Conv2D(num_classes, 3, padding='same', kernel_initializer='he_normal')(x)
+  logits = keras.layers.GlobalAveragePooling2D(name='logits')(x)
+  return keras.Model(inputs, logits, name=name)
+
+
+@keras.saving.register_keras_serializable('tf_pgn')
+class TileLabels(keras.layers.Layer):
+  """Concatenates a one-hot label, tiled over space, to a feature map (Figure 1)."""
+
+  def call(self, inputs):
+    features, onehot = inputs
+    shape = tf.shape(features)
+    tiled = tf.tile(onehot[:, None, None, :], [1, shape[1], shape[2], 1])
+    return tf.concat([features, tf.cast(tiled, features.dtype)], axis=-1)
+
+
+def build_generator(num_classes: int, gen_width: float = 1.0, name: str = 'generator'
+                   ) -> keras.Model:
+  """Perturbation generator G(grad_x F, x, y) of Figure 1.
+
+  y -> Dense 1024 -> concat y -> Dense 128*8*8 -> 8x8x128 -> concat tiled y -> ConvT4x4 128 s2
+  -> concat tiled y -> ConvT4x4 128 s2 -> concat [grad, 2x - 1] -> Conv3x3 128 -> Conv3x3 3.
+  Returns the pre-box perturbation l (linear output); see ``tanh_box``.
+  """
+  grad = keras.Input((32, 32, 3), name='input_gradient')
+  image = keras.Input((32, 32, 3), name='image')
+  onehot = keras.Input((num_classes,), name='label_onehot')
+  act = lambda: keras.layers.LeakyReLU(_LEAK)
+  dense_units, ch = _channels(1024, gen_width), _channels(128, gen_width)
+  h = act()(keras.layers.Dense(dense_units, kernel_initializer='he_normal')(onehot))
+  h = keras.layers.Concatenate()([h, onehot])
+  h = act()(keras.layers.Dense(ch * 8 * 8, kernel_initializer='he_normal')(h))
+  h = keras.layers.Reshape((8, 8, ch))(h)
+  for _ in range(2):
+    h = TileLabels()([h, onehot])
+    h = keras.layers.Conv2DTranspose(ch, 4, strides=2, padding='same',
+                                     kernel_initializer='he_normal')(h)
+    h = act()(h)
+  centred = keras.layers.Rescaling(2.0, offset=-1.0)(image)
+  h = keras.layers.Concatenate()([h, grad, centred])
+  h = act()(keras.layers.Conv2D(ch, 3, padding='same', kernel_initializer='he_normal')(h))
+  l = keras.layers.Conv2D(3, 3, padding='same', kernel_initializer='he_normal',
+                          name='perturbation')(h)
+  return keras.Model([grad, image, onehot], l, name=name)
+
+
+def tanh_box(x: tf.Tensor, l: tf.Tensor) -> tf.Tensor:
+  """x_adv = (tanh(atanh((2x - 1) * 0.999999) + l) + 1) / 2: in [0, 1] for any l, x for l = 0.
+
+  The change of variables of Carlini & Wagner (2017) used by the paper (section 4.1) so that the
+  generator needs no clipping.
+  """
+  return (tf.tanh(tf.atanh((2.0 * x - 1.0) * _BOX) + l) + 1.0) / 2.0
+
+
+def true_class_gradient(classifier, x: tf.Tensor, onehot: tf.Tensor):
+  """grad_x of the batch-mean softmax probability of the true class (the input of G, section 3.1).
+
+  Returns (gradient, logits of x) so that callers reuse the forward pass. Recorded on any outer
+  tape, so a caller may differentiate through it (double backprop).
+  """
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    logits = classifier(x, training=True)
+    p_true = tf.reduce_mean(tf.reduce_sum(tf.nn.softmax(logits) * onehot, axis=-1))
+  return tape.gradient(p_true, x), logits

@@ -1,0 +1,199 @@
+"""The training loop: epochs, EMA evaluation, robustness probe, checkpoints/resume, logging.
+
+A run directory holds ``config.json`` (the flags), ``ckpt/`` (CheckpointManager: both networks,
+both optimizers, the EMA classifier, the random generator, epoch and step), ``tb/`` (TensorBoard),
+``metrics.jsonl`` (one line per epoch) and, when training ends, ``export/classifier`` (SavedModel
+of the EMA classifier) and, for PGN, ``export/generator``.
+"""
+import json
+import math
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from tf_pgn import data as data_lib
+from tf_pgn.attacks.gradient import pgd_l2
+from tf_pgn.config import TrainConfig
+from tf_pgn.defenses import AdversarialTrainer
+from tf_pgn.export import export_saved_model
+from tf_pgn.io_utils import read_jsonl, write_json_atomic, write_text_atomic
+
+
+class TrainError(RuntimeError):
+  """Training cannot go on; the message names the problem and the fix."""
+
+
+def _check_run_dir(cfg: TrainConfig, run_dir: str) -> None:
+  """Refuses a run directory made with another dataset, defense or architecture."""
+  path = os.path.join(run_dir, 'config.json')
+  if not os.path.exists(path):
+    return
+  try:
+    with open(path) as f:
+      old = TrainConfig.from_dict(json.load(f))
+  except (ValueError, TypeError) as e:
+    raise TrainError(f'{path} is unreadable ({e}): use a new --run_dir') from None
+  diff = {k: (v, cfg.architecture()[k]) for k, v in old.architecture().items()
+          if cfg.architecture()[k] != v}
+  if diff:
+    what = ', '.join(f'{k}={a} (now {b})' for k, (a, b) in diff.items())
+    raise TrainError(f'{run_dir} was made with {what}: use a new --run_dir or the same flags')
+
+
+def _predict_fn(model):
+  return tf.function(lambda x: model(x, training=False))
+
+
+def evaluate_accuracy(model, split: data_lib.Split, batch_size: int = 500) -> float:
+  """Benign accuracy of ``model`` on ``split``."""
+  predict = _predict_fn(model)
+  correct = 0
+  for x, y in data_lib.eval_pipeline(split, batch_size):
+    correct += int(tf.reduce_sum(tf.cast(tf.argmax(predict(x), -1, tf.int32) == y, tf.int32)))
+  return correct / max(1, len(split.y))
+
+
+class Trainer:
+  """Trains one defense into one run directory, resuming whatever it holds."""
+
+  def __init__(self, cfg: TrainConfig, run_dir: str, data_dir: str | None = None):
+    _check_run_dir(cfg, run_dir)
+    self.cfg, self.run_dir = cfg, run_dir
+    if cfg.deterministic:
+      tf.config.experimental.enable_op_determinism()
+    ds = data_lib.load(cfg.dataset, data_dir)
+    self.num_classes = ds.num_classes
+    self.train_split = data_lib.subset(ds.train, cfg.train_size)
+    self.test_split = data_lib.subset(ds.test, cfg.test_size)
+    self.probe_split = data_lib.subset(ds.test, cfg.probe_size)
+    self.steps_per_epoch = len(self.train_split.y) // cfg.batch_size
+    if self.steps_per_epoch == 0:
+      raise TrainError(f'{len(self.train_split.y)} training images is fewer than one batch of '
+                       f'{cfg.batch_size}: lower --batch_size or raise --train_size')
+    self.model = AdversarialTrainer(cfg, self.num_classes)
+    self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
+    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+    self.ckpt = tf.train.Checkpoint(epoch=self.epoch, step=self.step,
+                                    **self.model.trackables())
+    self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(run_dir, 'ckpt'),
+                                              max_to_keep=cfg.keep_checkpoints)
+    self.metrics_path = os.path.join(run_dir, 'metrics.jsonl')
+    self._probe = tf.function(lambda x, y: pgd_l2(
+        self.model.ema_classifier, x, y, cfg.probe_eps, 2.5 * cfg.probe_eps / cfg.probe_steps,
+        cfg.probe_steps))
+
+  # -- checkpoints -------------------------------------------------------------------------
+  def restore(self) -> bool:
+    """Restores the newest readable checkpoint; a corrupt one is reported and skipped."""
+    for path in reversed(self.manager.checkpoints):
+      try:
+        self.ckpt.restore(path).assert_existing_objects_matched()
+        return True
+      except (tf.errors.OpError, AssertionError, ValueError) as e:
+        print(f'warning: checkpoint {path} is unreadable ({type(e).__name__}), trying the '
+              'previous one', flush=True)
+    return False
+
+  def save(self) -> None:
+    self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+  # -- loop --------------------------------------------------------------------------------
+  def run(self) -> dict:
+    cfg = self.cfg
+    os.makedirs(self.run_dir, exist_ok=True)
+    write_text_atomic(os.path.join(self.run_dir, 'config.json'), cfg.to_json())
+    if self.restore():
+      print(f'resuming {self.run_dir} at epoch {int(self.epoch.numpy())}, step '
+            f'{int(self.step.numpy())}', flush=True)
+    writer = tf.summary.create_file_writer(os.path.join(self.run_dir, 'tb'))
+    last = None
+    while int(self.epoch.numpy()) < cfg.epochs:
+      with writer.as_default():
+        last = self._run_epoch(int(self.epoch.numpy()))
+    self._export()
+    return last or (read_jsonl(self.metrics_path) or [{}])[-1]
+
+  def _run_epoch(self, epoch: int) -> dict:
+    cfg = self.cfg
+    done = int(self.step.numpy()) - epoch * self.steps_per_epoch
+    batches = data_lib.train_pipeline(self.train_split, cfg.batch_size, cfg.seed, epoch,
+                                      skip_batches=done, augment=cfg.augment)
+    sums, count, t0 = {}, 0, time.perf_counter()
+    bar = tqdm(batches, total=self.steps_per_epoch, initial=done, disable=None, leave=False,
+               desc=f'epoch {epoch + 1}/{cfg.epochs}', mininterval=1.0)
+    for x, y in bar:
+      out = {k: float(v) for k, v in self.model.train_step(x, y).items()}
+      if not all(math.isfinite(v) for v in out.values()):
+        bad = ', '.join(k for k, v in out.items() if not math.isfinite(v))
+        raise TrainError(f'non-finite {bad} at step {int(self.step.numpy()) + 1}: the last good '
+                         'checkpoint is kept; lower --lr or raise --c_l and rerun')
+      self.step.assign_add(1)
+      count += 1
+      for k, v in out.items():
+        sums[k] = sums.get(k, 0.0) + v
+      step = int(self.step.numpy())
+      if step % 20 == 0:
+        for k, v in out.items():
+          tf.summary.scalar(f'train/{k}', v, step=step)
+      bar.set_postfix(loss=f'{out["loss"]:.3f}', acc=f'{out["train_acc"]:.3f}',
+                      img_s=f'{count * cfg.batch_size / (time.perf_counter() - t0):.0f}')
+      if step % cfg.checkpoint_every_steps == 0:
+        self.save()
+    seconds = time.perf_counter() - t0
+    bar.close()
+    row = dict(epoch=epoch + 1, step=int(self.step.numpy()),
+               **{f'train_{k}' if not k.startswith('train') else k: v / max(count, 1)
+                  for k, v in sums.items()},
+               epoch_seconds=seconds, images_per_second=count * cfg.batch_size / seconds,
+               resumed_mid_epoch=done > 0)
+    row['test_acc'] = evaluate_accuracy(self.model.ema_classifier, self.test_split)
+    row[f'probe_pgd{cfg.probe_eps:g}_acc'] = self._probe_accuracy()
+    self.epoch.assign(epoch + 1)
+    self.save()
+    self._append_metrics(row)
+    for k, v in row.items():
+      if isinstance(v, float):
+        tf.summary.scalar(f'epoch/{k}', v, step=epoch + 1)
+    if self.model.generator is not None:
+      self._log_pgn_images(epoch + 1)
+    print(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
+                   for k, v in row.items()), flush=True)
+    return row
+
+  def _probe_accuracy(self) -> float:
+    """Accuracy of the EMA classifier under PGD-L2 (probe_eps) on the first test images."""
+    x = data_lib.to_float(self.probe_split.x)
+    y = self.probe_split.y
+    x_adv = self._probe(tf.constant(x), tf.constant(y))
+    pred = tf.argmax(self.model.ema_classifier(x_adv), -1, tf.int32).numpy()
+    return float(np.mean(pred == y))
+
+  def _append_metrics(self, row: dict) -> None:
+    """Rewrites metrics.jsonl atomically, replacing a line a killed run left for this epoch."""
+    rows = [r for r in read_jsonl(self.metrics_path) if r['epoch'] < row['epoch']] + [row]
+    write_text_atomic(self.metrics_path, ''.join(json.dumps(r) + '\n' for r in rows))
+
+  def _log_pgn_images(self, epoch: int) -> None:
+    """TensorBoard grid: x, x_adv and the perturbation amplified to fill [0, 1]."""
+    x = tf.constant(data_lib.to_float(self.probe_split.x[:8]))
+    onehot = tf.one_hot(self.probe_split.y[:8], self.num_classes)
+    x_adv, _ = self.model.generate(x, onehot)
+    delta = x_adv - x
+    amp = 0.5 + 0.5 * delta / (tf.reduce_max(tf.abs(delta)) + 1e-12)
+    grid = tf.concat([x, x_adv, amp], axis=2)  # each row: x | x_adv | amplified delta
+    tf.summary.image('pgn/x_xadv_delta', grid, step=epoch, max_outputs=8)
+
+  def _export(self) -> None:
+    export_saved_model(self.model.ema_classifier, os.path.join(self.run_dir, 'export',
+                                                               'classifier'))
+    if self.model.generator is not None:
+      export_saved_model(self.model.generator, os.path.join(self.run_dir, 'export',
+                                                            'generator'))
+
+
+def train(cfg: TrainConfig, run_dir: str, data_dir: str | None = None) -> dict:
+  """Trains (or resumes) ``cfg`` in ``run_dir``; returns the last epoch's metrics."""
+  return Trainer(cfg, run_dir, data_dir).run()
