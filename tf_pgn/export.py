@@ -48,3 +48,28 @@ class SavedModelClassifier:
   def __call__(self, x, training=False):
     del training  # inference only
     return self._loaded.serve(x)
+
+
+def load_classifier(path: str):
+  """The classifier at ``path``: a run directory (EMA weights of its newest checkpoint) or a
+  SavedModel directory. Returns (callable model, number of classes, description)."""
+  import json  # pylint: disable=g-import-not-at-top
+  from tf_pgn import models  # pylint: disable=g-import-not-at-top
+  from tf_pgn.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  config_path = os.path.join(path, 'config.json')
+  if os.path.isfile(config_path):
+    with open(config_path) as f:
+      cfg = TrainConfig.from_dict(json.load(f))
+    num_classes = {'cifar10': 10, 'cifar100': 100}[cfg.dataset]
+    model = models.build_classifier(num_classes, cfg.width, name='ema_classifier')
+    latest = tf.train.latest_checkpoint(os.path.join(path, 'ckpt'))
+    if latest is None:
+      raise ModelLoadError(f'run directory {path} has no checkpoint yet: train it first')
+    tf.train.Checkpoint(ema_classifier=model).restore(latest).expect_partial()
+    return model, num_classes, f'{path} (EMA weights of {os.path.basename(latest)})'
+  if os.path.isdir(path) and tf.saved_model.contains_saved_model(path):
+    model = load_saved_model(path)
+    num_classes = int(model(tf.zeros([1, 32, 32, 3])).shape[-1])
+    return model, num_classes, f'{path} (SavedModel)'
+  raise ModelLoadError(f'{path} is neither a run directory (with config.json) nor a SavedModel '
+                       'directory: pass --ckpt=runs/NAME or --ckpt=runs/NAME/export/classifier')
