@@ -92,7 +92,7 @@ class Trainer:
       try:
         self.ckpt.restore(path).assert_existing_objects_matched()
         return True
-      except (tf.errors.OpError, AssertionError, ValueError) as e:
+      except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:
         print(f'warning: checkpoint {path} is unreadable ({type(e).__name__}), trying the '
               'previous one', flush=True)
     return False
