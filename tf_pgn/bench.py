@@ -1,0 +1,119 @@
+"""Training-speed benchmark: the train step of every defense, measured in one process.
+
+  python -m tf_pgn.bench --width=0.5 --batch_size=128        # table on stdout, bench.json
+  python -m tf_pgn.bench --jit_compile                       # XLA
+
+Reports images/s and ms/step (median of --repeats timed steps after --warmup steps) of naive,
+FGM-AT, PGD-AT (7 and 10 steps) and PGN; the ratios PGN/FGM and PGD-10/PGN behind the paper's
+speed claim (FGM < PGN < PGD, section 4.4); the classifier step's FLOP/s against a dense matmul's
+on the same device; and the input pipeline's images/s on its own.
+"""
+import os
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import keras  # pylint: disable=g-import-not-at-top
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from tf_pgn import data as data_lib
+from tf_pgn.config import make_config
+from tf_pgn.defenses import AdversarialTrainer
+from tf_pgn.io_utils import write_json_atomic
+
+flags.DEFINE_float('width', 0.5, 'Classifier width multiplier.')
+flags.DEFINE_float('gen_width', None, 'Generator width multiplier (default: --width).')
+flags.DEFINE_integer('batch_size', 128, 'Batch size.')
+flags.DEFINE_integer('warmup', 2, 'Untimed steps (tracing, compilation).')
+flags.DEFINE_integer('repeats', 5, 'Timed steps; the median is reported.')
+flags.DEFINE_bool('jit_compile', False, 'Compile the train steps with XLA.')
+flags.DEFINE_string('defenses', 'naive,fgm,pgd7,pgd10,pgn', 'Which steps to time.')
+flags.DEFINE_string('out', 'bench.json', 'Where to write the results.')
+FLAGS = flags.FLAGS
+
+
+def forward_flops(model: keras.Model) -> float:
+  """Multiply-adds x 2 of the conv and dense layers of one forward pass of one image."""
+  total = 0.0
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.Conv2D):
+      h, w, cout = layer.output.shape[1:]
+      cin = layer.input.shape[-1]
+      kh, kw = layer.kernel_size
+      total += 2.0 * h * w * kh * kw * cin * cout
+    elif isinstance(layer, keras.layers.Dense):
+      total += 2.0 * layer.input.shape[-1] * layer.units
+  return total
+
+
+def median_seconds(fn, warmup: int, repeats: int) -> float:
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t0)
+  return float(np.median(times))
+
+
+def matmul_flops_per_second(n: int = 2048, repeats: int = 5) -> float:
+  a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
+  mm = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+  return 2.0 * n**3 / median_seconds(lambda: mm().numpy(), 2, repeats)
+
+
+def pipeline_images_per_second(batch_size: int, batches: int = 50) -> float:
+  rng = np.random.default_rng(0)
+  split = data_lib.Split(rng.integers(0, 256, (batch_size * batches, 32, 32, 3), np.uint8),
+                         rng.integers(0, 10, batch_size * batches).astype(np.int32))
+  t0 = time.perf_counter()
+  for _ in data_lib.train_pipeline(split, batch_size, seed=0, epoch=0):
+    pass
+  return batch_size * batches / (time.perf_counter() - t0)
+
+
+def bench_step(name: str, x, y) -> dict:
+  defense, steps = ('pgd', int(name[3:])) if name.startswith('pgd') else (name, 10)
+  cfg = make_config('paper', defense=defense, pgd_steps=steps, eps=0.5, width=FLAGS.width,
+                    gen_width=FLAGS.gen_width or FLAGS.width, batch_size=FLAGS.batch_size,
+                    jit_compile=FLAGS.jit_compile)
+  trainer = AdversarialTrainer(cfg, 10)
+  seconds = median_seconds(lambda: trainer.train_step(x, y)['loss'].numpy(), FLAGS.warmup,
+                           FLAGS.repeats)
+  return dict(defense=name, ms_per_step=1e3 * seconds, images_per_second=x.shape[0] / seconds,
+              classifier_forward_flops=forward_flops(trainer.classifier))
+
+
+def main(argv):
+  del argv
+  x = tf.random.uniform([FLAGS.batch_size, 32, 32, 3], seed=0)
+  y = tf.random.uniform([FLAGS.batch_size], 0, 10, tf.int32, seed=1)
+  rows = {name: bench_step(name, x, y) for name in FLAGS.defenses.split(',')}
+  result = dict(device=tf.config.list_physical_devices()[-1].device_type, width=FLAGS.width,
+                batch_size=FLAGS.batch_size, jit_compile=FLAGS.jit_compile, steps=rows,
+                matmul_flops_per_second=matmul_flops_per_second(),
+                pipeline_images_per_second=pipeline_images_per_second(FLAGS.batch_size))
+  if 'naive' in rows:  # forward + backward ~ 3x forward FLOPs
+    naive = rows['naive']
+    result['naive_step_flops_per_second'] = (3 * naive['classifier_forward_flops'] *
+                                             naive['images_per_second'])
+    result['naive_step_fraction_of_matmul'] = (result['naive_step_flops_per_second'] /
+                                               result['matmul_flops_per_second'])
+  if {'pgn', 'fgm'} <= rows.keys():
+    result['pgn_over_fgm_time'] = rows['pgn']['ms_per_step'] / rows['fgm']['ms_per_step']
+  if {'pgn', 'pgd10'} <= rows.keys():
+    result['pgd10_over_pgn_time'] = rows['pgd10']['ms_per_step'] / rows['pgn']['ms_per_step']
+  print(f'{"defense":8} {"ms/step":>9} {"images/s":>9}')
+  for r in rows.values():
+    print(f'{r["defense"]:8} {r["ms_per_step"]:9.1f} {r["images_per_second"]:9.1f}')
+  for k, v in result.items():
+    if isinstance(v, float):
+      print(f'{k}: {v:.4g}')
+  write_json_atomic(FLAGS.out, result)
+
+
+if __name__ == '__main__':
+  app.run(main)
