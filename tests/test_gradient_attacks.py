@@ -1,4 +1,5 @@
 """FGM / PGD / MIM obey their L2 budget and stay in [0, 1]."""
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -7,6 +8,7 @@ from tf_pgn.attacks.gradient import fgm_l2, mim_l2, pgd_l2
 
 
 def _setup():
+  keras.utils.set_random_seed(0)  # independent of the tests that ran before
   f = models.build_classifier(10, width=0.0625)
   # Interior pixels so that a 0.05 perturbation never reaches the box: no clipping.
   x = 0.25 + 0.5 * tf.random.uniform([8, 32, 32, 3], seed=4)

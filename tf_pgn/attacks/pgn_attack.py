@@ -23,14 +23,26 @@ __all__ = ['PGNAttack']
 
 
 class PGNAttack:
-  """A generator trained against the fixed classifier ``model`` with distance weight ``c_l``."""
+  """A generator trained against the fixed classifier ``model`` with distance weight ``c_l``.
+
+  Args:
+    model: callable mapping float32 [N, 32, 32, 3] images in [0, 1] to logits; never trained.
+    num_classes: number of classes of ``model``.
+    c_l: weight of the squared L2 distance in G's loss; smaller values give larger
+      perturbations (the attack's budget).
+    gen_width: generator width multiplier (Figure 1 channels x width).
+    lr: Adam learning rate of G (the paper's 5e-4).
+    batch_size: training batch size, and the batch the input gradient is scaled to.
+    seed: seeds G's initial weights and the order of the training examples.
+  """
 
   def __init__(self, model, num_classes: int, c_l: float, gen_width: float = 0.25,
-               lr: float = 5e-4, seed: int = 1234):
+               lr: float = 5e-4, batch_size: int = 128, seed: int = 1234):
     keras.utils.set_random_seed(seed)
     self.model = model
     self.num_classes = num_classes
     self.c_l = float(c_l)
+    self.batch_size = batch_size
     self.seed = seed
     self.generator = models.build_generator(num_classes, gen_width, name='pgn_attack_generator')
     # Zero output layer: the attack starts at x_adv = x and grows its perturbation only as far as
@@ -44,10 +56,16 @@ class PGNAttack:
     self.attack_fn = tf.function(self.perturb, reduce_retracing=True)
 
   def perturb(self, model, x, y):
-    """x_adv = tanh_box(x, G(grad, x, onehot(y))) with grad the (constant) input gradient of the
-    true-class probability of ``model`` (section 3.1)."""
+    """x_adv = tanh_box(x, G(grad, x, onehot(y))), grad the (constant) input gradient of the
+    true-class probability of ``model`` (section 3.1).
+
+    That gradient is of the batch-mean probability, so it scales as 1 / batch size; it is
+    rescaled to a batch of ``batch_size`` so that G sees the scale it was trained on whatever
+    the number of examples passed (a last partial batch, the runner's batch size).
+    """
     onehot = tf.one_hot(y, self.num_classes)
-    grad = tf.stop_gradient(models.true_class_gradient(model, x, onehot)[0])
+    grad = models.true_class_gradient(model, x, onehot)[0]
+    grad = tf.stop_gradient(grad * tf.cast(tf.shape(x)[0], grad.dtype) / self.batch_size)
     return models.tanh_box(x, self.generator([grad, x, onehot]))
 
   def train_step(self, x, y):
@@ -61,7 +79,7 @@ class PGNAttack:
     self.optimizer.apply(tape.gradient(loss, variables), variables)
     return {'loss': loss, 'ce_adv': ce_adv, 'sq_l2': sq_l2}
 
-  def fit(self, x, y, epochs: int = 1, batch_size: int = 128, progress_desc=None) -> list:
+  def fit(self, x, y, epochs: int = 1, progress_desc=None) -> list:
     """Trains G on float32 images ``x`` in [0, 1] and labels ``y``, reshuffled every epoch.
 
     Returns one dict per epoch: the epoch's mean loss, CE on x_adv, squared L2, and seconds.
@@ -69,7 +87,7 @@ class PGNAttack:
     history = []
     for epoch in range(epochs):
       order = np.random.default_rng([self.seed, epoch]).permutation(len(y))
-      batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+      batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
       start = time.perf_counter()
       sums = {}
       for idx in tqdm(batches, desc=progress_desc and f'{progress_desc} epoch {epoch + 1}',

@@ -1,0 +1,481 @@
+"""Robustness evaluation of a trained classifier: section 4.2 of the PGN paper and beyond.
+
+Every attack is L2 and runs through the shared runner (``attacks.run_attack``), white-box on the
+evaluated model and, given a source model, black-box (crafted on the source, measured on the
+evaluated model). Per attack and budget: adversarial accuracy; rho (Eq. 6), the mean and median
+L2 norm of the perturbation over successful adversarial examples, and the authors' variant of it
+(``*_paper``); for the minimal-norm attacks the accuracy-vs-L2 curve. Soundness checks from
+Carlini et al. 2019 ("On Evaluating Adversarial Robustness") flag gradient masking.
+
+An output folder holds ``results.json``, ``results.md`` (Table 2's layout),
+``accuracy_vs_l2.png`` (Figures 3-4) and ``partial/<box>_<attack>.json``, one per finished
+(attack, budget), which a rerun of the same evaluation reuses.
+"""
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from tf_pgn import data as data_lib
+from tf_pgn import metrics, plots
+from tf_pgn.attacks import carlini_wagner_l2, deepfool_l2, predict, run_attack
+from tf_pgn.attacks.gradient import fgm_l2, mim_l2, pgd_l2
+from tf_pgn.attacks.pgn_attack import PGNAttack
+from tf_pgn.export import load_classifier
+from tf_pgn.io_utils import write_json_atomic, write_text_atomic
+
+__all__ = ['ATTACKS', 'EvalConfig', 'EvalError', 'evaluate', 'make_eval_config',
+           'results_markdown', 'soundness_checks']
+
+ATTACKS = ('fgm', 'mim', 'pgd', 'deepfool', 'cw', 'pgn')
+MINIMAL_NORM = ('deepfool', 'cw')  # unbounded: reported as accuracy-vs-L2 curves
+DATASET_CLASSES = {'cifar10': 10, 'cifar100': 100}
+BOXES = {'whitebox': 'white-box', 'blackbox': 'black-box'}
+CURVE_RADII = tuple(round(0.05 * i, 2) for i in range(41))  # 0 to 2 in steps of 0.05
+# DeepFool (Moosavi-Dezfooli et al. 2016): linearisation steps and candidate classes.
+DEEPFOOL_MAX_ITER = 50
+DEEPFOOL_CLASSES = 10
+# Soundness: an unbounded attack should fool (almost) every clean-correct example, and a few
+# examples of noise are tolerated in the comparisons between accuracies.
+SUCCESS_THRESHOLD = 0.99
+NOISE_EXAMPLES = 1
+_LABELS = {'fgm': 'FGM', 'mim': 'MIM', 'pgd': 'PGD', 'deepfool': 'DeepFool', 'cw': 'C&W',
+           'pgn': 'PGN'}
+_NOTES = {
+    'rho_mean': 'mean L2 norm of x_adv - x over successful adversarial examples: classified '
+                'correctly clean and wrongly after the attack (Eq. 6)',
+    'rho_mean_paper': "the paper's variant (authors' code): the mean over all adversarial "
+                      'examples classified wrongly, clean mistakes (perturbation ~0) included, '
+                      'which biases rho down',
+    'success_rate': 'n_success / n_clean_correct',
+    'blackbox': 'crafted on the source model, measured on the evaluated model',
+    'accuracy_vs_l2': 'accuracy when every perturbation larger than the radius counts as a '
+                      'failed attack (minimal-norm attacks)',
+    'null': 'a mean or median over no examples',
+}
+
+
+_NON_NEGATIVE = ('deepfool_overshoot', 'seed')
+
+
+class EvalError(ValueError):
+  """The evaluation cannot run as asked; the message says why and what to pass instead."""
+
+
+@dataclasses.dataclass
+class EvalConfig:
+  """Attack settings of one evaluation; the defaults follow the paper where it has one."""
+  dataset: str = 'cifar10'
+  num_examples: int = 1000  # the first test images (exact pixels here; RobustBench's convention)
+  attacks: tuple = ATTACKS
+  # FGM / MIM / PGD budgets; Table 2 of the paper uses eps = 0.02.
+  eps_list: tuple = (0.1, 0.25, 0.5, 1.0)
+  pgd_steps: int = 20  # step 2.5 * eps / steps (Madry et al. 2018)
+  mim_steps: int = 10  # step eps / steps
+  deepfool_overshoot: float = 0.02
+  # C&W L2: at most 100 iterations in the paper (section 4.2).
+  cw_iterations: int = 100
+  cw_search_steps: int = 5
+  cw_lr: float = 5e-3
+  cw_initial_const: float = 1e-2
+  # PGN as an attack (Figure 3): a fresh generator against the fixed classifier, one per c_L.
+  # The generator's best perturbation is about ||grad CE|| / (2 c_L): small c_L, larger budgets.
+  pgn_c_l_list: tuple = (0.25, 1.0, 4.0)
+  pgn_gen_width: float = 0.25
+  pgn_lr: float = 5e-4
+  pgn_attack_epochs: int = 1
+  pgn_attack_train_size: int = 10000
+  pgn_batch_size: int = 128
+  # Soundness check: PGD with a budget no image needs.
+  unbounded_eps: float = 8.0
+  unbounded_steps: int = 50
+  batch_size: int = 256
+  seed: int = 1234
+
+  def validate(self) -> 'EvalConfig':
+    """Raises EvalError with a one-line fix for the first invalid field."""
+    if self.dataset not in DATASET_CLASSES:
+      raise EvalError(f'unknown dataset {self.dataset!r}: use one of '
+                      f'{", ".join(DATASET_CLASSES)}')
+    unknown = [a for a in self.attacks if a not in ATTACKS]
+    if unknown or not self.attacks:
+      raise EvalError(f'unknown attack(s) {unknown}: --attacks takes a comma list of '
+                      f'{",".join(ATTACKS)}')
+    for name in ('eps_list', 'pgn_c_l_list'):
+      if not getattr(self, name) or min(getattr(self, name)) <= 0:
+        raise EvalError(f'--{name}={",".join(map(str, getattr(self, name)))} needs one or '
+                        'more positive values')
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if field.type in (int, float) and field.name not in _NON_NEGATIVE and not value > 0:
+        raise EvalError(f'--{field.name}={value} must be positive')
+    for name in _NON_NEGATIVE:
+      if not getattr(self, name) >= 0:
+        raise EvalError(f'--{name}={getattr(self, name)} is negative: give a value >= 0')
+    return self
+
+  def attack_params(self) -> dict:
+    """The fixed settings of each attack (its budgets aside), as reported in results.json."""
+    return {
+        'fgm': dict(norm='L2'),
+        'mim': dict(steps=self.mim_steps, step_size='eps / steps', decay=1.0),
+        'pgd': dict(steps=self.pgd_steps, step_size='2.5 * eps / steps', random_start=False),
+        'deepfool': dict(overshoot=self.deepfool_overshoot, max_iter=DEEPFOOL_MAX_ITER,
+                         num_classes_considered=DEEPFOOL_CLASSES),
+        'cw': dict(max_iterations=self.cw_iterations, binary_search_steps=self.cw_search_steps,
+                   learning_rate=self.cw_lr, initial_const=self.cw_initial_const,
+                   confidence=0.0, abort_early=True),
+        'pgn': dict(gen_width=self.pgn_gen_width, lr=self.pgn_lr,
+                    epochs=self.pgn_attack_epochs, train_size=self.pgn_attack_train_size,
+                    batch_size=self.pgn_batch_size, seed=self.seed,
+                    loss='-CE(F(x_adv), y) + c_L * mean ||x_adv - x||^2'),
+        'pgd_unbounded': dict(steps=self.unbounded_steps, step_size='2.5 * eps / steps',
+                              random_start=False),
+    }
+
+
+def make_eval_config(**overrides) -> EvalConfig:
+  """EvalConfig from flag values (None: the default); comma strings or lists for the lists."""
+  fields = {k: v for k, v in overrides.items() if v is not None}
+  if isinstance(fields.get('attacks'), str):
+    fields['attacks'] = fields['attacks'].split(',')
+  if 'attacks' in fields:
+    fields['attacks'] = tuple(a.strip().lower() for a in fields['attacks'] if a.strip())
+  for name in ('eps_list', 'pgn_c_l_list'):
+    if name in fields:
+      values = fields[name].split(',') if isinstance(fields[name], str) else fields[name]
+      try:
+        fields[name] = tuple(float(v) for v in values)
+      except ValueError:
+        raise EvalError(f'--{name}={",".join(map(str, values))} is not a comma list of '
+                        'numbers') from None
+  return EvalConfig(**fields).validate()
+
+
+# -- attacks ---------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Attack:
+  """An attack, its budgets, and how to get its batch function for ``run_attack``."""
+  name: str
+  settings: list  # one dict per budget: {'eps': e}, {'c_l': c}, or {} (minimal-norm)
+  make: Callable  # (crafting model, setting) -> (attack_fn, extra numbers for the results)
+
+
+def _budget_attack(name, fn, eps_list):
+  """FGM / MIM / PGD: eps is a tensor argument, so one trace serves every budget."""
+  compiled = tf.function(fn, reduce_retracing=True)
+
+  def make(model, setting):
+    del model  # run_attack passes the crafting model to the attack
+    eps = tf.constant(setting['eps'], tf.float32)
+    return (lambda m, x, y: compiled(m, x, y, eps)), {}
+
+  return _Attack(name, [{'eps': float(e)} for e in eps_list], make)
+
+
+def _build_attacks(cfg: EvalConfig, num_classes: int, train: data_lib.Split) -> dict:
+  """Every attack of the evaluation, each compiled once (``tf.function``)."""
+  def pgd(steps):
+    return lambda m, x, y, eps: pgd_l2(m, x, y, eps, 2.5 * eps / steps, steps)
+
+  def make_pgn(model, setting):
+    attack = PGNAttack(model, num_classes, setting['c_l'], cfg.pgn_gen_width, cfg.pgn_lr,
+                       cfg.pgn_batch_size, cfg.seed)
+    history = attack.fit(data_lib.to_float(train.x), train.y, cfg.pgn_attack_epochs,
+                         progress_desc=f'train PGN c_L={setting["c_l"]:g}')
+    return attack.attack_fn, dict(train_history=history,
+                                  train_seconds=sum(h['seconds'] for h in history))
+
+  deepfool = tf.function(lambda m, x, y: deepfool_l2(
+      m, x, y, DEEPFOOL_CLASSES, DEEPFOOL_MAX_ITER, cfg.deepfool_overshoot),
+                         reduce_retracing=True)
+  cw = tf.function(lambda m, x, y: carlini_wagner_l2(
+      m, x, y, max_iterations=cfg.cw_iterations, binary_search_steps=cfg.cw_search_steps,
+      initial_const=cfg.cw_initial_const, learning_rate=cfg.cw_lr), reduce_retracing=True)
+  return {
+      'fgm': _budget_attack('fgm', fgm_l2, cfg.eps_list),
+      'mim': _budget_attack('mim', lambda m, x, y, eps: mim_l2(
+          m, x, y, eps, eps / cfg.mim_steps, cfg.mim_steps), cfg.eps_list),
+      'pgd': _budget_attack('pgd', pgd(cfg.pgd_steps), cfg.eps_list),
+      'deepfool': _Attack('deepfool', [{}], lambda model, setting: (deepfool, {})),
+      'cw': _Attack('cw', [{}], lambda model, setting: (cw, {})),
+      'pgn': _Attack('pgn', [{'c_l': float(c)} for c in cfg.pgn_c_l_list], make_pgn),
+      'pgd_unbounded': _budget_attack('pgd_unbounded', pgd(cfg.unbounded_steps),
+                                      [cfg.unbounded_eps]),
+  }
+
+
+def _key(name: str, setting: dict) -> str:
+  return name + ''.join(f'_{k}{v:g}' for k, v in setting.items())
+
+
+# -- metrics ---------------------------------------------------------------------------------
+def _json_safe(obj):
+  """numpy scalars to Python numbers, tuples to lists, NaN and infinities to None."""
+  if isinstance(obj, dict):
+    return {str(k): _json_safe(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_json_safe(v) for v in obj]
+  if isinstance(obj, (float, np.floating)):
+    return float(obj) if math.isfinite(obj) else None
+  if isinstance(obj, np.integer):
+    return int(obj)
+  return obj
+
+
+def _summarize(x, x_adv, y, pred_clean, pred_adv, curve: bool) -> dict:
+  """The numbers derived from one attack's x_adv (section 4.2, Eq. 6)."""
+  norms = metrics.perturbation_norms(x, x_adv)
+  n_clean_correct = int(np.sum(pred_clean == y))
+  out = dict(accuracy=metrics.accuracy(pred_adv, y), n_correct=int(np.sum(pred_adv == y)),
+             n_clean_correct=n_clean_correct, mean_l2=float(norms.mean()),
+             max_l2=float(norms.max()), **metrics.rho(x, x_adv, y, pred_clean, pred_adv))
+  out['success_rate'] = out['n_success'] / n_clean_correct if n_clean_correct else math.nan
+  if curve:
+    out['accuracy_vs_l2'] = dict(radii=list(CURVE_RADII), accuracy=metrics.accuracy_vs_l2_curve(
+        x, x_adv, y, pred_clean, pred_adv, CURVE_RADII).tolist())
+  return out
+
+
+@dataclasses.dataclass
+class _Model:
+  model: Callable
+  description: str
+
+
+class _Session:
+  """Runs (attack, budget, box) evaluations on fixed examples, reusing finished ones."""
+
+  def __init__(self, cfg: EvalConfig, target: _Model, x, y, partial_dir: str):
+    self.cfg, self.target, self.x, self.y = cfg, target, x, y
+    self.partial_dir = partial_dir
+    self.pred_clean = predict(target.model, x, cfg.batch_size).argmax(-1)
+
+  def result(self, attack: _Attack, setting: dict, box: str, crafter: _Model) -> dict:
+    """x_adv made on ``crafter``, measured on the target; from partial/ when already done."""
+    key = f'{box}_{_key(attack.name, setting)}'
+    path = os.path.join(self.partial_dir, f'{key}.json')
+    fingerprint = _json_safe(dict(
+        target=self.target.description, crafted_on=crafter.description,
+        dataset=self.cfg.dataset, num_examples=len(self.y), attack=attack.name,
+        params=self.cfg.attack_params()[attack.name], setting=setting))
+    cached = _read_partial(path, fingerprint)
+    if cached is not None:
+      print(f'{key}: reusing {path}', flush=True)
+      return cached
+    attack_fn, extra = attack.make(crafter.model, setting)
+    start = time.perf_counter()
+    x_adv = run_attack(attack_fn, crafter.model, self.x, self.y, self.cfg.batch_size,
+                       progress_desc=key)
+    seconds = time.perf_counter() - start
+    pred_adv = predict(self.target.model, x_adv, self.cfg.batch_size).argmax(-1)
+    out = _json_safe(dict(
+        _summarize(self.x, x_adv, self.y, self.pred_clean, pred_adv,
+                   attack.name in MINIMAL_NORM),
+        seconds=seconds, images_per_second=len(self.y) / seconds, **extra))
+    write_json_atomic(path, dict(fingerprint=fingerprint, result=out))
+    print(f'{key}: accuracy={out["accuracy"]:.4f} rho_mean={_fmt(out["rho_mean"])} '
+          f'n_success={out["n_success"]} ({seconds:.1f} s, {len(self.y) / seconds:.1f} img/s)',
+          flush=True)
+    return out
+
+
+def _read_partial(path: str, fingerprint: dict):
+  """The cached result at ``path`` if it was made with the same fingerprint, else None."""
+  try:
+    with open(path) as f:
+      cached = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if not isinstance(cached, dict) or cached.get('fingerprint') != fingerprint:
+    return None
+  return cached.get('result')
+
+
+# -- the evaluation --------------------------------------------------------------------------
+def _load_model(path: str, dataset: str, flag: str) -> _Model:
+  model, num_classes, description = load_classifier(path)
+  if num_classes != DATASET_CLASSES[dataset]:
+    raise EvalError(f'{flag}={path} has {num_classes} classes but {dataset} has '
+                    f'{DATASET_CLASSES[dataset]}: pass the --dataset the model was trained on')
+  return _Model(model, description)
+
+
+def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
+             data_dir: str | None = None, source_ckpt: str | None = None) -> dict:
+  """Evaluates the classifier at ``ckpt`` (run directory or SavedModel) under every attack of
+  ``cfg``, black-box too when ``source_ckpt`` is given; writes results.json, results.md and
+  accuracy_vs_l2.png to ``out_dir`` (default ``<ckpt>/eval``) and returns the results (JSON-safe:
+  equal to what results.json holds).
+
+  Raises:
+    ModelLoadError: a path is neither a run directory nor a SavedModel.
+    EvalError: a model's number of classes does not match ``cfg.dataset``.
+    DataError: the dataset cannot be read.
+  """
+  start = time.perf_counter()
+  out_dir = out_dir or os.path.join(ckpt, 'eval')
+  target = _load_model(ckpt, cfg.dataset, '--ckpt')
+  crafters = {'whitebox': target}
+  if source_ckpt:
+    crafters['blackbox'] = _load_model(source_ckpt, cfg.dataset, '--source_ckpt')
+  ds = data_lib.load(cfg.dataset, data_dir)
+  test = data_lib.subset(ds.test, cfg.num_examples)
+  x, y = data_lib.to_float(test.x), test.y
+  session = _Session(cfg, target, x, y, os.path.join(out_dir, 'partial'))
+  attacks = _build_attacks(cfg, ds.num_classes,
+                           data_lib.subset(ds.train, cfg.pgn_attack_train_size))
+  params = cfg.attack_params()
+  entries = {}
+  for name in cfg.attacks:
+    for setting in attacks[name].settings:
+      entries[_key(name, setting)] = dict(
+          attack=name, **setting,
+          **{box: session.result(attacks[name], setting, box, crafter)
+             for box, crafter in crafters.items()})
+  unbounded = attacks['pgd_unbounded']
+  results = dict(
+      model=target.description, ckpt=ckpt, dataset=cfg.dataset, num_examples=len(y),
+      num_classes=ds.num_classes, out_dir=out_dir,
+      benign_accuracy=metrics.accuracy(session.pred_clean, y),
+      attack_settings={name: dict(params[name], budgets=attacks[name].settings)
+                       for name in cfg.attacks},
+      attacks=entries,
+      unbounded_pgd=dict(eps=cfg.unbounded_eps, **params['pgd_unbounded'], **session.result(
+          unbounded, unbounded.settings[0], 'whitebox', target)),
+      notes=_NOTES)
+  if source_ckpt:
+    results.update(source_ckpt=source_ckpt, source_model=crafters['blackbox'].description,
+                   source_benign_accuracy=metrics.accuracy(
+                       predict(crafters['blackbox'].model, x, cfg.batch_size), y))
+  results['checks'] = soundness_checks(results)
+  for check in results['checks']:
+    print(f'check {check["name"]}: {"ok" if check["passed"] else "WARNING"}: {check["detail"]}')
+  results['seconds'] = time.perf_counter() - start
+  results = _json_safe(results)
+  write_json_atomic(os.path.join(out_dir, 'results.json'), results)
+  write_text_atomic(os.path.join(out_dir, 'results.md'), results_markdown(results))
+  plots.accuracy_vs_l2(_plot_panels(results), os.path.join(out_dir, 'accuracy_vs_l2.png'))
+  return results
+
+
+# -- checks and reports ----------------------------------------------------------------------
+def _success_check(name: str, result: dict, what: str) -> dict:
+  rate = result['success_rate']
+  passed = rate is not None and rate >= SUCCESS_THRESHOLD
+  detail = (f'{what} fools {result["n_success"]} of {result["n_clean_correct"]} clean-correct '
+            f'examples ({_fmt(rate)})')
+  if not passed:
+    detail += (f', below {SUCCESS_THRESHOLD:.0%}: an unbounded attack should fool them all; '
+               'suspect gradient masking or a too weak attack')
+  return dict(name=name, passed=passed, detail=detail)
+
+
+def soundness_checks(results: dict) -> list:
+  """Checks of Carlini et al. 2019, each ``{name, passed, detail}``:
+
+  1. unbounded attacks (PGD at a huge eps; C&W) fool >= 99% of the clean-correct examples;
+  2. accuracy under PGD does not rise with eps (one example of noise allowed);
+  3. black-box accuracy is not below white-box accuracy for the same attack and budget (one
+     example of noise allowed).
+  """
+  entries = results['attacks']
+  unbounded = results['unbounded_pgd']
+  checks = [_success_check('unbounded_pgd_success', unbounded,
+                           f'PGD at eps={unbounded["eps"]:g} ({unbounded["steps"]} steps)')]
+  if 'cw' in entries:
+    cw = results['attack_settings']['cw']
+    checks.append(_success_check('cw_success', entries['cw']['whitebox'],
+                                 f'C&W ({cw["max_iterations"]} iterations, '
+                                 f'{cw["binary_search_steps"]} search steps)'))
+  pgd = sorted((e['eps'], e['whitebox']['n_correct']) for e in entries.values()
+               if e['attack'] == 'pgd')
+  if len(pgd) > 1:
+    rises = [f'{a[0]:g} -> {b[0]:g}' for a, b in zip(pgd, pgd[1:]) if b[1] > a[1] + NOISE_EXAMPLES]
+    detail = ('correct examples under PGD by eps: ' + ', '.join(f'{e:g}: {n}' for e, n in pgd)
+              + f'; must not rise with eps ({NOISE_EXAMPLES} example of noise allowed)')
+    checks.append(dict(name='pgd_monotone_in_eps', passed=not rises,
+                       detail=detail + (f'; rises at eps {", ".join(rises)}' if rises else '')))
+  black = {k: e for k, e in entries.items() if 'blackbox' in e}
+  if black:
+    stronger = [k for k, e in black.items()
+                if e['blackbox']['n_correct'] < e['whitebox']['n_correct'] - NOISE_EXAMPLES]
+    detail = (f'black-box accuracy >= white-box accuracy for {len(black) - len(stronger)} of '
+              f'{len(black)} attacks and budgets ({NOISE_EXAMPLES} example of noise allowed)')
+    if stronger:
+      detail += (f'; black-box is stronger for {", ".join(stronger)}: the white-box attack '
+                 'is too weak there (gradient masking?)')
+    checks.append(dict(name='blackbox_not_stronger', passed=not stronger, detail=detail))
+  return checks
+
+
+def _fmt(value, digits: int = 3) -> str:
+  return '-' if value is None or value != value else f'{value:.{digits}f}'
+
+
+def _label(entry: dict) -> str:
+  """The row name: the attack and its budget (PGN: c_L and the white-box mean L2 it gave)."""
+  label = _LABELS[entry['attack']]
+  if 'eps' in entry:
+    return f'{label} (eps={entry["eps"]:g})'
+  if 'c_l' in entry:
+    return f'{label} (c_L={entry["c_l"]:g}, mean L2 {_fmt(entry["whitebox"]["mean_l2"])})'
+  return label
+
+
+def results_markdown(results: dict) -> str:
+  """Table 2's layout: one row per attack and budget; white-box accuracy and rho, black-box
+  accuracy; then the soundness checks."""
+  source = (f'; black-box examples crafted on {results["source_model"]} (benign accuracy '
+            f'{_fmt(results["source_benign_accuracy"])})' if 'source_model' in results else '')
+  lines = [
+      f'# Robustness of {results["model"]}', '',
+      f'{results["dataset"]}, first {results["num_examples"]} test images; benign accuracy '
+      f'{_fmt(results["benign_accuracy"])}{source}.', '',
+      'All attacks L2. rho: mean / median L2 norm of the perturbation over successful '
+      'adversarial examples (clean-correct, then misclassified). rho (paper\'s variant): the '
+      "authors' code's mean over all misclassified adversarial examples, clean mistakes "
+      'included. DeepFool and C&W are minimal-norm (unbounded) attacks.', '',
+      "| attack | white-box acc | rho mean | rho median | rho mean (paper's variant) "
+      '| black-box acc |',
+      '|---|---:|---:|---:|---:|---:|',
+  ]
+  for entry in results['attacks'].values():
+    wb = entry['whitebox']
+    bb = _fmt(entry['blackbox']['accuracy']) if 'blackbox' in entry else '-'
+    lines.append(f'| {_label(entry)} | {_fmt(wb["accuracy"])} | {_fmt(wb["rho_mean"])} | '
+                 f'{_fmt(wb["rho_median"])} | {_fmt(wb["rho_mean_paper"])} | {bb} |')
+  lines += ['', '## Soundness checks', '']
+  lines += [f'- {"ok" if c["passed"] else "**WARNING**"} `{c["name"]}`: {c["detail"]}'
+            for c in results['checks']]
+  return '\n'.join(lines) + '\n'
+
+
+def _plot_panels(results: dict) -> list:
+  """Accuracy vs L2 per box: curves for minimal-norm attacks; points at eps for FGM / MIM / PGD
+  and at the mean perturbation L2 for PGN."""
+  panels = []
+  for box, title in BOXES.items():
+    series = []
+    for name in results['attack_settings']:
+      entries = [e for e in results['attacks'].values() if e['attack'] == name and box in e]
+      if not entries:
+        continue
+      if name in MINIMAL_NORM:
+        curve = entries[0][box]['accuracy_vs_l2']
+        series.append(dict(label=_LABELS[name], x=curve['radii'], y=curve['accuracy'],
+                           curve=True))
+      else:
+        points = sorted((e['eps'] if 'eps' in e else e[box]['mean_l2'], e[box]['accuracy'])
+                        for e in entries)
+        series.append(dict(label=_LABELS[name], x=[p[0] for p in points],
+                           y=[p[1] for p in points], curve=False))
+    if series:
+      panels.append(dict(title=f'{title}, {results["dataset"]}', series=series,
+                         benign_accuracy=results['benign_accuracy']))
+  return panels

@@ -1,0 +1,47 @@
+"""Figures in the layout of the PGN paper, drawn with matplotlib's Agg canvas (no display).
+
+Figures 3-4 of the paper plot accuracy against the L2 norm of the perturbation: a minimal-norm
+attack (C&W, DeepFool) gives a curve, robust accuracy at every radius; a fixed-budget attack
+(FGM, MIM, PGD at an eps; PGN at a c_L) gives one point per budget.
+"""
+import io
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from tf_pgn.io_utils import write_bytes_atomic
+
+__all__ = ['accuracy_vs_l2']
+
+_MARKERS = 'osD^v*'  # fixed-budget attacks often coincide: tell them apart
+
+
+def accuracy_vs_l2(panels, path: str) -> None:
+  """Writes a PNG with one accuracy-vs-L2 panel per entry of ``panels``, side by side.
+
+  Args:
+    panels: list of dicts ``title``, ``benign_accuracy`` and ``series``; each series is a dict
+      ``label``, ``x`` (L2 norms), ``y`` (accuracies) and ``curve`` (True: a line, as for a
+      minimal-norm attack's accuracy at each radius; False: markers joined by a dashed line,
+      one per budget).
+    path: the PNG to write (atomically).
+  """
+  fig = Figure(figsize=(6.0 * len(panels), 4.5), layout='constrained')
+  FigureCanvasAgg(fig)
+  for i, panel in enumerate(panels):
+    ax = fig.add_subplot(1, len(panels), i + 1)
+    ax.axhline(panel['benign_accuracy'], color='grey', linestyle=':', label='benign')
+    for j, series in enumerate(panel['series']):
+      style = (dict(linestyle='-') if series['curve'] else
+               dict(linestyle='--', marker=_MARKERS[j % len(_MARKERS)], fillstyle='none'))
+      ax.plot(series['x'], series['y'], label=series['label'], **style)
+    ax.set_title(panel['title'])
+    ax.set_xlabel('L2 norm of the perturbation (radius, eps, or mean for PGN)')
+    ax.set_ylabel('accuracy')
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(left=0.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize='small')
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format='png', dpi=120)
+  write_bytes_atomic(path, buffer.getvalue())
