@@ -44,6 +44,8 @@ _LAYOUT = {
                  b'fine_labels', 100),
 }
 
+NUM_CLASSES = {name: layout[-1] for name, layout in _LAYOUT.items()}
+
 # What the official pickles contain: dicts of bytes, lists, ints and numpy uint8 arrays.
 _ALLOWED_GLOBALS = {
     ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),

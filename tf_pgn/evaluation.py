@@ -34,7 +34,6 @@ __all__ = ['ATTACKS', 'EvalConfig', 'EvalError', 'evaluate', 'make_eval_config',
 
 ATTACKS = ('fgm', 'mim', 'pgd', 'deepfool', 'cw', 'pgn')
 MINIMAL_NORM = ('deepfool', 'cw')  # unbounded: reported as accuracy-vs-L2 curves
-DATASET_CLASSES = {'cifar10': 10, 'cifar100': 100}
 BOXES = {'whitebox': 'white-box', 'blackbox': 'black-box'}
 CURVE_RADII = tuple(round(0.05 * i, 2) for i in range(41))  # 0 to 2 in steps of 0.05
 # DeepFool (Moosavi-Dezfooli et al. 2016): linearisation steps and candidate classes.
@@ -99,9 +98,9 @@ class EvalConfig:
 
   def validate(self) -> 'EvalConfig':
     """Raises EvalError with a one-line fix for the first invalid field."""
-    if self.dataset not in DATASET_CLASSES:
+    if self.dataset not in data_lib.NUM_CLASSES:
       raise EvalError(f'unknown dataset {self.dataset!r}: use one of '
-                      f'{", ".join(DATASET_CLASSES)}')
+                      f'{", ".join(data_lib.NUM_CLASSES)}')
     unknown = [a for a in self.attacks if a not in ATTACKS]
     if unknown or not self.attacks:
       raise EvalError(f'unknown attack(s) {unknown}: --attacks takes a comma list of '
@@ -300,9 +299,9 @@ def _read_partial(path: str, fingerprint: dict):
 # -- the evaluation --------------------------------------------------------------------------
 def _load_model(path: str, dataset: str, flag: str) -> _Model:
   model, num_classes, description = load_classifier(path)
-  if num_classes != DATASET_CLASSES[dataset]:
+  if num_classes != data_lib.NUM_CLASSES[dataset]:
     raise EvalError(f'{flag}={path} has {num_classes} classes but {dataset} has '
-                    f'{DATASET_CLASSES[dataset]}: pass the --dataset the model was trained on')
+                    f'{data_lib.NUM_CLASSES[dataset]}: pass the --dataset the model was trained on')
   return _Model(model, description)
 
 

@@ -54,13 +54,13 @@ def load_classifier(path: str):
   """The classifier at ``path``: a run directory (EMA weights of its newest checkpoint) or a
   SavedModel directory. Returns (callable model, number of classes, description)."""
   import json  # pylint: disable=g-import-not-at-top
-  from tf_pgn import models  # pylint: disable=g-import-not-at-top
+  from tf_pgn import data, models  # pylint: disable=g-import-not-at-top
   from tf_pgn.config import TrainConfig  # pylint: disable=g-import-not-at-top
   config_path = os.path.join(path, 'config.json')
   if os.path.isfile(config_path):
     with open(config_path) as f:
       cfg = TrainConfig.from_dict(json.load(f))
-    num_classes = {'cifar10': 10, 'cifar100': 100}[cfg.dataset]
+    num_classes = data.NUM_CLASSES[cfg.dataset]
     model = models.build_classifier(num_classes, cfg.width, name='ema_classifier')
     latest = tf.train.latest_checkpoint(os.path.join(path, 'ckpt'))
     if latest is None:
