@@ -37,7 +37,8 @@ def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None):
   x = np.asarray(x, np.float32)
   y = np.asarray(y)
   x_adv = np.empty_like(x)
-  bar = tqdm(total=len(x), desc=progress_desc, unit='img') if progress_desc else None
+  bar = (tqdm(total=len(x), desc=progress_desc, unit='img', disable=None)  # off unless a tty
+         if progress_desc else None)
   start_time = time.perf_counter()
   for batch in _batch_slices(len(x), batch_size):
     adv = np.asarray(attack_fn(model, tf.constant(x[batch]), tf.constant(y[batch])),
