@@ -1,5 +1,4 @@
 """CIFAR readers (official layout, restricted unpickler, checks) and the tf.data pipelines."""
-import io
 import os
 import pickle
 import tarfile

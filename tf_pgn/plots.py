@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from tf_pgn.io_utils import write_bytes_atomic
 
-__all__ = ['accuracy_vs_l2']
+__all__ = ['accuracy_vs_l2', 'robustness_curves']
 
 _MARKERS = 'osD^v*'  # fixed-budget attacks often coincide: tell them apart
 
@@ -26,8 +26,7 @@ def accuracy_vs_l2(panels, path: str) -> None:
       one per budget).
     path: the PNG to write (atomically).
   """
-  fig = Figure(figsize=(6.0 * len(panels), 4.5), layout='constrained')
-  FigureCanvasAgg(fig)
+  fig = _figure(len(panels))
   for i, panel in enumerate(panels):
     ax = fig.add_subplot(1, len(panels), i + 1)
     ax.axhline(panel['benign_accuracy'], color='grey', linestyle=':', label='benign')
@@ -42,6 +41,39 @@ def accuracy_vs_l2(panels, path: str) -> None:
     ax.set_xlim(left=0.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize='small')
+  _save(fig, path)
+
+
+def robustness_curves(panels, path: str) -> None:
+  """Writes Figure 5 (benign accuracy vs rho_cw; outer curves are more robust) as a PNG.
+
+  Args:
+    panels: list of (title, curves); curves maps a label to points (rho_cw, accuracy, text).
+    path: the PNG to write (atomically).
+  """
+  fig = _figure(len(panels))
+  for i, (title, curves) in enumerate(panels):
+    ax = fig.add_subplot(1, len(panels), i + 1)
+    for label, points in curves.items():
+      ax.plot([p[0] for p in points], [p[1] for p in points], marker='o', label=label)
+      for x, y, text in points:
+        ax.annotate(text, (x, y), textcoords='offset points', xytext=(4, 4), fontsize='x-small')
+    ax.set_title(title)
+    ax.set_xlabel('rho_cw: mean L2 of successful C&W perturbations')
+    ax.set_ylabel('benign test accuracy')
+    ax.grid(alpha=0.3)
+    if curves:
+      ax.legend(fontsize='small')
+  _save(fig, path)
+
+
+def _figure(num_panels: int) -> Figure:
+  fig = Figure(figsize=(6.0 * num_panels, 4.5), layout='constrained')
+  FigureCanvasAgg(fig)
+  return fig
+
+
+def _save(fig: Figure, path: str) -> None:
   buffer = io.BytesIO()
   fig.savefig(buffer, format='png', dpi=120)
   write_bytes_atomic(path, buffer.getvalue())

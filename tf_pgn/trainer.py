@@ -19,7 +19,7 @@ from tf_pgn.attacks.gradient import pgd_l2
 from tf_pgn.config import TrainConfig
 from tf_pgn.defenses import AdversarialTrainer
 from tf_pgn.export import export_saved_model
-from tf_pgn.io_utils import read_jsonl, write_json_atomic, write_text_atomic
+from tf_pgn.io_utils import read_jsonl, write_text_atomic
 
 
 class TrainError(RuntimeError):
