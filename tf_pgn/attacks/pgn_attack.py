@@ -91,7 +91,7 @@ class PGNAttack:
       start = time.perf_counter()
       sums = {}
       for idx in tqdm(batches, desc=progress_desc and f'{progress_desc} epoch {epoch + 1}',
-                      disable=progress_desc is None, unit='batch', leave=False):
+                      disable=None if progress_desc else True, unit='batch', leave=False):
         for k, v in self._train_step(tf.constant(x[idx]), tf.constant(y[idx])).items():
           sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
       history.append(dict({k: v / len(y) for k, v in sums.items()}, epoch=epoch + 1,
