@@ -64,7 +64,8 @@ class AdversarialTrainer:
   def baseline_train_step(self, x, y):
     """min_F (1 - a) CE(F(x), y) + a CE(F(x_adv), y), x_adv a constant (Madry et al. 2018)."""
     x_adv = self.perturb(x, y)
-    a = self.cfg.adv_coeff if self.cfg.defense != 'naive' else 0.0
+    # naive: x_adv is x, so the adversarial term alone is the clean loss (one forward pass).
+    a = self.cfg.adv_coeff if self.cfg.defense != 'naive' else 1.0
     with tf.GradientTape() as tape:
       logits_adv = self.classifier(x_adv, training=True)
       loss = a * cross_entropy(y, logits_adv)
