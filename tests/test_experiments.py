@@ -43,7 +43,10 @@ def test_sweeps_name_their_jobs_and_reject_unknown_ones():
                                         'pgn_c_l8_w0.5_s1234']
   cfg = capacity[2].train_config('cpu', 'cifar100')
   assert (cfg.dataset, cfg.defense, cfg.c_l, cfg.width, cfg.gen_width, cfg.epochs) == (
-      'cifar100', 'pgn', 8.0, 0.5, 0.25, 8)
+      'cifar100', 'pgn', 8.0, 0.5, 0.125, 6)
+  assert [j.name for j in experiments.sweep_jobs('table2', 'cpu')] == [
+      'naive_w0.25_s1234', 'fgm_eps0.02_w0.25_s1234', 'pgn_c_l50_w0.25_s1234',
+      'pgd_eps0.02_w0.25_s1234']
   with pytest.raises(experiments.ExperimentError, match='unknown job.*naive_w0.25_s1234'):
     experiments.sweep_jobs('capacity', 'cpu', ['naive_w0.25_s1234'])
   with pytest.raises(experiments.ExperimentError, match='no jobs in'):

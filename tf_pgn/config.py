@@ -110,9 +110,12 @@ class TrainConfig:
 PRESETS = {
     # The paper: width 1, 200 epochs, batch 128, Adam 5e-4, EMA 0.998.
     'paper': {},
-    # 2-core CPU: quarter-width classifier and generator, 8 epochs, a 4x learning rate and a
-    # shorter EMA to make up for the short schedule (README lists what each defense reaches).
-    'cpu': dict(width=0.25, gen_width=0.25, epochs=8, lr=2e-3, gen_lr=2e-3, ema_decay=0.99,
+    # 2-core CPU: quarter-width classifier, eighth-width generator, 6 epochs, a 4x learning rate
+    # and a shorter EMA to make up for the short schedule. Sized by `python -m tf_pgn.bench
+    # --width=0.25 --gen_width=0.125` on an idle machine (ms/step at batch 128: naive 87, FGM 180,
+    # PGN 251, PGD-10 707): 6 epochs of PGD-10 AT take ~28 minutes, the slowest defense. At
+    # gen_width 0.25 the generator made PGN 2.6x an FGM step. README lists what each reaches.
+    'cpu': dict(width=0.25, gen_width=0.125, epochs=6, lr=2e-3, gen_lr=2e-3, ema_decay=0.99,
                 checkpoint_every_steps=100),
     # Unit tests: seconds per run.
     'tiny': dict(width=0.0625, gen_width=0.0625, epochs=1, batch_size=32, train_size=256,

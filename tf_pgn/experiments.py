@@ -88,8 +88,11 @@ def _job(defense: str, value: float | None = None, width: float | None = None) -
   return Job(defense, HPARAMS[defense], value, width)
 
 
-# Named sweeps: Figure 5 left (robustness_curve; PGD-AT, the slowest, last) and right (capacity).
+# Named sweeps: Table 2 (its eps and c_L; the naive job is shared with the curve), Figure 5 left
+# (robustness_curve) and right (capacity); PGD-AT, the slowest, last in each.
 SWEEPS = {
+    'table2': [_job('naive'), _job('fgm', REFERENCE_EPS), _job('pgn', 50.0),
+               _job('pgd', REFERENCE_EPS)],
     'robustness_curve': ([_job('naive')] + [_job('pgn', c) for c in C_L_VALUES] +
                          [_job(d, e) for d in ('fgm', 'pgd') for e in EPS_VALUES]),
     'capacity': [_job('pgn', C_L_VALUES[1], w) for w in CAPACITY_WIDTHS],
