@@ -40,13 +40,18 @@ flags.DEFINE_float('probe_eps', None, 'L2 eps of the per-epoch PGD robustness pr
 flags.DEFINE_integer('probe_size', None, 'Test images in the per-epoch robustness probe.')
 flags.DEFINE_integer('seed', None, 'Random seed (weights, data order, augmentation, PGD).')
 flags.DEFINE_integer('checkpoint_every_steps', None, 'Checkpoint interval in steps.')
+flags.DEFINE_float('checkpoint_every_minutes', None, 'Also checkpoint when this many minutes '
+                   'have passed since the last checkpoint.')
+flags.DEFINE_bool('debug_numerics', None, 'Check every op for NaN/Inf and name the first op that '
+                  'makes one (tf.debugging.enable_check_numerics; slow).')
 flags.DEFINE_bool('jit_compile', None, 'Compile the train step with XLA.')
 flags.DEFINE_bool('deterministic', None, 'Deterministic ops (bit-identical resume; slower).')
 
 _CONFIG_FLAGS = ('dataset', 'defense', 'width', 'gen_width', 'epochs', 'batch_size', 'lr',
                  'gen_lr', 'ema_decay', 'train_size', 'test_size', 'augment', 'eps', 'pgd_steps',
                  'pgd_step_size', 'c_l', 'adv_coeff', 'pgn_grad_through_adv', 'probe_eps',
-                 'probe_size', 'seed', 'checkpoint_every_steps', 'jit_compile', 'deterministic')
+                 'probe_size', 'seed', 'checkpoint_every_steps', 'checkpoint_every_minutes',
+                 'jit_compile', 'deterministic', 'debug_numerics')
 
 
 def main(argv):

@@ -19,6 +19,8 @@ def _assert_one_line_error(proc, pattern):
     (['--defense=trades'], "unknown defense 'trades'"),
     (['--defense=fgm', '--eps=-0.5'], '--eps=-0.5 is negative'),
     (['--preset=huge'], "unknown preset 'huge'"),
+    (['--checkpoint_every_minutes=0'], '--checkpoint_every_minutes=0.0 must be positive'),
+    (['--debug_numerics', '--deterministic'], '--debug_numerics with --deterministic'),
 ])
 def test_bad_flags(tmp_path, flags, pattern):
   proc = run_cli('train.py', '--preset=tiny', f'--run_dir={tmp_path}', *flags)

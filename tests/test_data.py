@@ -43,6 +43,7 @@ def test_cifar100_loader_reads_official_layout(tmp_path, as_tar):
   if as_tar:  # only the archive: the loader must read it without the extracted folder
     import shutil
     shutil.rmtree(tmp_path / 'cifar-100-python')
+    data.write_checksums(str(tmp_path))  # not the official archive: pin it
   ds = data.load('cifar100', str(tmp_path))
   assert ds.num_classes == 100
   assert ds.train.x.shape == (50, 32, 32, 3) and ds.train.x.dtype == np.uint8
@@ -88,6 +89,52 @@ def test_bad_archives_are_refused_with_what_was_expected(tmp_path, corruption, m
     os.unlink(path)
   with pytest.raises(data.DataError, match=message):
     data.load('cifar100', str(tmp_path))
+
+
+def _md5s(folder):
+  import hashlib
+  return {n: hashlib.md5(open(os.path.join(folder, n), 'rb').read()).hexdigest()
+          for n in os.listdir(folder)}
+
+
+def _relabel(path):
+  """Changes one label and rewrites the pickle: valid structure, different bytes."""
+  with open(path, 'rb') as f:
+    obj = pickle.load(f)
+  obj[b'fine_labels'][0] = (obj[b'fine_labels'][0] + 1) % 100
+  with open(path, 'wb') as f:
+    pickle.dump(obj, f, protocol=2)
+
+
+def test_official_digests_accept_the_files_and_refuse_one_that_changed(tmp_path, monkeypatch):
+  folder = _write_cifar100(str(tmp_path))
+  monkeypatch.setitem(data.OFFICIAL_MD5, 'cifar100', _md5s(folder))  # as if these were official
+  assert data.load('cifar100', str(tmp_path)).provenance == 'official files (MD5 verified)'
+  _relabel(os.path.join(folder, 'train'))
+  with pytest.raises(data.DataError, match=r'train has MD5 \w+, the official file has .* it is '
+                     'corrupt; re-download'):
+    data.load('cifar100', str(tmp_path))
+
+
+def test_checksums_pin_a_rebuilt_copy_and_refuse_a_changed_file(tmp_path):
+  folder = _write_cifar100(str(tmp_path))
+  unpinned = data.load('cifar100', str(tmp_path))
+  assert unpinned.provenance.startswith('unverified') and '--write_checksums' in (
+      unpinned.provenance)
+  data.write_checksums(folder)
+  pinned = data.load('cifar100', str(tmp_path))
+  assert pinned.provenance.startswith('verified against')
+  assert pinned.fingerprint == unpinned.fingerprint and len(pinned.fingerprint) == 12
+  _relabel(os.path.join(folder, 'train'))
+  with pytest.raises(data.DataError, match='changed since it was pinned'):
+    data.load('cifar100', str(tmp_path))
+
+
+def test_an_archive_named_official_with_another_hash_is_refused(tmp_path):
+  _write_cifar100(str(tmp_path), as_tar=True)
+  with pytest.raises(data.DataError, match='cifar-100-python.tar.gz has MD5 .* the official '
+                     'cifar-100-python.tar.gz has eb9058c3a382ffc7106e4002c42a8d85'):
+    data.load('cifar100', str(tmp_path / 'cifar-100-python.tar.gz'))
 
 
 def test_missing_data_dir_and_unknown_dataset(tmp_path):

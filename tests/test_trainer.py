@@ -1,11 +1,13 @@
 """End to end: learning on real CIFAR-10, resume, export, and the NaN guard."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import run_cli
 from tf_pgn import data
 from tf_pgn.config import make_config
 from tf_pgn.export import export_saved_model, load_saved_model
@@ -86,3 +88,36 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(cifar10_dir, t
   with pytest.raises(TrainError, match='non-finite loss at step 5'):
     trainer.run()
   assert trainer.manager.latest_checkpoint.endswith('ckpt-4')
+
+
+def test_debug_numerics_names_the_op_that_made_the_nan(cifar10_dir, tmp_path):
+  # A fresh process (another test may have enabled op determinism, see config.validate). An
+  # absurd learning rate: step 1 sets weights to ~1e38, step 2's first conv overflows.
+  out = run_cli('train.py', '--preset=tiny', '--defense=fgm', '--lr=1e38', '--debug_numerics',
+                f'--run_dir={tmp_path}', f'--data_dir={cifar10_dir}')
+  assert out.returncode == 2, out.stderr[-2000:]
+  assert re.search(r'^train.py: error: --debug_numerics: op "\w+" \(\w+\.py:\d+\) made a '
+                   'NaN/Inf at step 2; the last good checkpoint is kept', out.stderr, re.M)
+
+
+def test_checkpoint_every_minutes_saves_between_step_intervals(cifar10_dir, tmp_path):
+  cfg = make_config('tiny', defense='naive', epochs=1, checkpoint_every_steps=1000,
+                    checkpoint_every_minutes=1e-9)  # due after every step
+  trainer = Trainer(cfg, str(tmp_path), cifar10_dir)
+  trainer.run()
+  assert [os.path.basename(p) for p in trainer.manager.checkpoints] == ['ckpt-6', 'ckpt-7',
+                                                                         'ckpt-8']
+
+
+def test_a_run_directory_trained_on_other_data_is_refused(cifar10_dir, tmp_path):
+  cfg = make_config('tiny', defense='naive', epochs=1)
+  Trainer(cfg, str(tmp_path), cifar10_dir).run()
+  with open(tmp_path / 'data.json') as f:
+    record = json.load(f)
+  assert len(record['fingerprint']) == 12 and record['dataset'] == 'cifar10'
+  record['fingerprint'] = '0123456789ab'
+  with open(tmp_path / 'data.json', 'w') as f:
+    json.dump(record, f)
+  with pytest.raises(TrainError, match='trained on data with fingerprint 0123456789ab, this '
+                     r'--data_dir gives \w{12}'):
+    Trainer(cfg, str(tmp_path), cifar10_dir).run()

@@ -52,9 +52,12 @@ class TrainConfig:
   # Bookkeeping.
   seed: int = 1234
   checkpoint_every_steps: int = 200
+  checkpoint_every_minutes: float | None = None  # also save when this long has passed
   keep_checkpoints: int = 3
   jit_compile: bool = False
   deterministic: bool = False
+  # tf.debugging.enable_check_numerics: a NaN/Inf stops the run naming the op that made it (slow).
+  debug_numerics: bool = False
 
   @property
   def pgd_step(self) -> float:
@@ -78,6 +81,12 @@ class TrainConfig:
     for name in ('eps', 'c_l', 'probe_eps'):
       if not getattr(self, name) >= 0:
         raise ConfigError(f'--{name}={getattr(self, name)} is negative: give a value >= 0')
+    if self.checkpoint_every_minutes is not None and not self.checkpoint_every_minutes > 0:
+      raise ConfigError(f'--checkpoint_every_minutes={self.checkpoint_every_minutes} must be '
+                        'positive')
+    if self.debug_numerics and self.deterministic:
+      raise ConfigError('--debug_numerics with --deterministic: TF\'s deterministic cross-entropy '
+                        'holds a NaN constant that the checks report; drop one of the two')
     if self.pgd_step_size is not None and not self.pgd_step_size > 0:
       raise ConfigError(f'--pgd_step_size={self.pgd_step_size} must be positive')
     if not 0.0 <= self.adv_coeff <= 1.0:

@@ -4,8 +4,14 @@ The readers accept the official ``cifar-10-python.tar.gz`` / ``cifar-100-python.
 extracted folder (``cifar-10-batches-py/``, ``cifar-100-python/``) or the folder holding either.
 Pickles are read with a restricted unpickler that admits only what the archives contain, and every
 array is checked for shape, dtype and label range before training.
+
+Integrity: every file read is hashed (MD5). Files that match the official digests are accepted; a
+``checksums.md5`` (``md5sum`` format) beside them pins any other copy, e.g. one rebuilt offline
+(``python -m tf_pgn.data --write_checksums DIR``); a file that disagrees with either is refused.
+A copy that is neither official nor pinned loads with a one-line warning (structural checks only).
 """
 import dataclasses
+import hashlib
 import io
 import os
 import pickle
@@ -34,6 +40,10 @@ class Dataset:
   num_classes: int
   train: Split
   test: Split
+  # How the files were verified (see the module docstring) and an MD5 of the loaded arrays that
+  # identifies the data whatever its container: a run directory records it.
+  provenance: str = ''
+  fingerprint: str = ''
 
 
 _LAYOUT = {
@@ -45,6 +55,22 @@ _LAYOUT = {
 }
 
 NUM_CLASSES = {name: layout[-1] for name, layout in _LAYOUT.items()}
+
+# MD5 of the official archives and of the files in them (https://www.cs.toronto.edu/~kriz/cifar.html;
+# torchvision checks the same values).
+OFFICIAL_MD5 = {
+    'cifar10': {'cifar-10-python.tar.gz': 'c58f30108f718f92721af3b95e74349a',
+                'data_batch_1': 'c99cafc152244af753f735de768cd75f',
+                'data_batch_2': 'd4bba439e000b95fd0a9bffe97cbabec',
+                'data_batch_3': '54ebc095f3ab1f0389bbae665268c751',
+                'data_batch_4': '634d18415352ddfa80567beed471001a',
+                'data_batch_5': '482c414d41f54cd18b22e5b47cb7c3cb',
+                'test_batch': '40351d587109b95175f43aff81a1287e'},
+    'cifar100': {'cifar-100-python.tar.gz': 'eb9058c3a382ffc7106e4002c42a8d85',
+                 'train': '16019d7e3df5f24257cddd939b257f8d',
+                 'test': 'f0ef6b0ae62326f3e7ffdfab6717acfc'},
+}
+CHECKSUMS_FILE = 'checksums.md5'
 
 # What the official pickles contain: dicts of bytes, lists, ints and numpy uint8 arrays.
 _ALLOWED_GLOBALS = {
@@ -100,21 +126,83 @@ def _to_split(batches: list, label_key: bytes, num_classes: int, what: str) -> S
   return Split(np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys))
 
 
-def _read_members(path: str, folder: str, members: list) -> list:
-  """Reads the named pickles from an extracted folder or a .tar.gz archive."""
+def _md5(raw: bytes) -> str:
+  return hashlib.md5(raw).hexdigest()
+
+
+def _read_checksums(folder: str) -> dict:
+  """{file name: md5} from ``folder/checksums.md5``, or {} when there is none."""
+  path = os.path.join(folder, CHECKSUMS_FILE)
+  if not os.path.isfile(path):
+    return {}
+  sums = {}
+  with open(path) as f:
+    for n, line in enumerate(f, 1):
+      parts = line.split()
+      if not parts:
+        continue
+      if len(parts) != 2 or len(parts[0]) != 32:
+        raise DataError(f'{path}:{n} is not "<md5>  <file>": rewrite it with '
+                        '`python -m tf_pgn.data --write_checksums DIR`')
+      sums[parts[1].lstrip('*')] = parts[0].lower()
+  return sums
+
+
+def _verify(digests: dict, official: dict, pinned: dict, where: str) -> str:
+  """Checks {file: md5} against ``pinned`` (checksums.md5) if given, else the official digests.
+
+  Returns the provenance line; raises DataError for a file that contradicts either.
+  """
+  if pinned:
+    for name, got in digests.items():
+      if name not in pinned:
+        raise DataError(f'{where}/{name} is not listed in {CHECKSUMS_FILE}: rewrite it with '
+                        f'`python -m tf_pgn.data --write_checksums {where}`')
+      if got != pinned[name]:
+        raise DataError(f'{where}/{name} has MD5 {got} but {CHECKSUMS_FILE} says {pinned[name]}: '
+                        'the file changed since it was pinned; re-create the data')
+    return f'verified against {os.path.join(where, CHECKSUMS_FILE)}'
+  matching = [n for n, got in digests.items() if official.get(n) == got]
+  if len(matching) == len(digests):
+    return 'official files (MD5 verified)'
+  if matching:  # some official files and some not: an official copy went bad
+    bad = next(n for n in digests if n not in matching)
+    raise DataError(f'{where}/{bad} has MD5 {digests[bad]}, the official file has '
+                    f'{official.get(bad)} while the other files are official: it is corrupt; '
+                    're-download the archive')
+  return (f'unverified: {where} is not the official files and has no {CHECKSUMS_FILE} '
+          '(structural checks only); pin it with `python -m tf_pgn.data --write_checksums '
+          f'{where}`')
+
+
+def _read_members(path: str, folder: str, members: list, official: dict) -> tuple:
+  """Reads the named pickles from an extracted folder or a .tar.gz archive.
+
+  Returns ([(member, dict)], provenance line).
+  """
   if os.path.isdir(path):
     base = path if os.path.basename(os.path.normpath(path)) == folder else os.path.join(path,
                                                                                        folder)
-    out = []
+    raws = {}
     for m in members:
       p = os.path.join(base, m)
       if not os.path.isfile(p):
         raise DataError(f'missing {p}: point --data_dir (or ${DATA_DIR_ENV}) at the folder '
                         f'holding {folder}/ or its archive')
       with open(p, 'rb') as f:
-        out.append((m, _unpickle(f.read(), p)))
-    return out
+        raws[m] = f.read()
+    provenance = _verify({m: _md5(r) for m, r in raws.items()}, official, _read_checksums(base),
+                         base)
+    return [(m, _unpickle(r, os.path.join(base, m))) for m, r in raws.items()], provenance
   try:
+    with open(path, 'rb') as f:
+      archive_md5 = _md5(f.read())
+    name = os.path.basename(path)
+    provenance = _verify({name: archive_md5}, official, _read_checksums(os.path.dirname(path)),
+                         os.path.dirname(path) or '.')
+    if provenance.startswith('unverified') and name in official:
+      raise DataError(f'{path} has MD5 {archive_md5}, the official {name} has {official[name]}: '
+                      'the download is corrupt or altered; download it again')
     with tarfile.open(path, 'r:*') as tar:
       out = []
       for m in members:
@@ -124,9 +212,34 @@ def _read_members(path: str, folder: str, members: list) -> list:
           raise DataError(f'{path} has no {folder}/{m}: is it the official archive of this '
                           'dataset?') from None
         out.append((m, _unpickle(f.read(), f'{path}:{folder}/{m}')))
-      return out
+      return out, provenance
   except (tarfile.TarError, EOFError, OSError) as e:
     raise DataError(f'{path} is not a readable archive ({e}); re-download it') from None
+
+
+def write_checksums(folder: str) -> str:
+  """Pins the CIFAR files in ``folder`` by writing ``folder/checksums.md5``; returns its path."""
+  names = sorted(n for n in os.listdir(folder) if n != CHECKSUMS_FILE and not n.startswith('.')
+                 and os.path.isfile(os.path.join(folder, n)))
+  if not names:
+    raise DataError(f'{folder} holds no files to pin')
+  lines = []
+  for n in names:
+    with open(os.path.join(folder, n), 'rb') as f:
+      lines.append(f'{_md5(f.read())}  {n}\n')
+  path = os.path.join(folder, CHECKSUMS_FILE)
+  from tf_pgn.io_utils import write_text_atomic  # pylint: disable=g-import-not-at-top
+  write_text_atomic(path, ''.join(lines))
+  return path
+
+
+def fingerprint(*splits: Split) -> str:
+  """MD5 of the images and labels (12 hex digits): the same data from any container agrees."""
+  h = hashlib.md5()
+  for split in splits:
+    h.update(np.ascontiguousarray(split.x).data)
+    h.update(np.ascontiguousarray(split.y, dtype=np.int32).data)
+  return h.hexdigest()[:12]
 
 
 def _find_source(path: str, folder: str, archive: str) -> str:
@@ -155,9 +268,10 @@ def load(dataset: str, data_dir: str | None = None) -> Dataset:
   if not os.path.exists(data_dir):
     raise DataError(f'--data_dir {data_dir} does not exist')
   src = _find_source(data_dir, folder, archive)
-  train = _to_split(_read_members(src, folder, train_m), label_key, k, src)
-  test = _to_split(_read_members(src, folder, test_m), label_key, k, src)
-  return Dataset(dataset, k, train, test)
+  members, provenance = _read_members(src, folder, train_m + test_m, OFFICIAL_MD5[dataset])
+  train = _to_split(members[:len(train_m)], label_key, k, src)
+  test = _to_split(members[len(train_m):], label_key, k, src)
+  return Dataset(dataset, k, train, test, provenance, fingerprint(train, test))
 
 
 def _download(dataset: str, k: int) -> Dataset:
@@ -168,8 +282,10 @@ def _download(dataset: str, k: int) -> Dataset:
   except Exception as e:  # no internet, proxy, ...
     raise DataError(f'could not download {dataset} ({type(e).__name__}); download the official '
                     f'python archive and pass --data_dir or set ${DATA_DIR_ENV}') from None
-  return Dataset(dataset, k, Split(xt, yt.reshape(-1).astype(np.int32)),
+  train, test = (Split(xt, yt.reshape(-1).astype(np.int32)),
                  Split(xs, ys.reshape(-1).astype(np.int32)))
+  return Dataset(dataset, k, train, test, 'keras.datasets download (hash checked by keras)',
+                 fingerprint(train, test))
 
 
 def subset(split: Split, size: int | None) -> Split:
@@ -237,3 +353,22 @@ def eval_pipeline(split: Split, batch_size: int) -> tf.data.Dataset:
 def to_float(x: np.ndarray) -> np.ndarray:
   """uint8 images to float32 in [0, 1]."""
   return x.astype(np.float32) / 255.0
+
+
+def main(argv=None) -> None:
+  """``python -m tf_pgn.data --write_checksums DIR``: pin a copy of the data (see the docstring)."""
+  import argparse  # pylint: disable=g-import-not-at-top
+  parser = argparse.ArgumentParser(prog='python -m tf_pgn.data', description=main.__doc__)
+  parser.add_argument('--write_checksums', metavar='DIR', required=True,
+                      help='folder holding the CIFAR files, e.g. .../cifar-10-batches-py')
+  folder = os.path.expanduser(parser.parse_args(argv).write_checksums)
+  try:
+    if not os.path.isdir(folder):
+      raise DataError(f'{folder} is not a folder: pass the one holding the CIFAR files')
+    print(f'wrote {write_checksums(folder)}')
+  except DataError as e:
+    raise SystemExit(f'tf_pgn.data: {e}') from None
+
+
+if __name__ == '__main__':
+  main()

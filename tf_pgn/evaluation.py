@@ -250,8 +250,8 @@ class _Model:
 class _Session:
   """Runs (attack, budget, box) evaluations on fixed examples, reusing finished ones."""
 
-  def __init__(self, cfg: EvalConfig, target: _Model, x, y, partial_dir: str):
-    self.cfg, self.target, self.x, self.y = cfg, target, x, y
+  def __init__(self, cfg: EvalConfig, target: _Model, x, y, partial_dir: str, data: str):
+    self.cfg, self.target, self.x, self.y, self.data = cfg, target, x, y, data
     self.partial_dir = partial_dir
     self.pred_clean = predict(target.model, x, cfg.batch_size).argmax(-1)
 
@@ -261,7 +261,7 @@ class _Session:
     path = os.path.join(self.partial_dir, f'{key}.json')
     fingerprint = _json_safe(dict(
         target=self.target.description, crafted_on=crafter.description,
-        dataset=self.cfg.dataset, num_examples=len(self.y), attack=attack.name,
+        dataset=self.cfg.dataset, data=self.data, num_examples=len(self.y), attack=attack.name,
         params=self.cfg.attack_params()[attack.name], setting=setting))
     cached = _read_partial(path, fingerprint)
     if cached is not None:
@@ -326,7 +326,9 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
   ds = data_lib.load(cfg.dataset, data_dir)
   test = data_lib.subset(ds.test, cfg.num_examples)
   x, y = data_lib.to_float(test.x), test.y
-  session = _Session(cfg, target, x, y, os.path.join(out_dir, 'partial'))
+  if ds.provenance.startswith('unverified'):
+    print(f'warning: data {ds.provenance}', flush=True)
+  session = _Session(cfg, target, x, y, os.path.join(out_dir, 'partial'), ds.fingerprint)
   attacks = _build_attacks(cfg, ds.num_classes,
                            data_lib.subset(ds.train, cfg.pgn_attack_train_size))
   params = cfg.attack_params()
@@ -341,6 +343,7 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
   results = dict(
       model=target.description, ckpt=ckpt, dataset=cfg.dataset, num_examples=len(y),
       num_classes=ds.num_classes, out_dir=out_dir,
+      data=dict(fingerprint=ds.fingerprint, provenance=ds.provenance),
       benign_accuracy=metrics.accuracy(session.pred_clean, y),
       attack_settings={name: dict(params[name], budgets=attacks[name].settings)
                        for name in cfg.attacks},

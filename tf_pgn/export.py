@@ -15,6 +15,9 @@ def export_saved_model(model, path: str) -> None:
   the old export or the complete new one, never a half-written folder."""
   parent = os.path.dirname(os.path.abspath(path))
   os.makedirs(parent, exist_ok=True)
+  for stale in os.listdir(parent):  # left by an export that was killed
+    if stale.startswith(('.export-', '.old-')):
+      shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
   tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
   try:
     model.export(os.path.join(tmp, 'model'), format='tf_saved_model', verbose=False)

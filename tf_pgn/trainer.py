@@ -8,6 +8,7 @@ of the EMA classifier) and, for PGN, ``export/generator``.
 import json
 import math
 import os
+import re
 import time
 
 import numpy as np
@@ -19,7 +20,7 @@ from tf_pgn.attacks.gradient import pgd_l2
 from tf_pgn.config import TrainConfig
 from tf_pgn.defenses import AdversarialTrainer
 from tf_pgn.export import export_saved_model
-from tf_pgn.io_utils import read_jsonl, write_text_atomic
+from tf_pgn.io_utils import read_jsonl, write_json_atomic, write_text_atomic
 
 
 class TrainError(RuntimeError):
@@ -41,6 +42,33 @@ def _check_run_dir(cfg: TrainConfig, run_dir: str) -> None:
   if diff:
     what = ', '.join(f'{k}={a} (now {b})' for k, (a, b) in diff.items())
     raise TrainError(f'{run_dir} was made with {what}: use a new --run_dir or the same flags')
+
+
+def _check_data(run_dir: str, record: dict) -> None:
+  """Writes ``record`` (dataset, fingerprint, provenance) to ``run_dir/data.json``, or refuses to
+  resume a run directory whose record has another fingerprint."""
+  path = os.path.join(run_dir, 'data.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    if old.get('fingerprint') != record['fingerprint']:
+      raise TrainError(f'{run_dir} was trained on data with fingerprint {old.get("fingerprint")}, '
+                       f'this --data_dir gives {record["fingerprint"]}: pass the same data or a '
+                       'new --run_dir')
+    return
+  write_json_atomic(path, record)
+
+
+def _numerics_culprit(error: tf.errors.InvalidArgumentError) -> str:
+  """'op "Name" (file:line)' from a check_numerics error: the first op that made a NaN/Inf."""
+  message = error.message
+  op = re.search(r'op "([^"]+)"', message)
+  where = re.findall(r'File "([^"]*tf_pgn[^"]*)", line (\d+)', message) or re.findall(
+      r'-> +([^\s]*tf_pgn[^\s]*):(\d+)', message)
+  text = f'op "{op.group(1)}"' if op else 'an op'
+  if where:
+    text += f' ({os.path.basename(where[-1][0])}:{where[-1][1]})'
+  return text
 
 
 def _predict_fn(model):
@@ -65,6 +93,10 @@ class Trainer:
     if cfg.deterministic:
       tf.config.experimental.enable_op_determinism()
     ds = data_lib.load(cfg.dataset, data_dir)
+    if ds.provenance.startswith('unverified'):
+      print(f'warning: data {ds.provenance}', flush=True)
+    self.data_record = dict(dataset=ds.name, fingerprint=ds.fingerprint,
+                            provenance=ds.provenance)
     self.num_classes = ds.num_classes
     self.train_split = data_lib.subset(ds.train, cfg.train_size)
     self.test_split = data_lib.subset(ds.test, cfg.test_size)
@@ -99,20 +131,33 @@ class Trainer:
 
   def save(self) -> None:
     self.manager.save(checkpoint_number=int(self.step.numpy()))
+    self._last_save = time.monotonic()
+
+  def _checkpoint_due(self, step: int) -> bool:
+    minutes = self.cfg.checkpoint_every_minutes
+    return step % self.cfg.checkpoint_every_steps == 0 or (
+        minutes is not None and time.monotonic() - self._last_save >= 60 * minutes)
 
   # -- loop --------------------------------------------------------------------------------
   def run(self) -> dict:
     cfg = self.cfg
     os.makedirs(self.run_dir, exist_ok=True)
+    _check_data(self.run_dir, self.data_record)
     write_text_atomic(os.path.join(self.run_dir, 'config.json'), cfg.to_json())
     if self.restore():
       print(f'resuming {self.run_dir} at epoch {int(self.epoch.numpy())}, step '
             f'{int(self.step.numpy())}', flush=True)
     writer = tf.summary.create_file_writer(os.path.join(self.run_dir, 'tb'))
-    last = None
-    while int(self.epoch.numpy()) < cfg.epochs:
-      with writer.as_default():
-        last = self._run_epoch(int(self.epoch.numpy()))
+    self._last_save, last = time.monotonic(), None
+    if cfg.debug_numerics:
+      tf.debugging.enable_check_numerics()
+    try:
+      while int(self.epoch.numpy()) < cfg.epochs:
+        with writer.as_default():
+          last = self._run_epoch(int(self.epoch.numpy()))
+    finally:
+      if cfg.debug_numerics:
+        tf.debugging.disable_check_numerics()
     self._export()
     return last or (read_jsonl(self.metrics_path) or [{}])[-1]
 
@@ -124,12 +169,19 @@ class Trainer:
     sums, count, t0 = {}, 0, time.perf_counter()
     bar = tqdm(batches, total=self.steps_per_epoch, initial=done, disable=None, leave=False,
                desc=f'epoch {epoch + 1}/{cfg.epochs}', mininterval=1.0)
+    keep = 'the last good checkpoint is kept; lower --lr or raise --c_l and rerun'
     for x, y in bar:
-      out = {k: float(v) for k, v in self.model.train_step(x, y).items()}
+      try:
+        out = {k: float(v) for k, v in self.model.train_step(x, y).items()}
+      except tf.errors.InvalidArgumentError as e:
+        if not cfg.debug_numerics:
+          raise
+        raise TrainError(f'--debug_numerics: {_numerics_culprit(e)} made a NaN/Inf at step '
+                         f'{int(self.step.numpy()) + 1}; {keep}') from None
       if not all(math.isfinite(v) for v in out.values()):
         bad = ', '.join(k for k, v in out.items() if not math.isfinite(v))
-        raise TrainError(f'non-finite {bad} at step {int(self.step.numpy()) + 1}: the last good '
-                         'checkpoint is kept; lower --lr or raise --c_l and rerun')
+        raise TrainError(f'non-finite {bad} at step {int(self.step.numpy()) + 1}: {keep} (or '
+                         'rerun with --debug_numerics to find the op)')
       self.step.assign_add(1)
       count += 1
       for k, v in out.items():
@@ -140,7 +192,7 @@ class Trainer:
           tf.summary.scalar(f'train/{k}', v, step=step)
       bar.set_postfix(loss=f'{out["loss"]:.3f}', acc=f'{out["train_acc"]:.3f}',
                       img_s=f'{count * cfg.batch_size / (time.perf_counter() - t0):.0f}')
-      if step % cfg.checkpoint_every_steps == 0:
+      if self._checkpoint_due(step):
         self.save()
     seconds = time.perf_counter() - t0
     bar.close()
