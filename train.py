@@ -42,6 +42,11 @@ flags.DEFINE_integer('seed', None, 'Random seed (weights, data order, augmentati
 flags.DEFINE_integer('checkpoint_every_steps', None, 'Checkpoint interval in steps.')
 flags.DEFINE_float('checkpoint_every_minutes', None, 'Also checkpoint when this many minutes '
                    'have passed since the last checkpoint.')
+flags.DEFINE_enum('distribute', None, ['none', 'mirrored', 'multi_worker'], 'tf.distribute '
+                  'strategy: one device, all local GPUs (or --cpu_replicas logical CPUs), or the '
+                  'hosts of $TF_CONFIG.')
+flags.DEFINE_integer('cpu_replicas', None, 'Split the CPU into this many logical devices (for '
+                     '--distribute=mirrored without GPUs: tests, not speed).')
 flags.DEFINE_bool('debug_numerics', None, 'Check every op for NaN/Inf and name the first op that '
                   'makes one (tf.debugging.enable_check_numerics; slow).')
 flags.DEFINE_bool('jit_compile', None, 'Compile the train step with XLA.')
@@ -51,7 +56,7 @@ _CONFIG_FLAGS = ('dataset', 'defense', 'width', 'gen_width', 'epochs', 'batch_si
                  'gen_lr', 'ema_decay', 'train_size', 'test_size', 'augment', 'eps', 'pgd_steps',
                  'pgd_step_size', 'c_l', 'adv_coeff', 'pgn_grad_through_adv', 'probe_eps',
                  'probe_size', 'seed', 'checkpoint_every_steps', 'checkpoint_every_minutes',
-                 'jit_compile', 'deterministic', 'debug_numerics')
+                 'jit_compile', 'deterministic', 'debug_numerics', 'distribute', 'cpu_replicas')
 
 
 def main(argv):

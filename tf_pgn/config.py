@@ -9,6 +9,7 @@ import json
 
 DATASETS = ('cifar10', 'cifar100')
 DEFENSES = ('naive', 'fgm', 'pgd', 'pgn')
+STRATEGIES = ('none', 'mirrored', 'multi_worker')  # tf_pgn.distribute
 
 
 class ConfigError(ValueError):
@@ -56,6 +57,11 @@ class TrainConfig:
   keep_checkpoints: int = 3
   jit_compile: bool = False
   deterministic: bool = False
+  # tf.distribute strategy (tf_pgn.distribute): none, mirrored (local GPUs, else cpu_replicas
+  # logical CPUs) or multi_worker ($TF_CONFIG). Not part of the architecture: a run resumes on
+  # any number of replicas.
+  distribute: str = 'none'
+  cpu_replicas: int | None = None
   # tf.debugging.enable_check_numerics: a NaN/Inf stops the run naming the op that made it (slow).
   debug_numerics: bool = False
 
@@ -84,6 +90,11 @@ class TrainConfig:
     if self.checkpoint_every_minutes is not None and not self.checkpoint_every_minutes > 0:
       raise ConfigError(f'--checkpoint_every_minutes={self.checkpoint_every_minutes} must be '
                         'positive')
+    if self.distribute not in STRATEGIES:
+      raise ConfigError(f'unknown --distribute={self.distribute}: use one of '
+                        f'{", ".join(STRATEGIES)}')
+    if self.cpu_replicas is not None and not self.cpu_replicas > 0:
+      raise ConfigError(f'--cpu_replicas={self.cpu_replicas} must be positive')
     if self.debug_numerics and self.deterministic:
       raise ConfigError('--debug_numerics with --deterministic: TF\'s deterministic cross-entropy '
                         'holds a NaN constant that the checks report; drop one of the two')

@@ -3,6 +3,11 @@
 Each step is one ``tf.function`` with GradientTape. Baselines share one classifier update on
 x_adv = perturb(x, y); PGN (Eq. 4) computes the input gradient, runs G and updates F and G from
 the same forward pass with their own Adam optimizers.
+
+Distribution (``tf_pgn.distribute``): the steps run per replica under ``strategy.run``. Every
+batch mean is a sum over the replica's examples divided by the global batch, so the optimizers'
+all-reduce (a sum over replicas) gives the single-device gradient; the EMA is updated once per
+step in cross-replica context.
 """
 import keras
 import tensorflow as tf
@@ -12,44 +17,72 @@ from tf_pgn.attacks.gradient import fgm_l2, pgd_l2
 from tf_pgn.config import TrainConfig
 
 
+def per_example_ce(y, logits):
+  return tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
+
+
+def sq_l2(x_adv, x):
+  """sum over pixels of (x_adv - x)^2, per example."""
+  return tf.reduce_sum(tf.square(x_adv - x), axis=[1, 2, 3])
+
+
 def cross_entropy(y, logits):
-  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
-
-
-def accuracy(y, logits):
-  return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, tf.int32), y), tf.float32))
+  return tf.reduce_mean(per_example_ce(y, logits))
 
 
 def mean_sq_l2(x_adv, x):
   """mean over the batch of sum over pixels (x_adv - x)^2: the distance term of Eq. 4."""
-  return tf.reduce_mean(tf.reduce_sum(tf.square(x_adv - x), axis=[1, 2, 3]))
+  return tf.reduce_mean(sq_l2(x_adv, x))
 
 
-def mean_l2(x_adv, x):
-  return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(x_adv - x), axis=[1, 2, 3])))
+def _global_batch(x):
+  """The batch size summed over replicas (all replicas get equal batches)."""
+  replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+  return tf.shape(x)[0] * replicas
+
+
+def _mean(values, global_batch):
+  """This replica's share of the mean over the global batch (the whole mean on one device)."""
+  return tf.nn.compute_average_loss(tf.cast(values, tf.float32), global_batch_size=global_batch)
+
+
+def _correct(y, logits):
+  return tf.equal(tf.argmax(logits, -1, tf.int32), y)
 
 
 class AdversarialTrainer:
   """Classifier F (+ its EMA), generator G for PGN, their optimizers and the train step."""
 
-  def __init__(self, cfg: TrainConfig, num_classes: int):
+  def __init__(self, cfg: TrainConfig, num_classes: int,
+               strategy: tf.distribute.Strategy | None = None):
     self.cfg = cfg
     self.num_classes = num_classes
+    self.strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(cfg.seed)
-    self.classifier = models.build_classifier(num_classes, cfg.width)
-    self.ema_classifier = models.build_classifier(num_classes, cfg.width, name='ema_classifier')
-    self.ema_classifier.set_weights(self.classifier.get_weights())
-    self.opt_f = keras.optimizers.Adam(cfg.lr)
-    # Keras 3 optimizers create slots lazily; build them so checkpoints restore into them.
-    self.opt_f.build(self.classifier.trainable_variables)
-    self.generator = self.opt_g = None
-    if cfg.defense == 'pgn':
-      self.generator = models.build_generator(num_classes, cfg.gen_width)
-      self.opt_g = keras.optimizers.Adam(cfg.gen_lr)
-      self.opt_g.build(self.generator.trainable_variables)
-    self.rng = tf.random.Generator.from_seed(cfg.seed)
+    with self.strategy.scope():
+      self.classifier = models.build_classifier(num_classes, cfg.width)
+      self.ema_classifier = models.build_classifier(num_classes, cfg.width,
+                                                    name='ema_classifier')
+      self.ema_classifier.set_weights(self.classifier.get_weights())
+      self.opt_f = keras.optimizers.Adam(cfg.lr)
+      # Keras 3 optimizers create slots lazily; build them so checkpoints restore into them.
+      self.opt_f.build(self.classifier.trainable_variables)
+      self.generator = self.opt_g = None
+      if cfg.defense == 'pgn':
+        self.generator = models.build_generator(num_classes, cfg.gen_width)
+        self.opt_g = keras.optimizers.Adam(cfg.gen_lr)
+        self.opt_g.build(self.generator.trainable_variables)
+      self.rng = tf.random.Generator.from_seed(cfg.seed)
     step = self.pgn_train_step if cfg.defense == 'pgn' else self.baseline_train_step
-    self.train_step = tf.function(step, jit_compile=cfg.jit_compile)
+    replica_step = tf.function(step, jit_compile=True) if cfg.jit_compile else step
+    self.train_step = tf.function(lambda x, y: self._run_replicated(replica_step, x, y))
+
+  def _run_replicated(self, replica_step, x, y):
+    """One optimisation step on every replica, then the EMA; returns the global-batch metrics."""
+    out = self.strategy.run(replica_step, (x, y))
+    self._update_ema()
+    return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            for k, v in out.items()}
 
   # -- baselines ---------------------------------------------------------------------------
   def perturb(self, x, y):
@@ -63,23 +96,25 @@ class AdversarialTrainer:
 
   def baseline_train_step(self, x, y):
     """min_F (1 - a) CE(F(x), y) + a CE(F(x_adv), y), x_adv a constant (Madry et al. 2018)."""
+    n = _global_batch(x)
     x_adv = self.perturb(x, y)
     # naive: x_adv is x, so the adversarial term alone is the clean loss (one forward pass).
     a = self.cfg.adv_coeff if self.cfg.defense != 'naive' else 1.0
     with tf.GradientTape() as tape:
       logits_adv = self.classifier(x_adv, training=True)
-      loss = a * cross_entropy(y, logits_adv)
+      loss = a * _mean(per_example_ce(y, logits_adv), n)
       if a < 1.0:
-        loss += (1.0 - a) * cross_entropy(y, self.classifier(x, training=True))
+        loss += (1.0 - a) * _mean(per_example_ce(y, self.classifier(x, training=True)), n)
     variables = self.classifier.trainable_variables
     self.opt_f.apply(tape.gradient(loss, variables), variables)
-    self._update_ema()
-    return dict(loss=loss, train_acc=accuracy(y, logits_adv), pert_l2=mean_l2(x_adv, x))
+    return dict(loss=loss, train_acc=_mean(_correct(y, logits_adv), n),
+                pert_l2=_mean(tf.sqrt(sq_l2(x_adv, x)), n))
 
   # -- PGN ---------------------------------------------------------------------------------
-  def generate(self, x, onehot):
-    """x_adv = tanh_box(x, G(grad_x F, x, y)) and F's logits on x (section 3.2, Figure 1)."""
-    grad_x, logits = models.true_class_gradient(self.classifier, x, onehot)
+  def generate(self, x, onehot, batch_size=None):
+    """x_adv = tanh_box(x, G(grad_x F, x, y)) and F's logits on x (section 3.2, Figure 1);
+    ``batch_size`` is that of the mean the input gradient is taken of (default this batch)."""
+    grad_x, logits = models.true_class_gradient(self.classifier, x, onehot, batch_size)
     if not self.cfg.pgn_grad_through_adv:
       grad_x = tf.stop_gradient(grad_x)  # x_adv then depends on G only: F sees it as a constant
     l = self.generator([grad_x, x, onehot], training=True)
@@ -92,14 +127,16 @@ class AdversarialTrainer:
       G: min -CE(F(x_adv), y) + c_L * mean ||x_adv - x||_2^2,   x_adv = box(x, G(grad_x F, x, y))
     """
     cfg = self.cfg
+    n = _global_batch(x)
     onehot = tf.one_hot(y, self.num_classes)
     with tf.GradientTape(persistent=True) as tape:
-      x_adv, logits = self.generate(x, onehot)
+      x_adv, logits = self.generate(x, onehot, n)
       logits_adv = self.classifier(x_adv, training=True)
-      ce_adv = cross_entropy(y, logits_adv)
-      dist = mean_sq_l2(x_adv, x)
+      ce_adv = _mean(per_example_ce(y, logits_adv), n)
+      dist = _mean(sq_l2(x_adv, x), n)
       loss_g = -ce_adv + cfg.c_l * dist
-      loss_f = cfg.adv_coeff * ce_adv + (1.0 - cfg.adv_coeff) * cross_entropy(y, logits)
+      loss_f = cfg.adv_coeff * ce_adv + (1.0 - cfg.adv_coeff) * _mean(per_example_ce(y, logits),
+                                                                      n)
     g_vars, f_vars = self.generator.trainable_variables, self.classifier.trainable_variables
     grads_g = tape.gradient(loss_g, g_vars)
     grads_f = tape.gradient(loss_f, f_vars) if train_classifier else None
@@ -107,11 +144,12 @@ class AdversarialTrainer:
     self.opt_g.apply(grads_g, g_vars)
     if train_classifier:
       self.opt_f.apply(grads_f, f_vars)
-      self._update_ema()
-    return dict(loss=loss_f, gen_loss=loss_g, train_acc=accuracy(y, logits_adv),
-                clean_acc=accuracy(y, logits), pert_l2=mean_l2(x_adv, x), pert_sq_l2=dist)
+    return dict(loss=loss_f, gen_loss=loss_g, train_acc=_mean(_correct(y, logits_adv), n),
+                clean_acc=_mean(_correct(y, logits), n), pert_l2=_mean(tf.sqrt(sq_l2(x_adv, x)), n),
+                pert_sq_l2=dist)
 
   def _update_ema(self):
+    """EMA of F's weights, in cross-replica context (applied to every replica's copy)."""
     d = self.cfg.ema_decay
     for ema_w, w in zip(self.ema_classifier.weights, self.classifier.weights):
       ema_w.assign(d * ema_w + (1.0 - d) * w)

@@ -4,9 +4,10 @@ import sys
 
 from tf_pgn.config import ConfigError
 from tf_pgn.data import DataError
+from tf_pgn.distribute import DistributeError
 from tf_pgn.export import ModelLoadError
 
-USER_ERRORS = (ConfigError, DataError, ModelLoadError)
+USER_ERRORS = (ConfigError, DataError, DistributeError, ModelLoadError)
 
 
 @contextlib.contextmanager

@@ -79,14 +79,19 @@ def tanh_box(x: tf.Tensor, l: tf.Tensor) -> tf.Tensor:
   return (tf.tanh(tf.atanh((2.0 * x - 1.0) * _BOX) + l) + 1.0) / 2.0
 
 
-def true_class_gradient(classifier, x: tf.Tensor, onehot: tf.Tensor):
+def true_class_gradient(classifier, x: tf.Tensor, onehot: tf.Tensor, batch_size=None):
   """grad_x of the batch-mean softmax probability of the true class (the input of G, section 3.1).
 
+  The mean is over ``batch_size`` examples (default: those of ``x``), so the gradient scales as
+  1 / batch_size: a replica of a distributed step passes the global batch, and the PGN attack
+  its training batch, to keep the scale G was trained on.
   Returns (gradient, logits of x) so that callers reuse the forward pass. Recorded on any outer
   tape, so a caller may differentiate through it (double backprop).
   """
+  if batch_size is None:
+    batch_size = tf.shape(x)[0]
   with tf.GradientTape() as tape:
     tape.watch(x)
     logits = classifier(x, training=True)
-    p_true = tf.reduce_mean(tf.reduce_sum(tf.nn.softmax(logits) * onehot, axis=-1))
+    p_true = tf.reduce_sum(tf.nn.softmax(logits) * onehot) / tf.cast(batch_size, logits.dtype)
   return tape.gradient(p_true, x), logits

@@ -3,12 +3,14 @@
 A run directory holds ``config.json`` (the flags), ``ckpt/`` (CheckpointManager: both networks,
 both optimizers, the EMA classifier, the random generator, epoch and step), ``tb/`` (TensorBoard),
 ``metrics.jsonl`` (one line per epoch) and, when training ends, ``export/classifier`` (SavedModel
-of the EMA classifier) and, for PGN, ``export/generator``.
+of the EMA classifier) and, for PGN, ``export/generator``. Under ``--distribute`` only the chief
+writes there (``tf_pgn.distribute``).
 """
 import json
 import math
 import os
 import re
+import shutil
 import time
 
 import numpy as np
@@ -16,6 +18,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from tf_pgn import data as data_lib
+from tf_pgn import distribute
 from tf_pgn.attacks.gradient import pgd_l2
 from tf_pgn.config import TrainConfig
 from tf_pgn.defenses import AdversarialTrainer
@@ -60,14 +63,18 @@ def _check_data(run_dir: str, record: dict) -> None:
 
 
 def _numerics_culprit(error: tf.errors.InvalidArgumentError) -> str:
-  """'op "Name" (file:line)' from a check_numerics error: the first op that made a NaN/Inf."""
+  """'op "Name" (file:line) in "graph"' from a check_numerics error: the first op that made a
+  NaN/Inf, the last line of tf_pgn code that built it and the function graph it ran in, as far
+  as the message tells (under strategy.run the user frames are elided)."""
   message = error.message
   op = re.search(r'op "([^"]+)"', message)
-  where = re.findall(r'File "([^"]*tf_pgn[^"]*)", line (\d+)', message) or re.findall(
-      r'-> +([^\s]*tf_pgn[^\s]*):(\d+)', message)
+  where = re.findall(r'File "([^"]*tf_pgn[^"]*)", line (\d+)', message)
+  graph = re.search(r'Graph name: "([^"]+)"', message)
   text = f'op "{op.group(1)}"' if op else 'an op'
   if where:
     text += f' ({os.path.basename(where[-1][0])}:{where[-1][1]})'
+  if graph:
+    text += f' in "{graph.group(1)}"'
   return text
 
 
@@ -88,8 +95,17 @@ class Trainer:
   """Trains one defense into one run directory, resuming whatever it holds."""
 
   def __init__(self, cfg: TrainConfig, run_dir: str, data_dir: str | None = None):
+    self.strategy = distribute.make_strategy(cfg.distribute, cfg.cpu_replicas)  # before any op
+    replicas = self.strategy.num_replicas_in_sync
+    if cfg.batch_size % replicas:
+      raise TrainError(f'--batch_size={cfg.batch_size} does not split over {replicas} replicas: '
+                       f'use a multiple of {replicas}')
+    self.is_chief = distribute.is_chief(self.strategy)
     _check_run_dir(cfg, run_dir)
     self.cfg, self.run_dir = cfg, run_dir
+    # Non-chief workers save into a folder of their own (deleted at the end): every worker must
+    # take part in a save, only the chief's is kept.
+    self.own_dir = distribute.worker_dir(run_dir, self.strategy)
     if cfg.deterministic:
       tf.config.experimental.enable_op_determinism()
     ds = data_lib.load(cfg.dataset, data_dir)
@@ -105,13 +121,17 @@ class Trainer:
     if self.steps_per_epoch == 0:
       raise TrainError(f'{len(self.train_split.y)} training images is fewer than one batch of '
                        f'{cfg.batch_size}: lower --batch_size or raise --train_size')
-    self.model = AdversarialTrainer(cfg, self.num_classes)
-    self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
-    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+    self.model = AdversarialTrainer(cfg, self.num_classes, self.strategy)
+    with self.strategy.scope():
+      self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
     self.ckpt = tf.train.Checkpoint(epoch=self.epoch, step=self.step,
                                     **self.model.trackables())
+    # Every worker restores the chief's checkpoints and saves into its own folder.
     self.manager = tf.train.CheckpointManager(self.ckpt, os.path.join(run_dir, 'ckpt'),
                                               max_to_keep=cfg.keep_checkpoints)
+    self.save_manager = self.manager if self.is_chief else tf.train.CheckpointManager(
+        self.ckpt, os.path.join(self.own_dir, 'ckpt'), max_to_keep=1)
     self.metrics_path = os.path.join(run_dir, 'metrics.jsonl')
     self._probe = tf.function(lambda x, y: pgd_l2(
         self.model.ema_classifier, x, y, cfg.probe_eps, 2.5 * cfg.probe_eps / cfg.probe_steps,
@@ -130,7 +150,7 @@ class Trainer:
     return False
 
   def save(self) -> None:
-    self.manager.save(checkpoint_number=int(self.step.numpy()))
+    self.save_manager.save(checkpoint_number=int(self.step.numpy()))
     self._last_save = time.monotonic()
 
   def _checkpoint_due(self, step: int) -> bool:
@@ -141,13 +161,15 @@ class Trainer:
   # -- loop --------------------------------------------------------------------------------
   def run(self) -> dict:
     cfg = self.cfg
-    os.makedirs(self.run_dir, exist_ok=True)
-    _check_data(self.run_dir, self.data_record)
-    write_text_atomic(os.path.join(self.run_dir, 'config.json'), cfg.to_json())
+    os.makedirs(self.own_dir, exist_ok=True)
+    if self.is_chief:
+      _check_data(self.run_dir, self.data_record)
+      write_text_atomic(os.path.join(self.run_dir, 'config.json'), cfg.to_json())
     if self.restore():
-      print(f'resuming {self.run_dir} at epoch {int(self.epoch.numpy())}, step '
-            f'{int(self.step.numpy())}', flush=True)
-    writer = tf.summary.create_file_writer(os.path.join(self.run_dir, 'tb'))
+      self._log(f'resuming {self.run_dir} at epoch {int(self.epoch.numpy())}, step '
+                f'{int(self.step.numpy())}')
+    writer = (tf.summary.create_file_writer(os.path.join(self.run_dir, 'tb')) if self.is_chief
+              else tf.summary.create_noop_writer())
     self._last_save, last = time.monotonic(), None
     if cfg.debug_numerics:
       tf.debugging.enable_check_numerics()
@@ -159,15 +181,23 @@ class Trainer:
       if cfg.debug_numerics:
         tf.debugging.disable_check_numerics()
     self._export()
+    if not self.is_chief:
+      shutil.rmtree(self.own_dir, ignore_errors=True)
     return last or (read_jsonl(self.metrics_path) or [{}])[-1]
+
+  def _log(self, line: str) -> None:
+    if self.is_chief:
+      print(line, flush=True)
 
   def _run_epoch(self, epoch: int) -> dict:
     cfg = self.cfg
     done = int(self.step.numpy()) - epoch * self.steps_per_epoch
-    batches = data_lib.train_pipeline(self.train_split, cfg.batch_size, cfg.seed, epoch,
-                                      skip_batches=done, augment=cfg.augment)
+    batches = self.strategy.experimental_distribute_dataset(data_lib.train_pipeline(
+        self.train_split, cfg.batch_size, cfg.seed, epoch, skip_batches=done,
+        augment=cfg.augment))
     sums, count, t0 = {}, 0, time.perf_counter()
-    bar = tqdm(batches, total=self.steps_per_epoch, initial=done, disable=None, leave=False,
+    bar = tqdm(batches, total=self.steps_per_epoch, initial=done,
+               disable=None if self.is_chief else True, leave=False,
                desc=f'epoch {epoch + 1}/{cfg.epochs}', mininterval=1.0)
     keep = 'the last good checkpoint is kept; lower --lr or raise --c_l and rerun'
     for x, y in bar:
@@ -205,14 +235,15 @@ class Trainer:
     row[f'probe_pgd{cfg.probe_eps:g}_acc'] = self._probe_accuracy()
     self.epoch.assign(epoch + 1)
     self.save()
-    self._append_metrics(row)
+    if self.is_chief:
+      self._append_metrics(row)
     for k, v in row.items():
       if isinstance(v, float):
         tf.summary.scalar(f'epoch/{k}', v, step=epoch + 1)
     if self.model.generator is not None:
       self._log_pgn_images(epoch + 1)
-    print(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
-                   for k, v in row.items()), flush=True)
+    self._log(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
+                       for k, v in row.items()))
     return row
 
   def _probe_accuracy(self) -> float:
@@ -239,10 +270,10 @@ class Trainer:
     tf.summary.image('pgn/x_xadv_delta', grid, step=epoch, max_outputs=8)
 
   def _export(self) -> None:
-    export_saved_model(self.model.ema_classifier, os.path.join(self.run_dir, 'export',
+    export_saved_model(self.model.ema_classifier, os.path.join(self.own_dir, 'export',
                                                                'classifier'))
     if self.model.generator is not None:
-      export_saved_model(self.model.generator, os.path.join(self.run_dir, 'export',
+      export_saved_model(self.model.generator, os.path.join(self.own_dir, 'export',
                                                             'generator'))
 
 

@@ -59,13 +59,12 @@ class PGNAttack:
     """x_adv = tanh_box(x, G(grad, x, onehot(y))), grad the (constant) input gradient of the
     true-class probability of ``model`` (section 3.1).
 
-    That gradient is of the batch-mean probability, so it scales as 1 / batch size; it is
-    rescaled to a batch of ``batch_size`` so that G sees the scale it was trained on whatever
+    That gradient is of a batch-mean probability, so it scales as 1 / batch size; it is taken
+    as a mean over ``batch_size`` examples so that G sees the scale it was trained on whatever
     the number of examples passed (a last partial batch, the runner's batch size).
     """
     onehot = tf.one_hot(y, self.num_classes)
-    grad = models.true_class_gradient(model, x, onehot)[0]
-    grad = tf.stop_gradient(grad * tf.cast(tf.shape(x)[0], grad.dtype) / self.batch_size)
+    grad = tf.stop_gradient(models.true_class_gradient(model, x, onehot, self.batch_size)[0])
     return models.tanh_box(x, self.generator([grad, x, onehot]))
 
   def train_step(self, x, y):
