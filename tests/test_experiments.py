@@ -1,13 +1,15 @@
-"""tf_pgn.experiments on real CIFAR-10: a two-job sweep end to end, its skip on rerun, the summary
-and Figure 5's robustness curves."""
+"""tf_pgn.experiments on real CIFAR-10: a two-job sweep end to end, its skip on rerun, the summary,
+Figure 5's robustness curves and the report; the report's verdict rules on synthetic job folders."""
 import csv
 import json
 import os
+import re
 
 import pytest
 
 from conftest import run_cli
-from tf_pgn import evaluation, experiments, trainer
+from tf_pgn import evaluation, experiments, report, trainer
+from tf_pgn.config import make_config
 
 JOBS = ['naive_w0.0625_s1234', 'pgn_c_l8_w0.0625_s1234']
 # 32 steps at a high learning rate: the tiny preset's 8 leave a constant classifier, which C&W
@@ -97,3 +99,144 @@ def test_summarize_and_plot_command_lines(root):
   assert 'width 0.0625' in left_title and sorted(left) == ['PGN', 'naive']
   assert 'PGN' in right_title and list(right) == ['width 0.0625']
   assert right['width 0.0625'] == [(pgn['rho_cw_mean'], pgn['test_acc'], 'c_L=8')]
+
+
+def test_report_command_line_on_a_real_sweep(root, tmp_path):
+  out, path = tmp_path / 'results', tmp_path / 'docs' / 'REPRODUCTION.md'
+  proc = run_cli('-m', 'tf_pgn.experiments', 'report', f'--root={root}', f'--out={out}',
+                 f'--report={path}')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip().endswith(f'done: {path}')
+  folder = out / os.path.basename(root)
+  for job in JOBS:
+    for name in ('config.json', 'metrics.jsonl', 'eval/results.json', 'eval/results.md',
+                 'eval/accuracy_vs_l2.png'):
+      assert (folder / job / name).is_file(), name
+  assert sorted(p.name for p in (folder / JOBS[0]).rglob('*')) == [
+      'accuracy_vs_l2.png', 'config.json', 'eval', 'metrics.jsonl', 'results.json', 'results.md']
+  text = path.read_text()
+  assert f'python -m tf_pgn.experiments report --root={root}' in text
+  assert '![benign accuracy against rho_cw](../results/' in text
+  assert text.count('**not measured yet**') == 5  # no FGM-AT / PGD-AT job, no bench.json
+
+
+# -- report verdicts on synthetic job folders ------------------------------------------------
+def _results(benign, rho, budgets=None, pgn=()):
+  """eval/results.json's structure: C&W rho, {attack: {eps: accuracy}}, PGN (c_L, L2, acc)."""
+  budgets = budgets or {a: {0.02: benign, 0.5: benign / 2} for a in ('fgm', 'mim', 'pgd')}
+  attacks = {'cw': dict(attack='cw', whitebox=dict(accuracy=0.0, mean_l2=rho, rho_mean=rho,
+                                                   rho_median=rho, success_rate=1.0)),
+             'deepfool': dict(attack='deepfool', whitebox=dict(accuracy=0.0, mean_l2=rho,
+                                                               rho_mean=rho))}
+  for attack, accs in budgets.items():
+    for eps, acc in accs.items():
+      attacks[f'{attack}_eps{eps:g}'] = dict(attack=attack, eps=eps,
+                                             whitebox=dict(accuracy=acc, mean_l2=eps))
+  for c_l, l2, acc in pgn:
+    attacks[f'pgn_c_l{c_l:g}'] = dict(attack='pgn', c_l=c_l,
+                                      whitebox=dict(accuracy=acc, mean_l2=l2))
+  settings = {a: dict(budgets=[{'eps': e} for e in accs], steps=100)
+              for a, accs in budgets.items()}
+  return dict(dataset='cifar10', num_examples=1000, benign_accuracy=benign, attacks=attacks,
+              attack_settings=settings, checks=[])
+
+
+def _job_dir(root, defense, test_acc, probe=(0.3, 0.3), results=None, trained=True,
+             width=0.25, **hparam):
+  """A job folder as the trainer and the evaluation leave it, checkpoint and export included."""
+  cfg = make_config('cpu', defense=defense, width=width, **hparam)
+  name = experiments.Job(defense, experiments.HPARAMS[defense],
+                         hparam and next(iter(hparam.values())), width, cfg.seed).name
+  run_dir = root / name
+  (run_dir / 'ckpt').mkdir(parents=True)
+  (run_dir / 'ckpt' / 'ckpt-1.index').write_bytes(b'weights')
+  (run_dir / 'config.json').write_text(cfg.to_json())
+  epochs = [dict(epoch=i + 1, test_acc=test_acc - 0.1 * (len(probe) - 1 - i),
+                 epoch_seconds=10.0 * (1 + len(name)), resumed_mid_epoch=False,
+                 **{'probe_pgd0.5_acc': p}) for i, p in enumerate(probe)]
+  (run_dir / 'metrics.jsonl').write_text(''.join(json.dumps(e) + '\n' for e in epochs))
+  if trained:
+    (run_dir / 'export' / 'classifier').mkdir(parents=True)
+    (run_dir / 'export' / 'classifier' / 'saved_model.pb').write_bytes(b'model')
+  if results:
+    (run_dir / 'eval').mkdir()
+    (run_dir / 'eval' / 'results.json').write_text(json.dumps(results))
+  return name
+
+
+def _sweep(root, paper_holds: bool):
+  """Figure 5 curves, FGM-AT probe, a PGN attack, capacity and bench.json in which each claim
+  of the paper holds clearly (or clearly fails)."""
+  root.mkdir()
+  _job_dir(root, 'naive', 0.80, results=_results(0.8, 0.2))
+  fgm_probe = (0.4, 0.3, 0.2) if paper_holds else (0.2, 0.25, 0.3)
+  for eps, acc, rho in ((0.1, 0.78, 0.30), (0.5, 0.70, 0.50)):
+    _job_dir(root, 'pgd', acc, results=_results(acc, rho + 0.01), eps=eps)
+    pgn = [(0.25, 3.0, 0.1), (1.0, 0.25, 0.30 if paper_holds else 0.65)] if eps == 0.5 else []
+    budgets = {'fgm': {0.02: 0.69, 0.5: 0.40}, 'mim': {0.02: 0.69, 0.5: 0.4},
+               'pgd': {0.02: 0.69, 0.5: 0.35}}
+    _job_dir(root, 'fgm', acc, fgm_probe, _results(acc, rho, budgets, pgn), eps=eps)
+  for c_l, acc, rho in ((8.0, 0.79, 0.44), (2.0, 0.72, 0.70)):
+    _job_dir(root, 'pgn', acc, results=_results(acc, rho if paper_holds else rho - 0.3),
+             c_l=c_l)
+  for width, rho in ((0.125, 0.3), (0.5, 0.6)):
+    _job_dir(root, 'pgn', 0.79, results=_results(0.79, rho if paper_holds else 0.9 - rho),
+             c_l=8.0, width=width)
+  ms = (100.0, 200.0, 400.0) if paper_holds else (400.0, 200.0, 100.0)
+  (root / 'bench.json').write_text(json.dumps(dict(
+      width=0.25, batch_size=128, device='CPU', jit_compile=False,
+      steps={d: dict(defense=d, ms_per_step=t, images_per_second=128e3 / t)
+             for d, t in zip(('fgm', 'pgn', 'pgd10'), ms)})))
+  return str(root)
+
+
+@pytest.mark.parametrize('paper_holds', [True, False])
+def test_report_verdicts_follow_their_rules(tmp_path, paper_holds):
+  sweep = report.load(_sweep(tmp_path / 'sweep', paper_holds))
+  verdicts = [fn(sweep) for _, _, _, fn in report.CLAIMS]
+  expected = 'reproduced' if paper_holds else 'not reproduced'
+  assert [v.verdict for v in verdicts] == [expected] * 5, verdicts
+  # Compared at the top (0.78) and bottom (0.72) of the common accuracies, FGM-AT interpolated.
+  assert 'accuracy 0.720 rho_cw is PGN' in verdicts[0].why
+  assert 'FGM-AT 0.450, PGD-AT 0.460' in verdicts[0].why and 'accuracy 0.780' in verdicts[0].why
+  assert 'c_L=0.25 (mean L2 3.000)' in verdicts[2].why  # beyond the budgets: not compared
+
+
+def test_report_marks_missing_data_and_pending_jobs(tmp_path):
+  root = tmp_path / 'sweep'
+  root.mkdir()
+  _job_dir(root, 'naive', 0.8, results=_results(0.8, 0.2))
+  _job_dir(root, 'pgd', 0.7, results=_results(0.7, 0.5), eps=0.5)
+  _job_dir(root, 'pgn', 0.7, c_l=8.0)  # trained, not evaluated
+  fgm = _job_dir(root, 'fgm', 0.7, probe=(), trained=False, eps=0.5)  # no epoch yet
+  sweep = report.load(str(root), '--root=R')
+  verdicts = [fn(sweep) for _, _, _, fn in report.CLAIMS]
+  assert [v.verdict for v in verdicts] == ['not measured yet'] * 5, verdicts
+  assert 'run --sweep=table2 --root=R' in verdicts[0].why
+  assert 'evaluate.py --ckpt=' in verdicts[2].why and '--attacks=fgm,mim,pgd,pgn' in verdicts[2].why
+  assert 'experiments speed --root=R' in verdicts[4].why
+  path = tmp_path / 'REPRODUCTION.md'
+  report.write_report(str(root), str(tmp_path / 'results'), str(path))
+  assert f'{fgm} (training, epoch 0 of 6); pgn_c_l8_w0.25_s1234 (trained' in path.read_text()
+  with pytest.raises(experiments.ExperimentError, match='no jobs in'):
+    report.write_report(str(tmp_path / 'results'), str(tmp_path / 'x'), str(path))
+
+
+def test_report_copies_small_files_only_and_keeps_the_notes(tmp_path):
+  root = _sweep(tmp_path / 'sweep', True)
+  out, path = tmp_path / 'results', tmp_path / 'docs' / 'REPRODUCTION.md'
+  report.write_report(root, str(out), str(path))
+  folder = out / 'sweep'
+  copied = {str(p.relative_to(folder)) for p in folder.rglob('*') if p.is_file()}
+  assert {'summary.json', 'summary.csv', 'bench.json', 'robustness_curves.png',
+          'training_progress.png', 'naive_w0.25_s1234/eval/results.json',
+          'naive_w0.25_s1234/metrics.jsonl'} <= copied
+  assert not [p for p in copied if 'ckpt' in p or 'export' in p or p.startswith('.tmp')]
+  text = path.read_text()
+  assert text.count('**reproduced**') == 5 and 'training_progress.png)' in text
+  notes = '<!-- notes -->\nThe PGD-AT eps 0.5 job ran twice.\n<!-- /notes -->'
+  path.write_text(re.sub('<!-- notes -->.*<!-- /notes -->', notes,
+                         text.replace('## Verdicts', '## Stale'), flags=re.S))
+  report.write_report(root, str(out), str(path))
+  assert path.read_text() == text.replace(text[text.index('<!-- notes -->'):
+                                               text.index('<!-- /notes -->') + 15], notes)

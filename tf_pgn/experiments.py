@@ -5,13 +5,15 @@
   python -m tf_pgn.experiments summarize      # <root>/summary.json, <root>/summary.csv
   python -m tf_pgn.experiments plot           # <root>/robustness_curves.png (Figure 5)
   python -m tf_pgn.experiments speed          # tf_pgn.bench at the preset's widths (section 4.4)
+  python -m tf_pgn.experiments report         # results/<root name>/, docs/REPRODUCTION.md
 
 A job trains one defense into ``<root>/<job>`` (``trainer.train``) and evaluates its EMA
 classifier into ``<root>/<job>/eval`` (``evaluation.evaluate``). ``--root`` defaults to
 ``runs/sweeps/<dataset>_<preset>``: one root per dataset and preset, so that jobs of the same
 name never mix two settings. A finished job (export and eval/results.json present) is skipped;
 an interrupted one resumes, as the trainer and the evaluation do; ``--max_minutes`` stops
-launching jobs after that long, to spread a sweep over several sessions.
+launching jobs after that long, to spread a sweep over several sessions. ``report``
+(``tf_pgn.report``) copies a root's small outputs and writes the paper's claims beside them.
 """
 import collections
 import csv
@@ -31,8 +33,9 @@ from tf_pgn import plots
 from tf_pgn.config import TrainConfig, make_config
 from tf_pgn.io_utils import read_jsonl, write_json_atomic, write_text_atomic
 
-__all__ = ['EVAL_SETTINGS', 'SWEEPS', 'ExperimentError', 'Job', 'collect', 'plot_robustness_curves',
-           'robustness_curves', 'run_sweep', 'sweep_jobs', 'write_summary']
+__all__ = ['EVAL_SETTINGS', 'LABELS', 'SWEEPS', 'ExperimentError', 'Job', 'collect',
+           'plot_robustness_curves', 'robustness_curves', 'run_sweep', 'sweep_jobs',
+           'write_summary']
 
 # The hyper-parameter each defense trades benign accuracy against robustness with (Figure 5).
 HPARAMS = {'naive': None, 'fgm': 'eps', 'pgd': 'eps', 'pgn': 'c_l'}
@@ -55,8 +58,8 @@ STRONG_PGD_STEPS = 100
 EVAL_SETTINGS = dict(attacks=('fgm', 'mim', 'pgd', 'deepfool', 'cw'),
                      eps_list=(REFERENCE_EPS, STRONG_PGD_EPS), pgd_steps=STRONG_PGD_STEPS)
 BUDGET_ATTACKS = ('fgm', 'mim', 'pgd')
-_LABELS = {'naive': 'naive', 'fgm': 'FGM-AT', 'pgd': 'PGD-AT', 'pgn': 'PGN', 'eps': 'eps',
-           'c_l': 'c_L'}
+LABELS = {'naive': 'naive', 'fgm': 'FGM-AT', 'pgd': 'PGD-AT', 'pgn': 'PGN', 'eps': 'eps',
+          'c_l': 'c_L'}
 
 
 class ExperimentError(ValueError):
@@ -217,16 +220,18 @@ def collect(root: str) -> list:
   return [_job_row(os.path.join(root, d)) for d in dirs]
 
 
-def write_summary(root: str) -> list:
-  """Writes <root>/summary.json and <root>/summary.csv (atomically); returns the rows."""
+def write_summary(root: str, out_dir: str | None = None) -> list:
+  """Writes summary.json and summary.csv of ``root``'s jobs (atomically) into ``out_dir``
+  (default ``root``); returns the rows."""
   rows = collect(root)
-  write_json_atomic(os.path.join(root, 'summary.json'),  # keys sorted: columns keeps the order
+  out_dir = out_dir or root
+  write_json_atomic(os.path.join(out_dir, 'summary.json'),  # sorted keys: columns has the order
                     dict(root=root, columns=list(rows[0]), notes=SUMMARY_NOTES, jobs=rows))
   buffer = io.StringIO()
   writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator='\n')
   writer.writeheader()
   writer.writerows(rows)
-  write_text_atomic(os.path.join(root, 'summary.csv'), buffer.getvalue())
+  write_text_atomic(os.path.join(out_dir, 'summary.csv'), buffer.getvalue())
   return rows
 
 
@@ -236,8 +241,8 @@ def _curves(rows: list, key: str) -> dict:
   value of ``rows[key]`` (defense or width)."""
   curves = collections.defaultdict(list)
   for r in rows:
-    label = _LABELS[r[key]] if key == 'defense' else f'{key} {r[key]:g}'
-    text = f'{_LABELS[r["hparam"]]}={r["hparam_value"]:g}' if r['hparam'] else ''
+    label = LABELS[r[key]] if key == 'defense' else f'{key} {r[key]:g}'
+    text = f'{LABELS[r["hparam"]]}={r["hparam_value"]:g}' if r['hparam'] else ''
     curves[label].append((r['rho_cw_mean'], r['test_acc'], text))
   return {label: sorted(points) for label, points in curves.items()}
 
@@ -266,17 +271,25 @@ def plot_robustness_curves(rows: list, path: str) -> None:
 
 # -- command line ----------------------------------------------------------------------------
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('sweep', 'robustness_curve', list(SWEEPS), 'run: which sweep.')
-flags.DEFINE_string('dataset', 'cifar10', 'cifar10 or cifar100.')
-flags.DEFINE_string('preset', 'cpu', 'Training preset of every job: paper, cpu or tiny.')
-flags.DEFINE_string('root', None, 'Folder of the sweep\'s jobs (default '
-                    'runs/sweeps/<dataset>_<preset>).')
-flags.DEFINE_string('data_dir', None, 'Folder with the official CIFAR python archive (or set '
-                    '$TF_PGN_DATA_DIR); without either, keras.datasets downloads it.')
-flags.DEFINE_integer('num_examples', 1000, 'run: evaluate on the first N test images.')
-flags.DEFINE_list('jobs', None, 'run: only these jobs of the sweep (comma list of job names).')
-flags.DEFINE_float('max_minutes', None, 'run: launch no job after this many minutes (finished '
-                   'jobs are skipped and cost nothing); rerun to go on.')
+
+
+def _define_flags() -> None:
+  """The command line's flags; defined only when run as a program, so that importing the
+  module (tf_pgn.report does) defines none."""
+  flags.DEFINE_enum('sweep', 'robustness_curve', list(SWEEPS), 'run: which sweep.')
+  flags.DEFINE_string('dataset', 'cifar10', 'cifar10 or cifar100.')
+  flags.DEFINE_string('preset', 'cpu', 'Training preset of every job: paper, cpu or tiny.')
+  flags.DEFINE_string('root', None, 'Folder of the sweep\'s jobs (default '
+                      'runs/sweeps/<dataset>_<preset>).')
+  flags.DEFINE_string('data_dir', None, 'Folder with the official CIFAR python archive (or set '
+                      '$TF_PGN_DATA_DIR); without either, keras.datasets downloads it.')
+  flags.DEFINE_integer('num_examples', 1000, 'run: evaluate on the first N test images.')
+  flags.DEFINE_list('jobs', None, 'run: only these jobs of the sweep (comma list of job names).')
+  flags.DEFINE_float('max_minutes', None, 'run: launch no job after this many minutes (finished '
+                     'jobs are skipped and cost nothing); rerun to go on.')
+  flags.DEFINE_string('out', 'results', 'report: the small outputs go to <out>/<root name>/.')
+  flags.DEFINE_string('report', os.path.join('docs', 'REPRODUCTION.md'), 'report: the Markdown '
+                      'report to (re)write; its <!-- notes --> block is kept.')
 
 
 def _root() -> str:
@@ -318,7 +331,20 @@ def _speed() -> None:
     sys.exit(returncode)
 
 
-COMMANDS = {'run': _run, 'summarize': _summarize, 'plot': _plot, 'speed': _speed}
+def _report() -> None:
+  """The root's small outputs into <out>/<root name>/ and the report (see tf_pgn.report)."""
+  from tf_pgn import report  # pylint: disable=g-import-not-at-top
+  data_dir = FLAGS.data_dir and os.path.expanduser(FLAGS.data_dir)
+  run_flags = f'--dataset={FLAGS.dataset} --preset={FLAGS.preset} --root={_root()}' + (
+      f' --data_dir={data_dir}' if data_dir else '')
+  command = (f'python -m tf_pgn.experiments report --root={_root()} --out={FLAGS.out} '
+             f'--report={FLAGS.report}')
+  path = report.write_report(_root(), FLAGS.out, FLAGS.report, command, run_flags, data_dir)
+  print(f'done: {path}')
+
+
+COMMANDS = {'run': _run, 'summarize': _summarize, 'plot': _plot, 'speed': _speed,
+            'report': _report}
 
 
 def main(argv):
@@ -332,4 +358,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

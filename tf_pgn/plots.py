@@ -2,7 +2,8 @@
 
 Figures 3-4 of the paper plot accuracy against the L2 norm of the perturbation: a minimal-norm
 attack (C&W, DeepFool) gives a curve, robust accuracy at every radius; a fixed-budget attack
-(FGM, MIM, PGD at an eps; PGN at a c_L) gives one point per budget.
+(FGM, MIM, PGD at an eps; PGN at a c_L) gives one point per budget. Figure 5 plots benign
+accuracy against rho_cw, Figure 2 (right) accuracy and robustness epoch by epoch.
 """
 import io
 
@@ -11,7 +12,7 @@ from matplotlib.figure import Figure
 
 from tf_pgn.io_utils import write_bytes_atomic
 
-__all__ = ['accuracy_vs_l2', 'robustness_curves']
+__all__ = ['accuracy_vs_l2', 'robustness_curves', 'training_progress']
 
 _MARKERS = 'osD^v*'  # fixed-budget attacks often coincide: tell them apart
 
@@ -64,6 +65,29 @@ def robustness_curves(panels, path: str) -> None:
     ax.grid(alpha=0.3)
     if curves:
       ax.legend(fontsize='small')
+  _save(fig, path)
+
+
+def training_progress(runs, path: str, probe: str) -> None:
+  """Writes Figure 2 (right) as a PNG: benign test accuracy (left panel) and the per-epoch
+  robustness probe (right) against the epoch, one line per run.
+
+  Args:
+    runs: list of dicts ``label``, ``epoch``, ``test_acc`` and ``probe`` (lists, one entry per
+      epoch).
+    path: the PNG to write (atomically).
+    probe: what the probe measures, for the right panel's axis.
+  """
+  fig = _figure(2)
+  for i, (key, ylabel) in enumerate((('test_acc', 'benign test accuracy'), ('probe', probe))):
+    ax = fig.add_subplot(1, 2, i + 1)
+    for j, run in enumerate(runs):
+      ax.plot(run['epoch'], run[key], marker=_MARKERS[j % len(_MARKERS)], label=run['label'])
+    ax.set_xlabel('epoch')
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if runs:
+      ax.legend(fontsize='x-small')
   _save(fig, path)
 
 
