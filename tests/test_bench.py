@@ -13,4 +13,7 @@ def test_bench_writes_table_and_ratios(tmp_path):
   assert all(r['images_per_second'] > 0 for r in result['steps'].values())
   assert result['pgn_over_fgm_time'] > 0 and result['pgd10_over_pgn_time'] > 0
   assert 0 < result['naive_step_fraction_of_matmul'] < 2
-  assert 'pgn' in proc.stdout and 'images/s' in proc.stdout
+  assert result['pipeline_over_fastest_step'] > 0
+  assert result['steps']['naive']['deepfool_images_per_second'] > 0
+  assert result['steps']['naive']['cw_iterations_images_per_second'] > 0
+  assert 'pgn' in proc.stdout and 'images/s' in proc.stdout and 'deepfool' in proc.stdout

@@ -168,6 +168,29 @@ def test_augmentation_is_seeded_flip_and_shift():
     assert set(np.round(a[i].numpy().ravel(), 6)) - {0.0} <= vals
 
 
+def _shifted(image, dx, dy):
+  """numpy reference: out[i, j] = image[i + dy, j + dx], zero outside."""
+  out = np.zeros_like(image)
+  h, w = image.shape[:2]
+  for i in range(h):
+    for j in range(w):
+      if 0 <= i + dy < h and 0 <= j + dx < w:
+        out[i, j] = image[i + dy, j + dx]
+  return out
+
+
+def test_augmentation_is_a_flip_and_shift_of_each_image_by_the_numpy_reference():
+  x = tf.random.uniform([4, 8, 8, 3], seed=5).numpy()
+  out = data.augment_batch(tf.constant(x), tf.constant([3, 4]), max_shift=2).numpy()
+  seen = set()
+  for image, result in zip(x, out):
+    matches = [(f, dx, dy) for f in (False, True) for dx in range(-2, 3) for dy in range(-2, 3)
+               if np.array_equal(result, _shifted(image[:, ::-1] if f else image, dx, dy))]
+    assert matches, 'an output is no flip+shift of its input'
+    seen.update(matches)
+  assert len(seen) > 1  # not the same transform for every image
+
+
 def test_train_pipeline_skip_resumes_the_same_batches():
   rng = np.random.default_rng(4)
   split = data.Split(rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8),

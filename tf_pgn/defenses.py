@@ -125,22 +125,32 @@ class AdversarialTrainer:
 
       F: min (1 - a) CE(F(x), y) + a CE(F(x_adv), y)
       G: min -CE(F(x_adv), y) + c_L * mean ||x_adv - x||_2^2,   x_adv = box(x, G(grad_x F, x, y))
+
+    and, unless F differentiates through x_adv, one backward pass: x_adv is then a constant for
+    F, so grad_F of G's loss is -grad_F CE(F(x_adv)), and CE(F(x)) is a constant for G. With
+    S = loss_G - (1 - a) / a * CE(F(x)):  grad_G S = grad_G loss_G  and  -a grad_F S = grad_F loss_F.
     """
-    cfg = self.cfg
+    cfg, a = self.cfg, self.cfg.adv_coeff
+    one_backward = train_classifier and a > 0 and not cfg.pgn_grad_through_adv
     n = _global_batch(x)
     onehot = tf.one_hot(y, self.num_classes)
-    with tf.GradientTape(persistent=True) as tape:
+    with tf.GradientTape(persistent=not one_backward) as tape:
       x_adv, logits = self.generate(x, onehot, n)
       logits_adv = self.classifier(x_adv, training=True)
       ce_adv = _mean(per_example_ce(y, logits_adv), n)
+      ce_clean = _mean(per_example_ce(y, logits), n)
       dist = _mean(sq_l2(x_adv, x), n)
       loss_g = -ce_adv + cfg.c_l * dist
-      loss_f = cfg.adv_coeff * ce_adv + (1.0 - cfg.adv_coeff) * _mean(per_example_ce(y, logits),
-                                                                      n)
+      loss_f = a * ce_adv + (1.0 - a) * ce_clean
+      joint = loss_g - (1.0 - a) / a * ce_clean if one_backward else None
     g_vars, f_vars = self.generator.trainable_variables, self.classifier.trainable_variables
-    grads_g = tape.gradient(loss_g, g_vars)
-    grads_f = tape.gradient(loss_f, f_vars) if train_classifier else None
-    del tape
+    if one_backward:
+      grads = tape.gradient(joint, g_vars + f_vars)
+      grads_g, grads_f = grads[:len(g_vars)], [-a * g for g in grads[len(g_vars):]]
+    else:
+      grads_g = tape.gradient(loss_g, g_vars)
+      grads_f = tape.gradient(loss_f, f_vars) if train_classifier else None
+      del tape
     self.opt_g.apply(grads_g, g_vars)
     if train_classifier:
       self.opt_f.apply(grads_f, f_vars)
