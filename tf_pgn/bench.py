@@ -124,7 +124,31 @@ def bench_steps(names: list, x, y) -> dict:
                       classifier_forward_flops=forward_flops(trainer.classifier))
   if 'naive' in rows and FLAGS.attacks:
     rows['naive'].update(attack_rates(steps['naive'][0].classifier, x, y))
+  if 'pgn' in rows:
+    rows['pgn']['parts_ms'] = pgn_parts_ms(steps['pgn'][0], x, y)
   return rows
+
+
+def pgn_parts_ms(trainer, x, y) -> dict:
+  """Where a PGN step's time goes: its forward parts alone (median ms, round-robin), to set
+  against the whole step (forward + one backward pass through all of them + two Adam updates)."""
+  from tf_pgn import models  # pylint: disable=g-import-not-at-top
+  onehot = tf.one_hot(y, 10)
+  grad = tf.function(lambda: models.true_class_gradient(trainer.classifier, x, onehot)[0])
+  parts = {
+      'input_gradient': grad,  # F forward + backward to x
+      'generator_forward': tf.function(lambda: trainer.generate(x, onehot)[0]),  # incl. the above
+      'classifier_forward': tf.function(lambda: trainer.classifier(x, training=True)),
+  }
+  times = {name: [] for name in parts}
+  for fn in parts.values():
+    fn()
+  for _ in range(FLAGS.repeats):
+    for name, fn in parts.items():
+      t0 = time.perf_counter()
+      np.asarray(fn())
+      times[name].append(time.perf_counter() - t0)
+  return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
 
 def main(argv):
@@ -155,6 +179,9 @@ def main(argv):
   print(f'{"defense":8} {"ms/step":>9} {"images/s":>9}')
   for r in rows.values():
     print(f'{r["defense"]:8} {r["ms_per_step"]:9.1f} {r["images_per_second"]:9.1f}')
+  if 'pgn' in rows:
+    print('PGN parts (forward only), ms: ' + ', '.join(
+        f'{k} {v:.1f}' for k, v in rows['pgn']['parts_ms'].items()))
   attack_speeds = {k: v for k, v in rows.get('naive', {}).items() if k.endswith('_per_second')
                    and k != 'images_per_second'}
   for k, v in list(result.items()) + list(attack_speeds.items()):
