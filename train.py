@@ -50,13 +50,16 @@ flags.DEFINE_integer('cpu_replicas', None, 'Split the CPU into this many logical
 flags.DEFINE_bool('debug_numerics', None, 'Check every op for NaN/Inf and name the first op that '
                   'makes one (tf.debugging.enable_check_numerics; slow).')
 flags.DEFINE_bool('jit_compile', None, 'Compile the train step with XLA.')
+flags.DEFINE_bool('mixed_precision', None, 'Compute in bfloat16 with float32 variables (CPUs '
+                  'with AVX512-BF16/AMX, Ampere+ GPUs); the EMA and exports stay float32.')
 flags.DEFINE_bool('deterministic', None, 'Deterministic ops (bit-identical resume; slower).')
 
 _CONFIG_FLAGS = ('dataset', 'defense', 'width', 'gen_width', 'epochs', 'batch_size', 'lr',
                  'gen_lr', 'ema_decay', 'train_size', 'test_size', 'augment', 'eps', 'pgd_steps',
                  'pgd_step_size', 'c_l', 'adv_coeff', 'pgn_grad_through_adv', 'probe_eps',
                  'probe_size', 'seed', 'checkpoint_every_steps', 'checkpoint_every_minutes',
-                 'jit_compile', 'deterministic', 'debug_numerics', 'distribute', 'cpu_replicas')
+                 'jit_compile', 'mixed_precision', 'deterministic', 'debug_numerics', 'distribute',
+                 'cpu_replicas')
 
 
 def main(argv):

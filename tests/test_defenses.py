@@ -100,3 +100,24 @@ def test_pgn_step_with_one_backward_pass_equals_the_two_gradients_of_eq_4(adv_co
     for a, b in zip(getattr(fast, model).trainable_variables,
                     getattr(ref, model).trainable_variables):
       np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('defense', ['fgm', 'pgn'])
+def test_mixed_precision_computes_in_bfloat16_and_steps_like_float32(defense):
+  full = AdversarialTrainer(make_config('tiny', defense=defense), 10)
+  mixed = AdversarialTrainer(make_config('tiny', defense=defense, mixed_precision=True), 10)
+  assert mixed.classifier.layers[1].compute_dtype == 'bfloat16'
+  assert all(v.dtype == 'float32' for v in mixed.classifier.weights)  # float32 variables
+  assert mixed.ema_classifier.layers[1].compute_dtype == 'float32'    # evaluated and exported
+  assert mixed.ema_classifier(tf.zeros([1, 32, 32, 3])).dtype == tf.float32
+  x, y = _batch()
+  start = _snapshot(full.classifier)
+  np.testing.assert_array_equal(start[0], mixed.classifier.trainable_variables[0].numpy())
+  out_full, out_mixed = full.train_step(x, y), mixed.train_step(x, y)
+  assert abs(float(out_mixed['loss']) - float(out_full['loss'])) < 0.05 * float(out_full['loss'])
+  # Adam's first step moves each weight by ~lr * sign(gradient): the directions must agree.
+  delta = lambda t: np.concatenate([(w.numpy() - s).ravel()
+                                    for w, s in zip(t.classifier.trainable_variables, start)])
+  d_full, d_mixed = delta(full), delta(mixed)
+  cosine = d_full @ d_mixed / (np.linalg.norm(d_full) * np.linalg.norm(d_mixed))
+  assert cosine > 0.8, cosine

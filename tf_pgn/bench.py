@@ -31,7 +31,8 @@ flags.DEFINE_integer('warmup', 2, 'Untimed steps (tracing, compilation).')
 flags.DEFINE_integer('repeats', 5, 'Timed rounds (one step of each defense per round); the '
                      'median is reported.')
 flags.DEFINE_bool('jit_compile', False, 'Compile the train steps with XLA.')
-flags.DEFINE_string('defenses', 'naive,fgm,pgd7,pgd10,pgn', 'Which steps to time.')
+flags.DEFINE_string('defenses', 'naive,fgm,pgd7,pgd10,pgn', 'Which steps to time; a suffix '
+                    ':bf16 times the step under --mixed_precision (e.g. pgn,pgn:bf16).')
 flags.DEFINE_string('out', 'bench.json', 'Where to write the results.')
 flags.DEFINE_integer('intra_op_threads', 0, 'TensorFlow intra-op threads (0: its default).')
 flags.DEFINE_integer('inter_op_threads', 0, 'TensorFlow inter-op threads (0: its default).')
@@ -102,10 +103,14 @@ def bench_steps(names: list, x, y) -> dict:
   defense alike instead of biasing the ratios."""
   steps = {}
   for name in names:
-    defense, pgd_steps = ('pgd', int(name[3:])) if name.startswith('pgd') else (name, 10)
+    step_name, _, precision = name.partition(':')
+    if precision not in ('', 'bf16'):
+      raise app.UsageError(f'--defenses: unknown suffix :{precision} in {name} (only :bf16)')
+    defense, pgd_steps = (('pgd', int(step_name[3:])) if step_name.startswith('pgd')
+                          else (step_name, 10))
     cfg = make_config('paper', defense=defense, pgd_steps=pgd_steps, eps=0.5, width=FLAGS.width,
                       gen_width=FLAGS.gen_width or FLAGS.width, batch_size=FLAGS.batch_size,
-                      jit_compile=FLAGS.jit_compile)
+                      jit_compile=FLAGS.jit_compile, mixed_precision=precision == 'bf16')
     trainer = AdversarialTrainer(cfg, 10)
     steps[name] = (trainer, lambda t=trainer: t.train_step(x, y)['loss'].numpy())
     for _ in range(FLAGS.warmup):
@@ -134,11 +139,11 @@ def pgn_parts_ms(trainer, x, y) -> dict:
   against the whole step (forward + one backward pass through all of them + two Adam updates)."""
   from tf_pgn import models  # pylint: disable=g-import-not-at-top
   onehot = tf.one_hot(y, 10)
-  grad = tf.function(lambda: models.true_class_gradient(trainer.classifier, x, onehot)[0])
+  grad = tf.function(lambda: models.true_class_gradient(trainer.logits, x, onehot)[0])
   parts = {
       'input_gradient': grad,  # F forward + backward to x
       'generator_forward': tf.function(lambda: trainer.generate(x, onehot)[0]),  # incl. the above
-      'classifier_forward': tf.function(lambda: trainer.classifier(x, training=True)),
+      'classifier_forward': tf.function(lambda: trainer.logits(x, training=True)),
   }
   times = {name: [] for name in parts}
   for fn in parts.values():
@@ -176,9 +181,9 @@ def main(argv):
     result['pgn_over_fgm_time'] = rows['pgn']['ms_per_step'] / rows['fgm']['ms_per_step']
   if {'pgn', 'pgd10'} <= rows.keys():
     result['pgd10_over_pgn_time'] = rows['pgd10']['ms_per_step'] / rows['pgn']['ms_per_step']
-  print(f'{"defense":8} {"ms/step":>9} {"images/s":>9}')
+  print(f'{"defense":11} {"ms/step":>9} {"images/s":>9}')
   for r in rows.values():
-    print(f'{r["defense"]:8} {r["ms_per_step"]:9.1f} {r["images_per_second"]:9.1f}')
+    print(f'{r["defense"]:11} {r["ms_per_step"]:9.1f} {r["images_per_second"]:9.1f}')
   if 'pgn' in rows:
     print('PGN parts (forward only), ms: ' + ', '.join(
         f'{k} {v:.1f}' for k, v in rows['pgn']['parts_ms'].items()))

@@ -56,6 +56,7 @@ class TrainConfig:
   checkpoint_every_minutes: float | None = None  # also save when this long has passed
   keep_checkpoints: int = 3
   jit_compile: bool = False
+  mixed_precision: bool = False  # bfloat16 compute, float32 variables (tf_pgn.defenses)
   deterministic: bool = False
   # tf.distribute strategy (tf_pgn.distribute): none, mirrored (local GPUs, else cpu_replicas
   # logical CPUs) or multi_worker ($TF_CONFIG). Not part of the architecture: a run resumes on

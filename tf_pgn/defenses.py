@@ -9,6 +9,8 @@ batch mean is a sum over the replica's examples divided by the global batch, so 
 all-reduce (a sum over replicas) gives the single-device gradient; the EMA is updated once per
 step in cross-replica context.
 """
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -46,6 +48,23 @@ def _mean(values, global_batch):
   return tf.nn.compute_average_loss(tf.cast(values, tf.float32), global_batch_size=global_batch)
 
 
+# --mixed_precision: bfloat16 compute, float32 variables. bfloat16 has float32's exponent range, so
+# neither optimizer needs loss scaling and G's small input gradients do not underflow (float16
+# would need both); it runs on CPUs with AVX512-BF16/AMX and on Ampere or newer GPUs.
+MIXED_POLICY = 'mixed_bfloat16'
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+  """Layers built inside take Keras dtype policy ``name``; the global policy is restored."""
+  old = keras.mixed_precision.global_policy()
+  keras.mixed_precision.set_global_policy(name)
+  try:
+    yield
+  finally:
+    keras.mixed_precision.set_global_policy(old)
+
+
 def _correct(y, logits):
   return tf.equal(tf.argmax(logits, -1, tf.int32), y)
 
@@ -59,8 +78,11 @@ class AdversarialTrainer:
     self.num_classes = num_classes
     self.strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(cfg.seed)
+    policy = MIXED_POLICY if cfg.mixed_precision else 'float32'
     with self.strategy.scope():
-      self.classifier = models.build_classifier(num_classes, cfg.width)
+      with _dtype_policy(policy):
+        self.classifier = models.build_classifier(num_classes, cfg.width)
+      # The EMA (evaluated and exported) computes in float32 whatever the training policy.
       self.ema_classifier = models.build_classifier(num_classes, cfg.width,
                                                     name='ema_classifier')
       self.ema_classifier.set_weights(self.classifier.get_weights())
@@ -69,7 +91,8 @@ class AdversarialTrainer:
       self.opt_f.build(self.classifier.trainable_variables)
       self.generator = self.opt_g = None
       if cfg.defense == 'pgn':
-        self.generator = models.build_generator(num_classes, cfg.gen_width)
+        with _dtype_policy(policy):
+          self.generator = models.build_generator(num_classes, cfg.gen_width)
         self.opt_g = keras.optimizers.Adam(cfg.gen_lr)
         self.opt_g.build(self.generator.trainable_variables)
       self.rng = tf.random.Generator.from_seed(cfg.seed)
@@ -84,14 +107,18 @@ class AdversarialTrainer:
     return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
             for k, v in out.items()}
 
+  def logits(self, x, training=False):
+    """F's logits in float32 (F computes in bfloat16 under --mixed_precision)."""
+    return tf.cast(self.classifier(x, training=training), tf.float32)
+
   # -- baselines ---------------------------------------------------------------------------
   def perturb(self, x, y):
     """x_adv of the baseline defense: x (naive), FGM-L2 or PGD-L2 with random start."""
     cfg = self.cfg
     if cfg.defense == 'fgm':
-      return tf.stop_gradient(fgm_l2(self.classifier, x, y, cfg.eps))
+      return tf.stop_gradient(fgm_l2(self.logits, x, y, cfg.eps))
     if cfg.defense == 'pgd':
-      return pgd_l2(self.classifier, x, y, cfg.eps, cfg.pgd_step, cfg.pgd_steps, rng=self.rng)
+      return pgd_l2(self.logits, x, y, cfg.eps, cfg.pgd_step, cfg.pgd_steps, rng=self.rng)
     return x
 
   def baseline_train_step(self, x, y):
@@ -101,10 +128,10 @@ class AdversarialTrainer:
     # naive: x_adv is x, so the adversarial term alone is the clean loss (one forward pass).
     a = self.cfg.adv_coeff if self.cfg.defense != 'naive' else 1.0
     with tf.GradientTape() as tape:
-      logits_adv = self.classifier(x_adv, training=True)
+      logits_adv = self.logits(x_adv, training=True)
       loss = a * _mean(per_example_ce(y, logits_adv), n)
       if a < 1.0:
-        loss += (1.0 - a) * _mean(per_example_ce(y, self.classifier(x, training=True)), n)
+        loss += (1.0 - a) * _mean(per_example_ce(y, self.logits(x, training=True)), n)
     variables = self.classifier.trainable_variables
     self.opt_f.apply(tape.gradient(loss, variables), variables)
     return dict(loss=loss, train_acc=_mean(_correct(y, logits_adv), n),
@@ -114,10 +141,10 @@ class AdversarialTrainer:
   def generate(self, x, onehot, batch_size=None):
     """x_adv = tanh_box(x, G(grad_x F, x, y)) and F's logits on x (section 3.2, Figure 1);
     ``batch_size`` is that of the mean the input gradient is taken of (default this batch)."""
-    grad_x, logits = models.true_class_gradient(self.classifier, x, onehot, batch_size)
+    grad_x, logits = models.true_class_gradient(self.logits, x, onehot, batch_size)
     if not self.cfg.pgn_grad_through_adv:
       grad_x = tf.stop_gradient(grad_x)  # x_adv then depends on G only: F sees it as a constant
-    l = self.generator([grad_x, x, onehot], training=True)
+    l = tf.cast(self.generator([grad_x, x, onehot], training=True), tf.float32)
     return models.tanh_box(x, l), logits
 
   def pgn_train_step(self, x, y, train_classifier=True):
@@ -136,7 +163,7 @@ class AdversarialTrainer:
     onehot = tf.one_hot(y, self.num_classes)
     with tf.GradientTape(persistent=not one_backward) as tape:
       x_adv, logits = self.generate(x, onehot, n)
-      logits_adv = self.classifier(x_adv, training=True)
+      logits_adv = self.logits(x_adv, training=True)
       ce_adv = _mean(per_example_ce(y, logits_adv), n)
       ce_clean = _mean(per_example_ce(y, logits), n)
       dist = _mean(sq_l2(x_adv, x), n)
