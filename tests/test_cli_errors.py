@@ -21,6 +21,7 @@ def _assert_one_line_error(proc, pattern):
     (['--preset=huge'], "unknown preset 'huge'"),
     (['--checkpoint_every_minutes=0'], '--checkpoint_every_minutes=0.0 must be positive'),
     (['--debug_numerics', '--deterministic'], '--debug_numerics with --deterministic'),
+    (['--jit_compile', '--distribute=mirrored'], '--jit_compile with --distribute=mirrored'),
 ])
 def test_bad_flags(tmp_path, flags, pattern):
   proc = run_cli('train.py', '--preset=tiny', f'--run_dir={tmp_path}', *flags)

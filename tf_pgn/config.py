@@ -96,6 +96,10 @@ class TrainConfig:
                         f'{", ".join(STRATEGIES)}')
     if self.cpu_replicas is not None and not self.cpu_replicas > 0:
       raise ConfigError(f'--cpu_replicas={self.cpu_replicas} must be positive')
+    if self.jit_compile and self.distribute != 'none':
+      raise ConfigError(f'--jit_compile with --distribute={self.distribute}: XLA compiles the '
+                        'whole replica step, optimizer updates included, and cannot reach the '
+                        'other replicas\' variables; drop one of the two')
     if self.debug_numerics and self.deterministic:
       raise ConfigError('--debug_numerics with --deterministic: TF\'s deterministic cross-entropy '
                         'holds a NaN constant that the checks report; drop one of the two')
