@@ -6,12 +6,15 @@ SavedModel) is shared by the tests of its outputs; a rerun must come from partia
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 from tf_pgn import data, evaluation
 from tf_pgn.attacks import predict
 from tf_pgn.attacks.pgn_attack import PGNAttack
@@ -46,11 +49,11 @@ def evaluated(run_dir, cifar10_dir, tmp_path_factory):
   raw = {}
   real_run_attack = evaluation.run_attack
 
-  def spy(attack_fn, model, x, y, batch_size, progress_desc):
+  def spy(attack_fn, model, x, y, batch_size, progress_desc, **kwargs):
     def recorded(m, xb, yb):
       raw.setdefault(progress_desc, []).append(np.asarray(attack_fn(m, xb, yb)))
       return raw[progress_desc][-1]
-    return real_run_attack(recorded, model, x, y, batch_size, progress_desc)
+    return real_run_attack(recorded, model, x, y, batch_size, progress_desc, **kwargs)
 
   with pytest.MonkeyPatch.context() as mp:
     mp.setattr(evaluation, 'run_attack', spy)
@@ -137,6 +140,56 @@ def test_a_rerun_reuses_every_partial_result(evaluated, run_dir, cifar10_dir, mo
       k: v for k, v in results.items() if k != 'seconds'}
   assert {name: os.stat(os.path.join(partial, name)).st_mtime_ns
           for name in os.listdir(partial)} == mtimes
+
+
+# Evaluates DeepFool on 12 images in 3 batches of 4 and, with argv[1] == 'kill', SIGKILLs itself
+# when the third batch starts (two batches saved).
+_EVAL_DEEPFOOL = """
+import os, signal, sys
+from tf_pgn import evaluation
+run_dir, out_dir, data_dir, mode = sys.argv[1:5]
+if mode == 'kill':
+  run_attack = evaluation.run_attack
+  def run_attack_and_die(attack_fn, *args, **kwargs):
+    calls = []
+    def counted(*a):
+      calls.append(1)
+      if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+      return attack_fn(*a)
+    return run_attack(counted, *args, **kwargs)
+  evaluation.run_attack = run_attack_and_die
+cfg = evaluation.make_eval_config(dataset='cifar10', attacks='deepfool', num_examples=12,
+                                  batch_size=4, unbounded_steps=2)
+evaluation.evaluate(cfg, run_dir, out_dir, data_dir)
+"""
+
+
+def test_evaluate_killed_mid_attack_resumes_after_its_finished_batches(run_dir, cifar10_dir,
+                                                                      tmp_path):
+  def evaluate(out_dir, mode):
+    return subprocess.run([sys.executable, '-c', _EVAL_DEEPFOOL, run_dir, str(out_dir),
+                           cifar10_dir, mode], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, PYTHONPATH=REPO))
+
+  killed = evaluate(tmp_path / 'killed', 'kill')
+  assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+  assert not os.path.exists(tmp_path / 'killed' / 'results.json')
+  batches = tmp_path / 'killed' / 'partial' / 'whitebox_deepfool.batches'
+  assert sorted(n for n in os.listdir(batches) if n.endswith('.npy')) == ['00000.npy',
+                                                                         '00001.npy']
+  rerun = evaluate(tmp_path / 'killed', 'rerun')
+  assert rerun.returncode == 0, rerun.stderr[-2000:]
+  assert 'whitebox_deepfool: resuming after 2 finished batch(es)' in rerun.stdout
+  assert not os.path.exists(batches)  # emptied once the attack finished
+  whole = evaluate(tmp_path / 'whole', 'whole')
+  assert whole.returncode == 0, whole.stderr[-2000:]
+  result = lambda d: json.loads((tmp_path / d / 'results.json').read_text())['attacks'][
+      'deepfool']['whitebox']
+  resumed, uninterrupted = result('killed'), result('whole')
+  assert resumed['resumed_examples'] == 8 and uninterrupted['resumed_examples'] == 0
+  for name in ('accuracy', 'n_success', 'rho_mean', 'rho_median', 'accuracy_vs_l2'):
+    assert resumed[name] == pytest.approx(uninterrupted[name]), name
 
 
 def test_pgn_attack_raises_the_loss_on_its_training_data(run_dir, cifar10_dir):

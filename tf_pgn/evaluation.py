@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from typing import Callable
 
@@ -267,25 +268,37 @@ class _Session:
     if cached is not None:
       print(f'{key}: reusing {path}', flush=True)
       return cached
+    # Finished batches of an interrupted run of this very attack are reused (run_attack).
+    batches = os.path.join(self.partial_dir, f'{key}.batches')
+    if _read_partial(os.path.join(batches, 'fingerprint.json'), fingerprint, 'batches') is None:
+      shutil.rmtree(batches, ignore_errors=True)
+      write_json_atomic(os.path.join(batches, 'fingerprint.json'),
+                        dict(fingerprint=fingerprint, batches=True))
+    reused = len([n for n in os.listdir(batches) if n.endswith('.npy')])
+    if reused:
+      print(f'{key}: resuming after {reused} finished batch(es) in {batches}', flush=True)
     attack_fn, extra = attack.make(crafter.model, setting)
     start = time.perf_counter()
     x_adv = run_attack(attack_fn, crafter.model, self.x, self.y, self.cfg.batch_size,
-                       progress_desc=key)
+                       progress_desc=key, resume_dir=batches)
     seconds = time.perf_counter() - start
+    attacked = len(self.y) - min(len(self.y), reused * self.cfg.batch_size)
     pred_adv = predict(self.target.model, x_adv, self.cfg.batch_size).argmax(-1)
     out = _json_safe(dict(
         _summarize(self.x, x_adv, self.y, self.pred_clean, pred_adv,
                    attack.name in MINIMAL_NORM),
-        seconds=seconds, images_per_second=len(self.y) / seconds, **extra))
+        seconds=seconds, images_per_second=attacked / seconds if attacked else None,
+        resumed_examples=len(self.y) - attacked, **extra))
     write_json_atomic(path, dict(fingerprint=fingerprint, result=out))
+    shutil.rmtree(batches, ignore_errors=True)
     print(f'{key}: accuracy={out["accuracy"]:.4f} rho_mean={_fmt(out["rho_mean"])} '
-          f'n_success={out["n_success"]} ({seconds:.1f} s, {len(self.y) / seconds:.1f} img/s)',
+          f'n_success={out["n_success"]} ({seconds:.1f} s for {attacked} images)',
           flush=True)
     return out
 
 
-def _read_partial(path: str, fingerprint: dict):
-  """The cached result at ``path`` if it was made with the same fingerprint, else None."""
+def _read_partial(path: str, fingerprint: dict, field: str = 'result'):
+  """The cached ``field`` at ``path`` if it was made with the same fingerprint, else None."""
   try:
     with open(path) as f:
       cached = json.load(f)
@@ -293,7 +306,7 @@ def _read_partial(path: str, fingerprint: dict):
     return None
   if not isinstance(cached, dict) or cached.get('fingerprint') != fingerprint:
     return None
-  return cached.get('result')
+  return cached.get(field)
 
 
 # -- the evaluation --------------------------------------------------------------------------

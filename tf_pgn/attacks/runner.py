@@ -1,10 +1,14 @@
 """Batched execution of attacks and predictions over numpy arrays."""
 
+import io
+import os
 import time
 
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
+
+from tf_pgn.io_utils import write_bytes_atomic
 
 __all__ = ['run_attack', 'predict']
 
@@ -16,7 +20,7 @@ def _batch_slices(n, batch_size):
   return [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
-def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None):
+def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None, resume_dir=None):
   """Run ``attack_fn(model, x_batch, y_batch) -> x_adv_batch`` over ``x, y`` in batches.
 
   Args:
@@ -27,6 +31,10 @@ def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None):
     batch_size: examples per call of ``attack_fn``.
     progress_desc: if given, a tqdm progress bar with this description is shown, with the
       mean images/s in its postfix.
+    resume_dir: if given, each finished batch is saved there (``<index>.npy``, atomically) and
+      a batch already saved is loaded instead of attacked again: a killed run loses at most
+      the batch in progress. The caller owns the folder (and must empty it when the attack or
+      its settings change).
 
   Returns:
     float32 numpy ``x_adv`` shaped like ``x``, clipped to [0, 1].
@@ -40,9 +48,17 @@ def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None):
   bar = (tqdm(total=len(x), desc=progress_desc, unit='img', disable=None)  # off unless a tty
          if progress_desc else None)
   start_time = time.perf_counter()
-  for batch in _batch_slices(len(x), batch_size):
-    adv = np.asarray(attack_fn(model, tf.constant(x[batch]), tf.constant(y[batch])),
-                     np.float32)
+  for index, batch in enumerate(_batch_slices(len(x), batch_size)):
+    saved = resume_dir and os.path.join(resume_dir, f'{index:05d}.npy')
+    if saved and os.path.exists(saved):
+      adv = np.load(saved)
+    else:
+      adv = np.asarray(attack_fn(model, tf.constant(x[batch]), tf.constant(y[batch])),
+                       np.float32)
+      if saved:
+        buffer = io.BytesIO()
+        np.save(buffer, adv)
+        write_bytes_atomic(saved, buffer.getvalue())
     assert adv.shape == x[batch].shape, (adv.shape, x[batch].shape)
     assert adv.min() >= -_RANGE_TOLERANCE and adv.max() <= 1.0 + _RANGE_TOLERANCE, (
         f'attack returned values in [{adv.min()}, {adv.max()}], outside [0, 1]')
