@@ -299,7 +299,8 @@ def _bench_times(bench: dict | None):
 
 
 def _seconds_per_epoch(rows: list) -> tuple:
-  """({defense: median seconds per epoch}, width) over the jobs at the main width."""
+  """({defense: seconds per epoch}, width): a job's mean over its epochs, the median over the
+  defense's jobs at the main width."""
   timed = [r for r in rows if r['train_seconds_per_epoch'] is not None]
   width = _main_width(timed)
   by = collections.defaultdict(list)
@@ -318,7 +319,8 @@ def speed_order(sweep: Sweep) -> Verdict:
               f'{sweep.bench["batch_size"]}, {sweep.bench["device"]})')
   else:
     times, width = _seconds_per_epoch(sweep.rows)
-    source = f'median seconds per epoch of the jobs at width {width} (wall clock)'
+    source = (f'seconds per epoch at width {width} (wall clock; mean over epochs, median over '
+              'jobs)')
   missing = [LABELS[d] for d in ('fgm', 'pgn', 'pgd') if d not in times]
   if missing:
     return Verdict(NOT_MEASURED, f'no time for {" / ".join(missing)} yet: run '
@@ -354,9 +356,9 @@ CLAIMS = (
      f'rho_cw rises by more than {RHO_MARGIN:.0%} at each wider step, partly if only from the '
      'narrowest to the widest, else not reproduced', capacity_moves_curve),
     ('Training time: FGM-AT < PGN < PGD-AT', 'section 4.4', 'ms per step of bench.json '
-     '(`tf_pgn.experiments speed`, PGD with 10 steps) if present, else the median seconds per '
-     'epoch of the jobs at the main width: reproduced if both inequalities hold, partly if one, '
-     'else not reproduced', speed_order),
+     '(`tf_pgn.experiments speed`, PGD with 10 steps) if present, else seconds per epoch (mean '
+     'over epochs, median over jobs) at the main width: reproduced if both inequalities hold, '
+     'partly if one, else not reproduced', speed_order),
 )
 
 
