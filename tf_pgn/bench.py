@@ -54,21 +54,26 @@ def forward_flops(model: keras.Model) -> float:
   return total
 
 
-def median_seconds(fn, warmup: int, repeats: int) -> float:
-  for _ in range(warmup):
-    fn()
-  times = []
+def median_seconds(fns: dict, warmup: int, repeats: int) -> dict:
+  """{name: median seconds of one call} of the callables ``fns``, timed round-robin (one call of
+  each per round, ``repeats`` rounds, after ``warmup`` untimed calls each) so that a slow spell
+  of a shared machine slows all of them alike instead of biasing their ratios."""
+  for fn in fns.values():
+    for _ in range(warmup):
+      fn()
+  times = {name: [] for name in fns}
   for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return float(np.median(times))
+    for name, fn in fns.items():
+      t0 = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - t0)
+  return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def matmul_flops_per_second(n: int = 2048, repeats: int = 5) -> float:
   a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
   mm = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-  return 2.0 * n**3 / median_seconds(lambda: mm().numpy(), 2, repeats)
+  return 2.0 * n**3 / median_seconds({'matmul': lambda: mm().numpy()}, 2, repeats)['matmul']
 
 
 def pipeline_images_per_second(batch_size: int, batches: int = 200) -> float:
@@ -89,19 +94,18 @@ def attack_rates(classifier, x, y, cw_iterations: int = 20) -> dict:
   """DeepFool images/s and C&W (one search step, no early abort) iterations x images/s."""
   from tf_pgn.attacks.cw import carlini_wagner_l2  # pylint: disable=g-import-not-at-top
   from tf_pgn.attacks.deepfool import deepfool_l2  # pylint: disable=g-import-not-at-top
-  deepfool = median_seconds(lambda: np.asarray(deepfool_l2(classifier, x, y)), 1, 3)
-  cw = median_seconds(lambda: np.asarray(carlini_wagner_l2(
-      classifier, x, y, max_iterations=cw_iterations, binary_search_steps=1,
-      abort_early=False)), 1, 3)
-  return dict(deepfool_images_per_second=x.shape[0] / deepfool,
-              cw_iterations_images_per_second=cw_iterations * x.shape[0] / cw)
+  seconds = median_seconds({
+      'deepfool': lambda: np.asarray(deepfool_l2(classifier, x, y)),
+      'cw': lambda: np.asarray(carlini_wagner_l2(classifier, x, y, max_iterations=cw_iterations,
+                                                  binary_search_steps=1, abort_early=False))},
+                           1, 3)
+  return dict(deepfool_images_per_second=x.shape[0] / seconds['deepfool'],
+              cw_iterations_images_per_second=cw_iterations * x.shape[0] / seconds['cw'])
 
 
 def bench_steps(names: list, x, y) -> dict:
-  """{name: row} for the train steps ``names``, timed round-robin (one step of each per round,
-  --repeats rounds, the median per step) so that a slow spell of a shared machine slows every
-  defense alike instead of biasing the ratios."""
-  steps = {}
+  """{name: row} for the train steps ``names``, timed round-robin (``median_seconds``)."""
+  trainers = {}
   for name in names:
     step_name, _, precision = name.partition(':')
     if precision not in ('', 'bf16'):
@@ -111,26 +115,17 @@ def bench_steps(names: list, x, y) -> dict:
     cfg = make_config('paper', defense=defense, pgd_steps=pgd_steps, eps=0.5, width=FLAGS.width,
                       gen_width=FLAGS.gen_width or FLAGS.width, batch_size=FLAGS.batch_size,
                       jit_compile=FLAGS.jit_compile, mixed_precision=precision == 'bf16')
-    trainer = AdversarialTrainer(cfg, 10)
-    steps[name] = (trainer, lambda t=trainer: t.train_step(x, y)['loss'].numpy())
-    for _ in range(FLAGS.warmup):
-      steps[name][1]()
-  times = {name: [] for name in names}
-  for _ in range(FLAGS.repeats):
-    for name, (_, step) in steps.items():
-      t0 = time.perf_counter()
-      step()
-      times[name].append(time.perf_counter() - t0)
-  rows = {}
-  for name, (trainer, _) in steps.items():
-    seconds = float(np.median(times[name]))
-    rows[name] = dict(defense=name, ms_per_step=1e3 * seconds,
-                      images_per_second=x.shape[0] / seconds,
-                      classifier_forward_flops=forward_flops(trainer.classifier))
+    trainers[name] = AdversarialTrainer(cfg, 10)
+  seconds = median_seconds({name: lambda t=t: t.train_step(x, y)['loss'].numpy()
+                            for name, t in trainers.items()}, FLAGS.warmup, FLAGS.repeats)
+  rows = {name: dict(defense=name, ms_per_step=1e3 * seconds[name],
+                     images_per_second=x.shape[0] / seconds[name],
+                     classifier_forward_flops=forward_flops(trainers[name].classifier))
+          for name in trainers}
   if 'naive' in rows and FLAGS.attacks:
-    rows['naive'].update(attack_rates(steps['naive'][0].classifier, x, y))
+    rows['naive'].update(attack_rates(trainers['naive'].classifier, x, y))
   if 'pgn' in rows:
-    rows['pgn']['parts_ms'] = pgn_parts_ms(steps['pgn'][0], x, y)
+    rows['pgn']['parts_ms'] = pgn_parts_ms(trainers['pgn'], x, y)
   return rows
 
 
@@ -145,15 +140,9 @@ def pgn_parts_ms(trainer, x, y) -> dict:
       'generator_forward': tf.function(lambda: trainer.generate(x, onehot)[0]),  # incl. the above
       'classifier_forward': tf.function(lambda: trainer.logits(x, training=True)),
   }
-  times = {name: [] for name in parts}
-  for fn in parts.values():
-    fn()
-  for _ in range(FLAGS.repeats):
-    for name, fn in parts.items():
-      t0 = time.perf_counter()
-      np.asarray(fn())
-      times[name].append(time.perf_counter() - t0)
-  return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+  seconds = median_seconds({name: lambda fn=fn: np.asarray(fn()) for name, fn in parts.items()},
+                           1, FLAGS.repeats)
+  return {name: 1e3 * s for name, s in seconds.items()}
 
 
 def main(argv):

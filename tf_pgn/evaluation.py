@@ -270,10 +270,10 @@ class _Session:
       return cached
     # Finished batches of an interrupted run of this very attack are reused (run_attack).
     batches = os.path.join(self.partial_dir, f'{key}.batches')
-    if _read_partial(os.path.join(batches, 'fingerprint.json'), fingerprint, 'batches') is None:
+    if _read_partial(os.path.join(batches, 'fingerprint.json'), fingerprint,
+                     'fingerprint') is None:
       shutil.rmtree(batches, ignore_errors=True)
-      write_json_atomic(os.path.join(batches, 'fingerprint.json'),
-                        dict(fingerprint=fingerprint, batches=True))
+      write_json_atomic(os.path.join(batches, 'fingerprint.json'), dict(fingerprint=fingerprint))
     reused = len([n for n in os.listdir(batches) if n.endswith('.npy')])
     if reused:
       print(f'{key}: resuming after {reused} finished batch(es) in {batches}', flush=True)

@@ -110,7 +110,7 @@ class Trainer:
       tf.config.experimental.enable_op_determinism()
     ds = data_lib.load(cfg.dataset, data_dir)
     if ds.provenance.startswith('unverified'):
-      print(f'warning: data {ds.provenance}', flush=True)
+      self._log(f'warning: data {ds.provenance}')
     self.data_record = dict(dataset=ds.name, fingerprint=ds.fingerprint,
                             provenance=ds.provenance)
     self.num_classes = ds.num_classes
