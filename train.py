@@ -40,6 +40,8 @@ flags.DEFINE_float('probe_eps', None, 'L2 eps of the per-epoch PGD robustness pr
 flags.DEFINE_integer('probe_size', None, 'Test images in the per-epoch robustness probe.')
 flags.DEFINE_integer('seed', None, 'Random seed (weights, data order, augmentation, PGD).')
 flags.DEFINE_integer('checkpoint_every_steps', None, 'Checkpoint interval in steps.')
+flags.DEFINE_integer('snapshot_every_epochs', None, 'Keep the EMA classifier of every Nth epoch '
+                     'in <run_dir>/epochs/epoch-N (evaluate.py --ckpt takes it; 0: none).')
 flags.DEFINE_float('checkpoint_every_minutes', None, 'Also checkpoint when this many minutes '
                    'have passed since the last checkpoint.')
 flags.DEFINE_enum('distribute', None, ['none', 'mirrored', 'multi_worker'], 'tf.distribute '
@@ -58,8 +60,8 @@ _CONFIG_FLAGS = ('dataset', 'defense', 'width', 'gen_width', 'epochs', 'batch_si
                  'gen_lr', 'ema_decay', 'train_size', 'test_size', 'augment', 'eps', 'pgd_steps',
                  'pgd_step_size', 'c_l', 'adv_coeff', 'pgn_grad_through_adv', 'probe_eps',
                  'probe_size', 'seed', 'checkpoint_every_steps', 'checkpoint_every_minutes',
-                 'jit_compile', 'mixed_precision', 'deterministic', 'debug_numerics', 'distribute',
-                 'cpu_replicas')
+                 'snapshot_every_epochs', 'jit_compile', 'mixed_precision', 'deterministic',
+                 'debug_numerics', 'distribute', 'cpu_replicas')
 
 
 def main(argv):

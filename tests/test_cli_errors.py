@@ -1,10 +1,12 @@
 """Each bad input to train.py gives a one-line message naming the problem, and exit code 2."""
 import json
 import os
+import re
 
 import pytest
 
 from conftest import run_cli
+from tf_pgn import config
 
 
 def _assert_one_line_error(proc, pattern):
@@ -14,18 +16,27 @@ def _assert_one_line_error(proc, pattern):
   assert 'Traceback' not in proc.stderr
 
 
-@pytest.mark.parametrize('flags,pattern', [
-    (['--dataset=mnist'], "unknown dataset 'mnist'"),
-    (['--defense=trades'], "unknown defense 'trades'"),
-    (['--defense=fgm', '--eps=-0.5'], '--eps=-0.5 is negative'),
-    (['--preset=huge'], "unknown preset 'huge'"),
-    (['--checkpoint_every_minutes=0'], '--checkpoint_every_minutes=0.0 must be positive'),
-    (['--debug_numerics', '--deterministic'], '--debug_numerics with --deterministic'),
-    (['--jit_compile', '--distribute=mirrored'], '--jit_compile with --distribute=mirrored'),
+@pytest.mark.parametrize('fields,pattern', [
+    (dict(dataset='mnist'), "unknown dataset 'mnist'"),
+    (dict(defense='trades'), "unknown defense 'trades'"),
+    (dict(defense='fgm', eps=-0.5), '--eps=-0.5 is negative'),
+    (dict(checkpoint_every_minutes=0.0), '--checkpoint_every_minutes=0.0 must be positive'),
+    (dict(snapshot_every_epochs=-1), '--snapshot_every_epochs=-1 is negative'),
+    (dict(debug_numerics=True, deterministic=True), '--debug_numerics with --deterministic'),
+    (dict(jit_compile=True, distribute='mirrored'), '--jit_compile with --distribute=mirrored'),
 ])
-def test_bad_flags(tmp_path, flags, pattern):
-  proc = run_cli('train.py', '--preset=tiny', f'--run_dir={tmp_path}', *flags)
-  _assert_one_line_error(proc, pattern)
+def test_bad_config_values_name_the_flag(fields, pattern):
+  with pytest.raises(config.ConfigError, match=re.escape(pattern)):
+    config.make_config('tiny', **fields)
+
+
+def test_bad_flags_give_one_line_and_exit_code_2(tmp_path):
+  """train.py turns the errors above into one line (one process: each costs a TF import)."""
+  proc = run_cli('train.py', '--preset=tiny', f'--run_dir={tmp_path}', '--defense=fgm',
+                 '--eps=-0.5')
+  _assert_one_line_error(proc, '--eps=-0.5 is negative')
+  proc = run_cli('train.py', '--preset=huge', f'--run_dir={tmp_path}')
+  _assert_one_line_error(proc, "unknown preset 'huge'")
 
 
 def test_missing_and_corrupt_data(tmp_path):

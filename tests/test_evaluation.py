@@ -252,7 +252,8 @@ def _assert_one_line_error(proc, pattern):
 def test_cli_refuses_a_path_of_neither_kind_and_a_dataset_of_other_classes(run_dir, tmp_path,
                                                                            cifar10_dir):
   proc = run_cli('evaluate.py', f'--ckpt={tmp_path}', f'--data_dir={cifar10_dir}')
-  _assert_one_line_error(proc, 'is neither a run directory (with config.json) nor a SavedModel')
+  _assert_one_line_error(proc, 'is neither a run directory (with config.json), an epoch '
+                               'snapshot of one nor a SavedModel')
   proc = run_cli('evaluate.py', f'--ckpt={run_dir}', '--dataset=cifar100',
                  f'--data_dir={cifar10_dir}', f'--out={tmp_path}/out')
   _assert_one_line_error(proc, 'has 10 classes but cifar100 has 100')

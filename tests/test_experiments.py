@@ -62,9 +62,36 @@ def test_finished_jobs_are_skipped_and_max_minutes_launches_no_more(root, monkey
   monkeypatch.setattr(trainer, 'train', fail)
   monkeypatch.setattr(evaluation, 'evaluate', fail)
   jobs = experiments.sweep_jobs('robustness_curve', 'tiny')
-  status = experiments.run_sweep(jobs, root, 'tiny', 'cifar10', max_minutes=0)
+  status = experiments.run_sweep(jobs, root, 'tiny', 'cifar10', num_examples=16, max_minutes=0)
   assert status == {j.name: 'skipped' if j.name in JOBS else 'not started' for j in jobs}
   assert sorted(d for d in os.listdir(root) if not d.startswith('.')) == JOBS
+
+
+def test_a_job_evaluated_without_some_attacks_of_its_settings_is_evaluated_again(tmp_path,
+                                                                                monkeypatch):
+  """FGM-AT / PGD-AT jobs also need Figure 3's PGN attack and budgets: one evaluated before they
+  joined the sweep is evaluated again (not retrained from scratch); a naive job is not."""
+  _job_dir(tmp_path, 'naive', 0.8, results=_results(0.8, 0.2))
+  fgm = _job_dir(tmp_path, 'fgm', 0.7, results=_results(0.7, 0.4), eps=0.5)
+  calls = []
+  monkeypatch.setattr(trainer, 'train', lambda cfg, run_dir, data_dir: calls.append(
+      ('train', os.path.basename(run_dir))))
+  monkeypatch.setattr(evaluation, 'evaluate', lambda cfg, run_dir, out, data_dir: calls.append(
+      ('evaluate', os.path.basename(run_dir), cfg)))
+  jobs = [j for j in experiments.sweep_jobs('robustness_curve', 'cpu')
+          if j.name in ('naive_w0.25_s1234', fgm)]
+  assert len(jobs) == 2
+  status = experiments.run_sweep(jobs, str(tmp_path), 'cpu', 'cifar10')
+  assert status == {'naive_w0.25_s1234': 'skipped', fgm: 'done'}
+  (_, _), (_, name, cfg) = calls
+  assert name == fgm and 'pgn' in cfg.attacks and cfg.eps_list == experiments.FIGURE3_EPS
+  assert {'pgn_c_l1', 'pgd_eps0.25', 'cw', 'deepfool'} <= set(cfg.result_keys())
+  # Its evaluation done, the job counts as finished.
+  results = _results(0.7, 0.4)
+  results['attacks'].update(dict.fromkeys(cfg.result_keys(), {}))
+  (tmp_path / fgm / 'eval' / 'results.json').write_text(json.dumps(results))
+  assert experiments.run_sweep(jobs, str(tmp_path), 'cpu', 'cifar10') == dict.fromkeys(
+      (j.name for j in jobs), 'skipped')
 
 
 def test_summarize_and_plot_command_lines(root):
@@ -101,6 +128,25 @@ def test_summarize_and_plot_command_lines(root):
   assert right['width 0.0625'] == [(pgn['rho_cw_mean'], pgn['test_acc'], 'c_L=8')]
 
 
+def test_progress_runs_cw_on_each_epoch_snapshot_of_fgm_and_pgn_jobs(root, cifar10_dir):
+  pgn = os.path.join(root, JOBS[1])
+  assert [e for e, _ in experiments.snapshots(pgn)] == [1]
+  done = experiments.run_progress(root, 'cifar10', cifar10_dir, num_examples=16,
+                                  eval_overrides=TINY_EVAL)
+  assert done == {JOBS[1]: 1}  # the naive job is not one of PROGRESS_DEFENSES
+  (row,) = experiments.progress(pgn)
+  # The last epoch's snapshot is the evaluated classifier: the same C&W gives the same rho.
+  with open(os.path.join(pgn, 'eval', 'results.json')) as f:
+    final = json.load(f)
+  assert row['epoch'] == 1 and row['num_examples'] == 16
+  assert row['benign_accuracy'] == final['benign_accuracy']
+  assert row['rho_cw_mean'] == pytest.approx(final['attacks']['cw']['whitebox']['rho_mean'],
+                                             rel=1e-3)
+  assert row['rho_cw_std_error'] > 0
+  assert experiments.run_progress(root, 'cifar10', cifar10_dir, num_examples=16,
+                                  eval_overrides=TINY_EVAL) == {JOBS[1]: 0}
+
+
 def test_report_command_line_on_a_real_sweep(root, tmp_path):
   out, path = tmp_path / 'results', tmp_path / 'docs' / 'REPRODUCTION.md'
   proc = run_cli('-m', 'tf_pgn.experiments', 'report', f'--root={root}', f'--out={out}',
@@ -124,8 +170,10 @@ def test_report_command_line_on_a_real_sweep(root, tmp_path):
 def _results(benign, rho, budgets=None, pgn=()):
   """eval/results.json's structure: C&W rho, {attack: {eps: accuracy}}, PGN (c_L, L2, acc)."""
   budgets = budgets or {a: {0.02: benign, 0.5: benign / 2} for a in ('fgm', 'mim', 'pgd')}
+  curve = dict(radii=[0.0, 0.5, 1.0], accuracy=[benign, benign / 2, 0.0])
   attacks = {'cw': dict(attack='cw', whitebox=dict(accuracy=0.0, mean_l2=rho, rho_mean=rho,
-                                                   rho_median=rho, success_rate=1.0)),
+                                                   rho_median=rho, success_rate=1.0,
+                                                   accuracy_vs_l2=curve)),
              'deepfool': dict(attack='deepfool', whitebox=dict(accuracy=0.0, mean_l2=rho,
                                                                rho_mean=rho))}
   for attack, accs in budgets.items():
@@ -202,6 +250,42 @@ def test_report_verdicts_follow_their_rules(tmp_path, paper_holds):
   assert 'c_L=0.25 (mean L2 3.000)' in verdicts[2].why  # beyond the budgets: not compared
 
 
+def test_balancing_interpolates_each_curve_at_common_benign_accuracies(tmp_path):
+  sweep = report.load(_sweep(tmp_path / 'sweep', True))
+  # Curves at width 0.25: FGM-AT and PGD-AT 0.70-0.78, PGN 0.72-0.79; overlap 0.72-0.78.
+  assert report.balance_levels(sweep) == pytest.approx([0.78, 0.75, 0.72])
+  rows = [r for r in sweep.rows if r['defense'] == 'fgm']
+  fgm = report.balanced(sweep, sorted(rows, key=lambda r: r['test_acc']), 0.75)
+  # 0.75 lies 5/8 of the way from eps 0.5 (acc 0.70, rho 0.50) to eps 0.1 (acc 0.78, rho 0.30).
+  assert fgm['rho_cw_mean'] == pytest.approx(0.375)
+  assert fgm['pgd_eps0.02_acc'] == pytest.approx(0.69)
+  assert fgm['cw_curve']['accuracy'] == pytest.approx([0.75, 0.375, 0.0])
+  assert fgm['jobs'] == '0.38 x FGM-AT eps=0.5 (0.700) + 0.62 x FGM-AT eps=0.1 (0.780)'
+  assert report.balanced(sweep, rows, 0.65) is None  # beyond the curve by more than ACC_TOL
+  # The naive network (0.80) is at none of the levels; its own row joins when it is.
+  assert 'naive' not in report._at_level(sweep, 0.75)
+  assert report._at_level(sweep, 0.795)['naive']['jobs'] == 'naive (0.800)'
+
+
+def test_fgm_claim_reads_rho_cw_at_the_epoch_snapshots_before_the_probe(tmp_path):
+  root = tmp_path / 'sweep'
+  root.mkdir()
+  job = _job_dir(root, 'fgm', 0.8, probe=(0.5, 0.4, 0.2), results=_results(0.8, 0.3), eps=0.02)
+  sweep = report.load(str(root))
+  assert report.fgm_trades_robustness(sweep).verdict == 'reproduced'  # the probe falls
+  # C&W at the snapshots: rho_cw rises 0.30 -> 0.34 (standard errors 0.01): not reproduced.
+  for epoch, rho in ((1, 0.30), (2, 0.32), (3, 0.34)):
+    (root / job / 'epochs').mkdir(exist_ok=True)
+    (root / job / 'epochs' / f'epoch-{epoch}.index').write_bytes(b'')
+    results = _results(0.8, rho)
+    results['attacks']['cw']['whitebox']['rho_std_error'] = 0.01
+    (root / job / 'progress' / f'epoch-{epoch}').mkdir(parents=True)
+    (root / job / 'progress' / f'epoch-{epoch}' / 'results.json').write_text(json.dumps(results))
+  verdict = report.fgm_trades_robustness(report.load(str(root)))
+  assert verdict.verdict == 'not reproduced', verdict
+  assert 'rho_cw 0.340 at epoch 3' in verdict.why and 'a fall of 0.000' in verdict.why
+
+
 def test_report_marks_missing_data_and_pending_jobs(tmp_path):
   root = tmp_path / 'sweep'
   root.mkdir()
@@ -229,7 +313,8 @@ def test_report_copies_small_files_only_and_keeps_the_notes(tmp_path):
   folder = out / 'sweep'
   copied = {str(p.relative_to(folder)) for p in folder.rglob('*') if p.is_file()}
   assert {'summary.json', 'summary.csv', 'bench.json', 'robustness_curves.png',
-          'training_progress.png', 'naive_w0.25_s1234/eval/results.json',
+          'training_progress.png', 'balanced_cw.png', 'pgn_attack.png',
+          'naive_w0.25_s1234/eval/results.json',
           'naive_w0.25_s1234/metrics.jsonl'} <= copied
   assert not [p for p in copied if 'ckpt' in p or 'export' in p or p.startswith('.tmp')]
   text = path.read_text()

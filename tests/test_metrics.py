@@ -43,6 +43,7 @@ def test_rho_only_over_successful_examples():
   assert result['n_success'] == 3
   assert result['rho_mean'] == pytest.approx(2.0)
   assert result['rho_median'] == pytest.approx(1.0)
+  assert result['rho_std_error'] == pytest.approx(np.std([0, 5, 1], ddof=1) / np.sqrt(3))
   # Authors' variant: all wrong after attack: 0, 2, 3, 4, 5 -> norms 0, 5, 0, 1, 2.
   assert result['rho_mean_paper'] == pytest.approx(1.6)
   assert result['rho_median_paper'] == pytest.approx(1.0)

@@ -10,7 +10,7 @@ import tensorflow as tf
 from conftest import run_cli
 from tf_pgn import data
 from tf_pgn.config import make_config
-from tf_pgn.export import export_saved_model, load_saved_model
+from tf_pgn.export import export_saved_model, load_classifier, load_saved_model
 from tf_pgn.trainer import Trainer, TrainError
 
 
@@ -23,6 +23,17 @@ def test_a_few_hundred_steps_on_real_cifar10_beat_chance(cifar10_dir, tmp_path):
   rows = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
   assert [r['epoch'] for r in rows] == [1, 2]
   assert json.load(open(tmp_path / 'config.json'))['defense'] == 'naive'
+  # Each epoch's EMA classifier stays in epochs/epoch-N, which evaluate.py --ckpt loads; the last
+  # one is the exported classifier.
+  assert sorted(os.listdir(tmp_path / 'epochs')) == [
+      'epoch-1.data-00000-of-00001', 'epoch-1.index', 'epoch-2.data-00000-of-00001',
+      'epoch-2.index']
+  x = data.to_float(data.load('cifar10', cifar10_dir).test.x[:16])
+  exported = load_saved_model(str(tmp_path / 'export' / 'classifier'))(x).numpy()
+  logits = {n: load_classifier(str(tmp_path / 'epochs' / f'epoch-{n}'))[0](x).numpy()
+            for n in (1, 2)}
+  np.testing.assert_allclose(logits[2], exported, rtol=1e-5, atol=1e-5)
+  assert np.abs(logits[1] - exported).max() > 1e-3
 
 
 def _weights(trainer):

@@ -55,6 +55,9 @@ class TrainConfig:
   checkpoint_every_steps: int = 200
   checkpoint_every_minutes: float | None = None  # also save when this long has passed
   keep_checkpoints: int = 3
+  # Every this many epochs the EMA classifier's weights stay in epochs/epoch-N (a checkpoint
+  # prefix evaluate.py --ckpt takes): Figure 2 right's rho_cw by epoch. 0: none.
+  snapshot_every_epochs: int = 10
   jit_compile: bool = False
   mixed_precision: bool = False  # bfloat16 compute, float32 variables (tf_pgn.defenses)
   deterministic: bool = False
@@ -85,7 +88,7 @@ class TrainConfig:
     for name, value in positive.items():
       if not value > 0:
         raise ConfigError(f'--{name}={value} must be positive')
-    for name in ('eps', 'c_l', 'probe_eps'):
+    for name in ('eps', 'c_l', 'probe_eps', 'snapshot_every_epochs'):
       if not getattr(self, name) >= 0:
         raise ConfigError(f'--{name}={getattr(self, name)} is negative: give a value >= 0')
     if self.checkpoint_every_minutes is not None and not self.checkpoint_every_minutes > 0:
@@ -141,11 +144,11 @@ PRESETS = {
     # PGN 251, PGD-10 707): 6 epochs of PGD-10 AT take ~28 minutes, the slowest defense. At
     # gen_width 0.25 the generator made PGN 2.6x an FGM step. README lists what each reaches.
     'cpu': dict(width=0.25, gen_width=0.125, epochs=6, lr=2e-3, gen_lr=2e-3, ema_decay=0.99,
-                checkpoint_every_steps=100),
+                checkpoint_every_steps=100, snapshot_every_epochs=1),
     # Unit tests: seconds per run.
     'tiny': dict(width=0.0625, gen_width=0.0625, epochs=1, batch_size=32, train_size=256,
                  test_size=128, probe_size=32, probe_steps=2, ema_decay=0.9,
-                 checkpoint_every_steps=4),
+                 checkpoint_every_steps=4, snapshot_every_epochs=1),
 }
 
 

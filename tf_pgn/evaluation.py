@@ -30,8 +30,8 @@ from tf_pgn.attacks.pgn_attack import PGNAttack
 from tf_pgn.export import load_classifier
 from tf_pgn.io_utils import write_json_atomic, write_text_atomic
 
-__all__ = ['ATTACKS', 'EvalConfig', 'EvalError', 'evaluate', 'make_eval_config',
-           'results_markdown', 'soundness_checks']
+__all__ = ['ATTACKS', 'EvalConfig', 'EvalError', 'accuracy_vs_l2_series', 'evaluate',
+           'make_eval_config', 'results_markdown', 'soundness_checks']
 
 ATTACKS = ('fgm', 'mim', 'pgd', 'deepfool', 'cw', 'pgn')
 MINIMAL_NORM = ('deepfool', 'cw')  # unbounded: reported as accuracy-vs-L2 curves
@@ -139,6 +139,19 @@ class EvalConfig:
     }
 
 
+  def settings(self) -> dict:
+    """{attack: its budgets}, one dict per budget: {'eps': e}, {'c_l': c}, or {} (minimal-norm)."""
+    budgets = [{'eps': float(e)} for e in self.eps_list]
+    return dict(fgm=budgets, mim=budgets, pgd=budgets, deepfool=[{}], cw=[{}],
+                pgn=[{'c_l': float(c)} for c in self.pgn_c_l_list],
+                pgd_unbounded=[{'eps': float(self.unbounded_eps)}])
+
+  def result_keys(self) -> list:
+    """The keys of results.json's ``attacks`` an evaluation with this config writes."""
+    settings = self.settings()
+    return [_key(name, s) for name in self.attacks for s in settings[name]]
+
+
 def make_eval_config(**overrides) -> EvalConfig:
   """EvalConfig from flag values (None: the default); comma strings or lists for the lists."""
   fields = {k: v for k, v in overrides.items() if v is not None}
@@ -166,7 +179,7 @@ class _Attack:
   make: Callable  # (crafting model, setting) -> (attack_fn, extra numbers for the results)
 
 
-def _budget_attack(name, fn, eps_list):
+def _budget_attack(name, fn, settings):
   """FGM / MIM / PGD: eps is a tensor argument, so one trace serves every budget."""
   compiled = tf.function(fn, reduce_retracing=True)
 
@@ -175,7 +188,7 @@ def _budget_attack(name, fn, eps_list):
     eps = tf.constant(setting['eps'], tf.float32)
     return (lambda m, x, y: compiled(m, x, y, eps)), {}
 
-  return _Attack(name, [{'eps': float(e)} for e in eps_list], make)
+  return _Attack(name, settings, make)
 
 
 def _build_attacks(cfg: EvalConfig, num_classes: int, train: data_lib.Split) -> dict:
@@ -197,16 +210,17 @@ def _build_attacks(cfg: EvalConfig, num_classes: int, train: data_lib.Split) -> 
   cw = tf.function(lambda m, x, y: carlini_wagner_l2(
       m, x, y, max_iterations=cfg.cw_iterations, binary_search_steps=cfg.cw_search_steps,
       initial_const=cfg.cw_initial_const, learning_rate=cfg.cw_lr), reduce_retracing=True)
+  settings = cfg.settings()
   return {
-      'fgm': _budget_attack('fgm', fgm_l2, cfg.eps_list),
+      'fgm': _budget_attack('fgm', fgm_l2, settings['fgm']),
       'mim': _budget_attack('mim', lambda m, x, y, eps: mim_l2(
-          m, x, y, eps, eps / cfg.mim_steps, cfg.mim_steps), cfg.eps_list),
-      'pgd': _budget_attack('pgd', pgd(cfg.pgd_steps), cfg.eps_list),
-      'deepfool': _Attack('deepfool', [{}], lambda model, setting: (deepfool, {})),
-      'cw': _Attack('cw', [{}], lambda model, setting: (cw, {})),
-      'pgn': _Attack('pgn', [{'c_l': float(c)} for c in cfg.pgn_c_l_list], make_pgn),
+          m, x, y, eps, eps / cfg.mim_steps, cfg.mim_steps), settings['mim']),
+      'pgd': _budget_attack('pgd', pgd(cfg.pgd_steps), settings['pgd']),
+      'deepfool': _Attack('deepfool', settings['deepfool'], lambda model, setting: (deepfool, {})),
+      'cw': _Attack('cw', settings['cw'], lambda model, setting: (cw, {})),
+      'pgn': _Attack('pgn', settings['pgn'], make_pgn),
       'pgd_unbounded': _budget_attack('pgd_unbounded', pgd(cfg.unbounded_steps),
-                                      [cfg.unbounded_eps]),
+                                      settings['pgd_unbounded']),
   }
 
 
@@ -471,26 +485,29 @@ def results_markdown(results: dict) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def accuracy_vs_l2_series(results: dict, box: str = 'whitebox', attacks=None) -> list:
+  """The ``plots.accuracy_vs_l2`` series of ``results`` for ``box``, one per attack (all of
+  ``results``' by default): a curve for a minimal-norm attack; points at eps for FGM / MIM / PGD
+  and at the mean perturbation L2 for PGN (Figure 3)."""
+  series = []
+  for name in attacks or results['attack_settings']:
+    entries = [e for e in results['attacks'].values() if e['attack'] == name and box in e]
+    if not entries:
+      continue
+    if name in MINIMAL_NORM:
+      curve = entries[0][box]['accuracy_vs_l2']
+      series.append(dict(label=_LABELS[name], x=curve['radii'], y=curve['accuracy'], curve=True))
+    else:
+      points = sorted((e['eps'] if 'eps' in e else e[box]['mean_l2'], e[box]['accuracy'])
+                      for e in entries if 'eps' in e or e[box]['mean_l2'] is not None)
+      series.append(dict(label=_LABELS[name], x=[p[0] for p in points],
+                         y=[p[1] for p in points], curve=False))
+  return series
+
+
 def _plot_panels(results: dict) -> list:
-  """Accuracy vs L2 per box: curves for minimal-norm attacks; points at eps for FGM / MIM / PGD
-  and at the mean perturbation L2 for PGN."""
-  panels = []
-  for box, title in BOXES.items():
-    series = []
-    for name in results['attack_settings']:
-      entries = [e for e in results['attacks'].values() if e['attack'] == name and box in e]
-      if not entries:
-        continue
-      if name in MINIMAL_NORM:
-        curve = entries[0][box]['accuracy_vs_l2']
-        series.append(dict(label=_LABELS[name], x=curve['radii'], y=curve['accuracy'],
-                           curve=True))
-      else:
-        points = sorted((e['eps'] if 'eps' in e else e[box]['mean_l2'], e[box]['accuracy'])
-                        for e in entries)
-        series.append(dict(label=_LABELS[name], x=[p[0] for p in points],
-                           y=[p[1] for p in points], curve=False))
-    if series:
-      panels.append(dict(title=f'{title}, {results["dataset"]}', series=series,
-                         benign_accuracy=results['benign_accuracy']))
-  return panels
+  """Accuracy vs L2, one panel per box (white-box, black-box) with every attack."""
+  return [dict(title=f'{title}, {results["dataset"]}', series=series,
+               benign_accuracy=results['benign_accuracy'])
+          for box, title in BOXES.items()
+          if (series := accuracy_vs_l2_series(results, box))]

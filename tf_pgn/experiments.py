@@ -2,6 +2,7 @@
 
   python -m tf_pgn.experiments run --sweep=robustness_curve --max_minutes=240   # resumable
   python -m tf_pgn.experiments run --sweep=capacity --jobs=pgn_c_l8_w0.5_s1234
+  python -m tf_pgn.experiments progress       # C&W at each epoch snapshot (Figure 2 right)
   python -m tf_pgn.experiments summarize      # <root>/summary.json, <root>/summary.csv
   python -m tf_pgn.experiments plot           # <root>/robustness_curves.png (Figure 5)
   python -m tf_pgn.experiments speed          # tf_pgn.bench at the preset's widths (section 4.4)
@@ -21,6 +22,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -34,8 +36,8 @@ from tf_pgn.config import TrainConfig, make_config
 from tf_pgn.io_utils import read_jsonl, write_json_atomic, write_text_atomic
 
 __all__ = ['EVAL_SETTINGS', 'LABELS', 'SWEEPS', 'ExperimentError', 'Job', 'collect',
-           'plot_robustness_curves', 'robustness_curves', 'run_sweep', 'sweep_jobs',
-           'write_summary']
+           'eval_settings', 'plot_robustness_curves', 'progress', 'robustness_curves',
+           'run_progress', 'run_sweep', 'snapshots', 'sweep_jobs', 'write_summary']
 
 # The hyper-parameter each defense trades benign accuracy against robustness with (Figure 5).
 HPARAMS = {'naive': None, 'fgm': 'eps', 'pgd': 'eps', 'pgn': 'c_l'}
@@ -58,6 +60,14 @@ STRONG_PGD_STEPS = 100
 EVAL_SETTINGS = dict(attacks=('fgm', 'mim', 'pgd', 'deepfool', 'cw'),
                      eps_list=(REFERENCE_EPS, STRONG_PGD_EPS), pgd_steps=STRONG_PGD_STEPS)
 BUDGET_ATTACKS = ('fgm', 'mim', 'pgd')
+# Figure 3 (section 4.3): on the FGM-AT and PGD-AT jobs PGN attacks too, and FGM / MIM / PGD run
+# at more budgets, so that each attack draws an accuracy-vs-mean-L2 curve to read PGN against.
+FIGURE3_EPS = (REFERENCE_EPS, 0.1, 0.25, STRONG_PGD_EPS, 1.0)
+FIGURE3_DEFENSES = ('fgm', 'pgd')
+# Figure 2 right: C&W (EVAL_SETTINGS') on the first PROGRESS_EXAMPLES test images at every epoch
+# snapshot (trainer: snapshot_every_epochs) of the FGM-AT and PGN jobs.
+PROGRESS_EXAMPLES = 200
+PROGRESS_DEFENSES = ('fgm', 'pgn')
 LABELS = {'naive': 'naive', 'fgm': 'FGM-AT', 'pgd': 'PGD-AT', 'pgn': 'PGN', 'eps': 'eps',
           'c_l': 'c_L'}
 
@@ -119,9 +129,31 @@ def sweep_jobs(sweep: str, preset: str, names=None) -> list:
   return jobs
 
 
-def _finished(run_dir: str) -> bool:
+def eval_settings(job: Job) -> dict:
+  """The evaluation of ``job``: EVAL_SETTINGS, with Figure 3's on FGM-AT and PGD-AT jobs."""
+  if job.defense in FIGURE3_DEFENSES:
+    return dict(EVAL_SETTINGS, attacks=EVAL_SETTINGS['attacks'] + ('pgn',), eps_list=FIGURE3_EPS)
+  return dict(EVAL_SETTINGS)
+
+
+def _evaluated_on(eval_dir: str, eval_cfg) -> bool:
+  """Whether ``eval_dir/results.json`` holds every attack and budget of ``eval_cfg`` on as many
+  examples."""
+  try:
+    with open(os.path.join(eval_dir, 'results.json')) as f:
+      results = json.load(f)
+  except (OSError, ValueError):
+    return False
+  return (results.get('num_examples') == eval_cfg.num_examples and
+          set(eval_cfg.result_keys()) <= set(results.get('attacks', {})))
+
+
+def _finished(run_dir: str, eval_cfg) -> bool:
+  """Trained, exported, and evaluated on every attack and budget of ``eval_cfg``: a job whose
+  evaluation lacks some (made before they joined the sweep) is evaluated again, which reuses the
+  attacks it has."""
   return (os.path.isdir(os.path.join(run_dir, 'export', 'classifier')) and
-          os.path.isfile(os.path.join(run_dir, 'eval', 'results.json')))
+          _evaluated_on(os.path.join(run_dir, 'eval'), eval_cfg))
 
 
 def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | None = None,
@@ -129,18 +161,18 @@ def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | 
               train_overrides: dict | None = None, eval_overrides: dict | None = None) -> dict:
   """Trains and evaluates each job in ``<root>/<job.name>``, skipping finished ones and launching
   none after ``max_minutes``. ``train_overrides`` replace fields of the preset (not the job's
-  own), ``eval_overrides`` fields of EVAL_SETTINGS (tests: seconds per job).
+  own), ``eval_overrides`` fields of the job's ``eval_settings`` (tests: seconds per job).
 
   Returns {job name: 'skipped' | 'done' | 'not started'}.
   """
   from tf_pgn import evaluation, trainer  # pylint: disable=g-import-not-at-top
-  eval_cfg = evaluation.make_eval_config(**dict(EVAL_SETTINGS, dataset=dataset,
-                                                num_examples=num_examples,
-                                                **(eval_overrides or {})))
   start, status = time.monotonic(), {}
   for i, job in enumerate(jobs):
     run_dir = os.path.join(root, job.name)
-    if _finished(run_dir):
+    eval_cfg = evaluation.make_eval_config(**dict(eval_settings(job), dataset=dataset,
+                                                  num_examples=num_examples,
+                                                  **(eval_overrides or {})))
+    if _finished(run_dir, eval_cfg):
       status[job.name] = 'skipped'
       print(f'[{i + 1}/{len(jobs)}] {job.name}: finished, skipping', flush=True)
       continue
@@ -157,6 +189,60 @@ def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | 
     print(f'--max_minutes={max_minutes:g} spent; not started: {", ".join(left)}; rerun the same '
           'command to go on', flush=True)
   return status
+
+
+# -- training progress (Figure 2 right) -------------------------------------------------------
+def snapshots(run_dir: str) -> list:
+  """(epoch, checkpoint prefix) of the job's epoch snapshots (``epochs/epoch-N``), by epoch."""
+  folder = os.path.join(run_dir, 'epochs')
+  found = [re.fullmatch(r'epoch-(\d+)\.index', n) for n in
+           (os.listdir(folder) if os.path.isdir(folder) else [])]
+  return sorted((int(m.group(1)), os.path.join(folder, f'epoch-{m.group(1)}'))
+                for m in found if m)
+
+
+def run_progress(root: str, dataset: str, data_dir: str | None = None, names=None,
+                 num_examples: int = PROGRESS_EXAMPLES, eval_overrides: dict | None = None) -> dict:
+  """C&W at every epoch snapshot of the FGM-AT and PGN jobs of ``root`` (or of the jobs
+  ``names``) into ``<job>/progress/epoch-N/``; snapshots already evaluated are skipped, an
+  interrupted evaluation resumes. Returns {job: snapshots evaluated by this call}."""
+  from tf_pgn import evaluation  # pylint: disable=g-import-not-at-top
+  eval_cfg = evaluation.make_eval_config(**dict(EVAL_SETTINGS, attacks=('cw',), dataset=dataset,
+                                                num_examples=num_examples,
+                                                **(eval_overrides or {})))
+  jobs = [r['job'] for r in collect(root) if (r['job'] in names if names else
+                                              r['defense'] in PROGRESS_DEFENSES)]
+  if names and sorted(set(names) - set(jobs)):
+    raise ExperimentError(f'no job(s) {", ".join(sorted(set(names) - set(jobs)))} in {root}')
+  done = {}
+  for job in jobs:
+    done[job] = 0
+    for epoch, prefix in snapshots(os.path.join(root, job)):
+      out = os.path.join(root, job, 'progress', f'epoch-{epoch}')
+      if _evaluated_on(out, eval_cfg):
+        continue
+      print(f'{job} epoch {epoch}: C&W on {num_examples} images into {out}', flush=True)
+      evaluation.evaluate(eval_cfg, prefix, out, data_dir)
+      done[job] += 1
+  return done
+
+
+def progress(run_dir: str) -> list:
+  """Per evaluated epoch snapshot of the job: epoch, benign_accuracy, rho_cw_mean,
+  rho_cw_median, rho_cw_std_error and num_examples (``run_progress``'s results), by epoch."""
+  rows = []
+  for epoch, _ in snapshots(run_dir):
+    try:
+      with open(os.path.join(run_dir, 'progress', f'epoch-{epoch}', 'results.json')) as f:
+        results = json.load(f)
+    except (OSError, ValueError):
+      continue
+    cw = results['attacks']['cw']['whitebox']
+    rows.append(dict(epoch=epoch, benign_accuracy=results['benign_accuracy'],
+                     rho_cw_mean=cw['rho_mean'], rho_cw_median=cw['rho_median'],
+                     rho_cw_std_error=cw.get('rho_std_error'),
+                     num_examples=results['num_examples']))
+  return rows
 
 
 # -- summary ---------------------------------------------------------------------------------
@@ -284,9 +370,12 @@ def _define_flags() -> None:
   flags.DEFINE_string('data_dir', None, 'Folder with the official CIFAR python archive (or set '
                       '$TF_PGN_DATA_DIR); without either, keras.datasets downloads it.')
   flags.DEFINE_integer('num_examples', 1000, 'run: evaluate on the first N test images.')
-  flags.DEFINE_list('jobs', None, 'run: only these jobs of the sweep (comma list of job names).')
+  flags.DEFINE_list('jobs', None, 'run, progress: only these jobs (comma list of job names; '
+                    'progress: default every FGM-AT and PGN job).')
   flags.DEFINE_float('max_minutes', None, 'run: launch no job after this many minutes (finished '
                      'jobs are skipped and cost nothing); rerun to go on.')
+  flags.DEFINE_integer('progress_examples', PROGRESS_EXAMPLES, 'progress: C&W on the first N '
+                       'test images at each epoch snapshot.')
   flags.DEFINE_string('out', 'results', 'report: the small outputs go to <out>/<root name>/.')
   flags.DEFINE_string('report', os.path.join('docs', 'REPRODUCTION.md'), 'report: the Markdown '
                       'report to (re)write; its <!-- notes --> block is kept.')
@@ -305,6 +394,13 @@ def _run() -> None:
   counts = ', '.join(f'{n} {s}' for s, n in collections.Counter(status.values()).items())
   print(f'done: {counts} in {_root()}; then `python -m tf_pgn.experiments summarize '
         f'--root={_root()}`')
+
+
+def _progress() -> None:
+  done = run_progress(_root(), FLAGS.dataset, FLAGS.data_dir and os.path.expanduser(
+      FLAGS.data_dir), FLAGS.jobs, FLAGS.progress_examples)
+  print(f'done: {sum(done.values())} epoch snapshot(s) of {len(done)} job(s) evaluated in '
+        f'{_root()}')
 
 
 def _summarize() -> None:
@@ -343,8 +439,8 @@ def _report() -> None:
   print(f'done: {path}')
 
 
-COMMANDS = {'run': _run, 'summarize': _summarize, 'plot': _plot, 'speed': _speed,
-            'report': _report}
+COMMANDS = {'run': _run, 'progress': _progress, 'summarize': _summarize, 'plot': _plot,
+            'speed': _speed, 'report': _report}
 
 
 def main(argv):

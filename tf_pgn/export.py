@@ -60,12 +60,15 @@ def load_classifier(path: str):
   from tf_pgn import data, models  # pylint: disable=g-import-not-at-top
   from tf_pgn.config import TrainConfig  # pylint: disable=g-import-not-at-top
   config_path = os.path.join(path, 'config.json')
+  snapshot = os.path.isfile(path + '.index')  # <run>/epochs/epoch-N (trainer._snapshot)
+  if snapshot:
+    config_path = os.path.join(os.path.dirname(os.path.dirname(path)), 'config.json')
   if os.path.isfile(config_path):
     with open(config_path) as f:
       cfg = TrainConfig.from_dict(json.load(f))
     num_classes = data.NUM_CLASSES[cfg.dataset]
     model = models.build_classifier(num_classes, cfg.width, name='ema_classifier')
-    latest = tf.train.latest_checkpoint(os.path.join(path, 'ckpt'))
+    latest = path if snapshot else tf.train.latest_checkpoint(os.path.join(path, 'ckpt'))
     if latest is None:
       raise ModelLoadError(f'run directory {path} has no checkpoint yet: train it first')
     tf.train.Checkpoint(ema_classifier=model).restore(latest).expect_partial()
@@ -74,5 +77,6 @@ def load_classifier(path: str):
     model = load_saved_model(path)
     num_classes = int(model(tf.zeros([1, 32, 32, 3])).shape[-1])
     return model, num_classes, f'{path} (SavedModel)'
-  raise ModelLoadError(f'{path} is neither a run directory (with config.json) nor a SavedModel '
-                       'directory: pass --ckpt=runs/NAME or --ckpt=runs/NAME/export/classifier')
+  raise ModelLoadError(f'{path} is neither a run directory (with config.json), an epoch snapshot '
+                       'of one nor a SavedModel directory: pass --ckpt=runs/NAME, '
+                       'runs/NAME/epochs/epoch-N or runs/NAME/export/classifier')

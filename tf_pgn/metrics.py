@@ -5,6 +5,8 @@ rho as the mean L2 norm of the perturbation over successful adversarial examples
 Carlini & Wagner). The median is reported as well.
 """
 
+import math
+
 import numpy as np
 
 __all__ = ['accuracy', 'perturbation_norms', 'rho', 'accuracy_vs_l2_curve']
@@ -56,7 +58,8 @@ def rho(x, x_adv, y, pred_clean, pred_adv):
       ``x_adv``.
 
   Returns:
-    dict with ``rho_mean``, ``rho_median``, ``n_success``, ``rho_mean_paper``,
+    dict with ``rho_mean``, ``rho_median``, ``rho_std_error`` (standard error of rho_mean:
+    sample standard deviation / sqrt(n_success)), ``n_success``, ``rho_mean_paper``,
     ``rho_median_paper``, ``n_wrong_adv``. Means and medians are NaN (a float, not
     JSON-safe) when there are no such examples; converting them is the caller's job.
   """
@@ -66,10 +69,12 @@ def rho(x, x_adv, y, pred_clean, pred_adv):
   success = (_labels(pred_clean) == y) & wrong_adv
   rho_mean, rho_median = _mean_median(norms[success])
   paper_mean, paper_median = _mean_median(norms[wrong_adv])
+  n = int(success.sum())
   return {
       'rho_mean': rho_mean,
       'rho_median': rho_median,
-      'n_success': int(success.sum()),
+      'rho_std_error': float(np.std(norms[success], ddof=1) / np.sqrt(n)) if n > 1 else math.nan,
+      'n_success': n,
       'rho_mean_paper': paper_mean,
       'rho_median_paper': paper_median,
       'n_wrong_adv': int(wrong_adv.sum()),

@@ -69,20 +69,24 @@ def robustness_curves(panels, path: str) -> None:
 
 
 def training_progress(runs, path: str, probe: str) -> None:
-  """Writes Figure 2 (right) as a PNG: benign test accuracy (left panel) and the per-epoch
-  robustness probe (right) against the epoch, one line per run.
+  """Writes Figure 2 (right) as a PNG: benign test accuracy, the per-epoch robustness probe and,
+  where measured, rho_cw at the epoch snapshots, against the epoch, one line per run.
 
   Args:
     runs: list of dicts ``label``, ``epoch``, ``test_acc`` and ``probe`` (lists, one entry per
-      epoch).
+      epoch), and optionally ``rho_epoch`` and ``rho_cw`` (the snapshots' epochs and rho_cw).
     path: the PNG to write (atomically).
-    probe: what the probe measures, for the right panel's axis.
+    probe: what the probe measures, for its panel's axis.
   """
-  fig = _figure(2)
-  for i, (key, ylabel) in enumerate((('test_acc', 'benign test accuracy'), ('probe', probe))):
-    ax = fig.add_subplot(1, 2, i + 1)
+  panels = [('epoch', 'test_acc', 'benign test accuracy'), ('epoch', 'probe', probe)]
+  if any(run.get('rho_cw') for run in runs):
+    panels.append(('rho_epoch', 'rho_cw', 'rho_cw (C&W at the epoch snapshots)'))
+  fig = _figure(len(panels))
+  for i, (x_key, y_key, ylabel) in enumerate(panels):
+    ax = fig.add_subplot(1, len(panels), i + 1)
     for j, run in enumerate(runs):
-      ax.plot(run['epoch'], run[key], marker=_MARKERS[j % len(_MARKERS)], label=run['label'])
+      if run.get(y_key):
+        ax.plot(run[x_key], run[y_key], marker=_MARKERS[j % len(_MARKERS)], label=run['label'])
     ax.set_xlabel('epoch')
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

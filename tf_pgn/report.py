@@ -19,14 +19,14 @@ import os
 import re
 import statistics
 
-from tf_pgn import experiments, plots
+from tf_pgn import evaluation, experiments, plots
 from tf_pgn.config import TrainConfig
 from tf_pgn.experiments import LABELS
 from tf_pgn.io_utils import read_jsonl, write_bytes_atomic, write_text_atomic
 
-__all__ = ['CLAIMS', 'NOTES_BEGIN', 'NOTES_END', 'Sweep', 'Verdict', 'capacity_moves_curve',
-           'fgm_trades_robustness', 'load', 'pgn_attack_stronger', 'robust_at_equal_accuracy',
-           'speed_order', 'write_report']
+__all__ = ['CLAIMS', 'NOTES_BEGIN', 'NOTES_END', 'Sweep', 'Verdict', 'balance_levels', 'balanced',
+           'capacity_moves_curve', 'fgm_trades_robustness', 'load', 'pgn_attack_stronger',
+           'robust_at_equal_accuracy', 'speed_order', 'write_report']
 
 NOTES_BEGIN, NOTES_END = '<!-- notes -->', '<!-- /notes -->'
 JOB_FILES = ('config.json', 'metrics.jsonl', os.path.join('eval', 'results.json'),
@@ -53,8 +53,8 @@ _DEFENSES = ('naive', 'fgm', 'pgd', 'pgn')
 @dataclasses.dataclass
 class Sweep:
   """What the report reads from a sweep root: the summary rows (``experiments.collect``) and,
-  per job name, its config, per-epoch metrics and evaluation results (if evaluated);
-  <root>/bench.json if present."""
+  per job name, its config, per-epoch metrics, evaluation results (if evaluated) and C&W at its
+  epoch snapshots (if measured); <root>/bench.json if present."""
   root: str
   rows: list
   configs: dict
@@ -63,6 +63,7 @@ class Sweep:
   bench: dict | None
   run_flags: str  # flags of `python -m tf_pgn.experiments run` that reach this root
   data_dir: str | None = None
+  progress: dict = dataclasses.field(default_factory=dict)  # job: experiments.progress rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +89,7 @@ def load(root: str, run_flags: str | None = None, data_dir: str | None = None) -
   results = {j: _read_json(os.path.join(root, j, 'eval', 'results.json')) for j in jobs}
   return Sweep(root, rows, configs, epochs, {j: r for j, r in results.items() if r},
                _read_json(os.path.join(root, 'bench.json')), run_flags or f'--root={root}',
-               data_dir)
+               data_dir, {j: experiments.progress(os.path.join(root, j)) for j in jobs})
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -138,6 +139,73 @@ def _probe_key(epochs: list):
   return keys[0] if keys else None
 
 
+# -- balancing (Table 2, Figure 4) ----------------------------------------------------------
+# The metrics balanced at a common benign accuracy: rho of C&W and DeepFool, accuracies under the
+# budget attacks at Table 2's eps and the strong PGD's.
+BALANCED_METRICS = ('rho_cw_mean', 'rho_cw_median', 'rho_deepfool_mean') + tuple(
+    f'{a}_eps{e:g}_acc' for e in experiments.EVAL_SETTINGS['eps_list']
+    for a in experiments.BUDGET_ATTACKS)
+
+
+def _curve_rows(sweep: Sweep) -> dict:
+  """{defense: its evaluated jobs at the main width, by benign test accuracy}."""
+  done = _evaluated(sweep.rows)
+  width = _main_width(done)
+  return {d: sorted((r for r in done if r['defense'] == d and r['width'] == width),
+                    key=lambda r: r['test_acc']) for d in _DEFENSES}
+
+
+def balance_levels(sweep: Sweep) -> list:
+  """Common benign test accuracies of FGM-AT, PGD-AT and PGN (Figure 4 has three): the top of
+  their curves' overlap, where Table 2 balances them to the naive network, its bottom and its
+  middle when the overlap is wider than 2 points; [] if the curves do not overlap."""
+  curves = [rows for d, rows in _curve_rows(sweep).items() if d != 'naive']
+  if not all(curves):
+    return []
+  top = min(rows[-1]['test_acc'] for rows in curves)
+  bottom = max(rows[0]['test_acc'] for rows in curves)
+  if bottom > top + ACC_TOL:
+    return []
+  if top - bottom <= 2 * ACC_TOL:
+    return [top]
+  return [top, (top + bottom) / 2, bottom]
+
+
+def _cw_curve(sweep: Sweep, row: dict):
+  """The C&W accuracy-vs-L2 curve of the job's evaluation (radii, accuracy), if any."""
+  cw = sweep.results.get(row['job'], {}).get('attacks', {}).get('cw', {})
+  return cw.get('whitebox', {}).get('accuracy_vs_l2')
+
+
+def balanced(sweep: Sweep, rows: list, level: float) -> dict | None:
+  """A defense's metrics at benign test accuracy ``level``: each of BALANCED_METRICS and the
+  C&W accuracy-vs-L2 curve interpolated linearly between the two jobs of its curve (``rows``,
+  by test accuracy) around ``level``; the nearest job up to ACC_TOL beyond an end; None farther.
+  ``jobs`` says which jobs with which weights."""
+  if not rows or not rows[0]['test_acc'] - ACC_TOL <= level <= rows[-1]['test_acc'] + ACC_TOL:
+    return None
+  nearest = min(rows, key=lambda r: abs(r['test_acc'] - level))
+  pair = (nearest, nearest) if abs(nearest['test_acc'] - level) < 1e-6 else next(
+      ((a, b) for a, b in zip(rows, rows[1:]) if a['test_acc'] <= level <= b['test_acc']),
+      (nearest, nearest))  # else beyond an end
+  lo, hi = pair
+  span = hi['test_acc'] - lo['test_acc']
+  w = (level - lo['test_acc']) / span if span > 0 else 0.0
+
+  def mix(a, b):
+    return None if a is None or b is None else (1 - w) * a + w * b
+
+  out = {m: mix(lo[m], hi[m]) for m in BALANCED_METRICS}
+  curves = _cw_curve(sweep, lo), _cw_curve(sweep, hi)
+  out['cw_curve'] = curves[0] and curves[1] and dict(
+      radii=curves[0]['radii'], accuracy=[mix(a, b) for a, b in zip(curves[0]['accuracy'],
+                                                                     curves[1]['accuracy'])])
+  out['jobs'] = (f'{_label(lo)} ({lo["test_acc"]:.3f})' if lo is hi else
+                 f'{1 - w:.2f} x {_label(lo)} ({lo["test_acc"]:.3f}) + {w:.2f} x {_label(hi)} '
+                 f'({hi["test_acc"]:.3f})')
+  return out
+
+
 # -- the claims ------------------------------------------------------------------------------
 def robust_at_equal_accuracy(sweep: Sweep) -> Verdict:
   """Claim 1 (Table 2, Figures 4-5): rho_cw of PGN against FGM-AT and PGD-AT at matched benign
@@ -181,13 +249,28 @@ def _probe_fall(epochs: list, probe_size: int):
               se=math.sqrt(2 * p * (1 - p) / probe_size))
 
 
+def _rho_fall(progress: list, epochs: list):
+  """As _probe_fall for rho_cw at the epoch snapshots (``experiments.progress``): its fall from
+  the peak epoch to the last, the standard error of that difference from the two means'."""
+  test_acc = {e['epoch']: e['test_acc'] for e in epochs}
+  rows = [dict(p, rho_cw=p['rho_cw_mean'], test_acc=test_acc[p['epoch']]) for p in progress
+          if p['epoch'] in test_acc and p['rho_cw_mean'] is not None and p['rho_cw_std_error']]
+  if len(rows) < 2:
+    return None
+  peak, last = max(rows, key=lambda p: p['rho_cw']), rows[-1]
+  return dict(key='rho_cw', peak=peak, last=last, fall=peak['rho_cw'] - last['rho_cw'],
+              rise=last['test_acc'] - peak['test_acc'],
+              se=math.hypot(peak['rho_cw_std_error'], last['rho_cw_std_error']))
+
+
 def fgm_trades_robustness(sweep: Sweep) -> Verdict:
   """Claim 2 (Figure 2 right): FGM-AT's robustness falls while its benign accuracy rises as
-  training goes on; the per-epoch PGD probe stands in for rho_cw."""
+  training goes on: rho_cw at the epoch snapshots where measured, else the per-epoch PGD probe."""
   falls = {}
   for r in sweep.rows:
     if r['status'] != 'training':
-      fall = _probe_fall(sweep.epochs[r['job']], sweep.configs[r['job']].probe_size)
+      fall = (_rho_fall(sweep.progress.get(r['job'], []), sweep.epochs[r['job']]) or
+              _probe_fall(sweep.epochs[r['job']], sweep.configs[r['job']].probe_size))
       if fall:
         falls[r['job']] = (r, fall)
   fgm = [(r, f) for r, f in falls.values() if r['defense'] == 'fgm']
@@ -340,10 +423,11 @@ CLAIMS = (
      f'exceeds the other\'s by more than {RHO_MARGIN:.0%}: reproduced if it wins all, not '
      'reproduced if none, partly otherwise', robust_at_equal_accuracy),
     ('FGM-AT trades robustness away as training goes on', 'Figure 2 right',
-     'per finished FGM-AT job, the per-epoch PGD probe accuracy (for rho_cw, which is not '
-     'measured per epoch) from its peak epoch to the last: reproduced if it fell by more than 2 '
-     'standard errors (sqrt(2 p (1 - p) / probe_size)) while the test accuracy rose, partly if '
-     'by more than 1, else not reproduced; several FGM-AT jobs that disagree give partly',
+     'per finished FGM-AT job, rho_cw at its epoch snapshots (`experiments progress`; where not '
+     'measured, the per-epoch PGD probe accuracy) from its peak epoch to the last: reproduced if '
+     'it fell by more than 2 standard errors (of the two means; for the probe sqrt(2 p (1 - p) / '
+     'probe_size)) while the test accuracy rose, partly if by more than 1, else not reproduced; '
+     'several FGM-AT jobs that disagree give partly',
      fgm_trades_robustness),
     ('PGN is a stronger attack than FGM and PGD on fixed adversarially trained models',
      'Figure 3', 'on each evaluated FGM-AT / PGD-AT job with PGN attack results, each PGN '
@@ -377,15 +461,25 @@ def _write_outputs(sweep: Sweep, folder: str) -> dict:
       src = os.path.join(sweep.root, row['job'], name)
       if os.path.isfile(src):
         _copy(src, os.path.join(folder, row['job'], name))
+    for p in sweep.progress.get(row['job'], []):
+      name = os.path.join('progress', f'epoch-{p["epoch"]}', 'results.json')
+      _copy(os.path.join(sweep.root, row['job'], name), os.path.join(folder, row['job'], name))
   if sweep.bench:
     _copy(os.path.join(sweep.root, 'bench.json'), os.path.join(folder, 'bench.json'))
   figures = {}
   if _evaluated(sweep.rows):
     figures['robustness_curves'] = os.path.join(folder, 'robustness_curves.png')
     experiments.plot_robustness_curves(sweep.rows, figures['robustness_curves'])
+  for name, panels in (('balanced_cw', _balanced_panels(sweep)),
+                       ('pgn_attack', _pgn_attack_panels(sweep))):
+    if panels:
+      figures[name] = os.path.join(folder, f'{name}.png')
+      plots.accuracy_vs_l2(panels, figures[name])
   runs = [dict(label=r['job'], epoch=[e['epoch'] for e in sweep.epochs[r['job']]],
                test_acc=[e['test_acc'] for e in sweep.epochs[r['job']]],
-               probe=[e[_probe_key(sweep.epochs[r['job']])] for e in sweep.epochs[r['job']]])
+               probe=[e[_probe_key(sweep.epochs[r['job']])] for e in sweep.epochs[r['job']]],
+               rho_epoch=[p['epoch'] for p in sweep.progress.get(r['job'], [])],
+               rho_cw=[p['rho_cw_mean'] for p in sweep.progress.get(r['job'], [])])
           for r in sweep.rows if _probe_key(sweep.epochs[r['job']])]
   if runs:
     figures['training_progress'] = os.path.join(folder, 'training_progress.png')
@@ -393,6 +487,49 @@ def _write_outputs(sweep: Sweep, folder: str) -> dict:
     plots.training_progress(runs, figures['training_progress'],
                             f'robustness probe: {", ".join(keys)}')
   return figures
+
+
+def _at_level(sweep: Sweep, level: float) -> dict:
+  """{defense: balanced metrics at ``level``}; the naive network only if it is at ``level``."""
+  out = {}
+  for d, rows in _curve_rows(sweep).items():
+    if d == 'naive':
+      near = [r for r in rows if abs(r['test_acc'] - level) <= ACC_TOL]
+      if near:
+        out[d] = dict({m: near[0][m] for m in BALANCED_METRICS},
+                      cw_curve=_cw_curve(sweep, near[0]),
+                      jobs=f'{_label(near[0])} ({near[0]["test_acc"]:.3f})')
+    elif (b := balanced(sweep, rows, level)) is not None:
+      out[d] = b
+  return out
+
+
+def _balanced_panels(sweep: Sweep) -> list:
+  """Figure 4: C&W accuracy against L2, one panel per common benign accuracy."""
+  panels = []
+  for level in balance_levels(sweep):
+    series = [dict(label=LABELS[d], x=b['cw_curve']['radii'], y=b['cw_curve']['accuracy'],
+                   curve=True) for d, b in _at_level(sweep, level).items() if b['cw_curve']]
+    if series:
+      panels.append(dict(title=f'C&W, benign test accuracy {level:.3f}', series=series,
+                         benign_accuracy=level))
+  return panels
+
+
+def _pgn_attack_targets(sweep: Sweep) -> list:
+  """FGM-AT / PGD-AT jobs evaluated with the PGN attack, in report order."""
+  return [r for r in sorted(sweep.rows, key=_order)
+          if r['defense'] in experiments.FIGURE3_DEFENSES and r['job'] in sweep.results and
+          _attack_points(sweep.results[r['job']], 'pgn')]
+
+
+def _pgn_attack_panels(sweep: Sweep) -> list:
+  """Figure 3: per defense, its job of the largest eps (the paper's are eps 0.5) under FGM, PGD
+  and PGN, white-box."""
+  largest = {r['defense']: r for r in _pgn_attack_targets(sweep)}  # sorted by eps
+  return [dict(title=f'{_label(r)} (fixed), white-box', benign_accuracy=results['benign_accuracy'],
+               series=evaluation.accuracy_vs_l2_series(results, 'whitebox', ('fgm', 'pgd', 'pgn')))
+          for r in largest.values() for results in [sweep.results[r['job']]]]
 
 
 def _notes(report_path: str) -> str:
@@ -541,6 +678,58 @@ def _curves(sweep: Sweep, figures: dict, report_path: str) -> list:
                         'benign accuracy against rho_cw')
 
 
+def _balanced_section(sweep: Sweep, figures: dict, report_path: str) -> list:
+  lines = ['## Balanced comparison (Table 2, Figure 4)', '']
+  levels = balance_levels(sweep)
+  if not levels:
+    return lines + ['The FGM-AT, PGD-AT and PGN curves share no benign accuracy yet: '
+                    f'{_run_cmd(sweep, "robustness_curve")} widens them.']
+  eps = experiments.EVAL_SETTINGS['eps_list']
+  lines += ['The paper balances the defenses by choosing eps and c_L so that each reaches the '
+            'same benign accuracy. With a few jobs per robustness curve we interpolate instead: '
+            'at each common benign test accuracy (the top of the curves\' overlap, and its '
+            'middle and bottom when it spans more than 2 points), every metric, and the C&W '
+            'accuracy at every radius, is interpolated linearly between the two jobs of the '
+            'curve around it ("from jobs" gives the weights). The naive network appears where '
+            f'its own accuracy is within {ACC_TOL:g}. An interpolated row estimates a model '
+            'nobody trained; it is a reading of the curves, not a measurement.', '']
+  rows = []
+  for level in levels:
+    for d, b in _at_level(sweep, level).items():
+      rows.append([f'{level:.3f}', LABELS[d], b['jobs'],
+                   f'{_fmt(b["rho_cw_mean"])} / {_fmt(b["rho_cw_median"])}',
+                   _fmt(b['rho_deepfool_mean'])] + [_accuracies(b, e) for e in eps])
+  lines += _table(['benign test acc', 'defense', 'from jobs', 'rho_cw mean / median',
+                   'DeepFool rho'] + [f'FGM / MIM / PGD acc, eps {e:g}' for e in eps], rows)
+  return lines + _image(figures, 'balanced_cw', report_path,
+                        'C&W accuracy against L2 at common benign accuracies')
+
+
+def _pgn_attack_section(sweep: Sweep, figures: dict, report_path: str) -> list:
+  lines = ['## PGN as an attack (Figure 3)', '']
+  targets = _pgn_attack_targets(sweep)
+  if not targets:
+    return lines + [pgn_attack_stronger(sweep).why]
+  lines += ['White-box accuracy of fixed FGM-AT and PGD-AT classifiers: FGM and PGD at L2 eps '
+            '(PGD steps as in the evaluation), PGN as a fresh generator trained against the '
+            'fixed classifier for each c_L (`evaluate.py --attacks=pgn`), placed at the mean L2 '
+            'of its perturbations. The figure shows, per defense, the job of the largest eps.',
+            '']
+  rows = []
+  for r in targets:
+    results = sweep.results[r['job']]
+    cells = [', '.join(f'{e:g}: {a:.3f}' for e, a in sorted(
+        (e['eps'], e['whitebox']['accuracy']) for e in results['attacks'].values()
+        if e['attack'] == attack)) for attack in ('fgm', 'pgd')]
+    cells.append(', '.join(f'c_L {c:g} (L2 {l2:.3f}): {a:.3f}'
+                           for l2, a, c in _attack_points(results, 'pgn')))
+    rows.append([r['job'], _fmt(results['benign_accuracy'])] + cells)
+  lines += _table(['job', 'benign acc', 'FGM: eps: acc', 'PGD: eps: acc',
+                   'PGN: c_L (mean L2): acc'], rows)
+  return lines + _image(figures, 'pgn_attack', report_path,
+                        'accuracy against L2 of FGM, PGD and PGN on fixed classifiers')
+
+
 def _capacity(sweep: Sweep) -> list:
   pgn = sorted((r for r in sweep.rows if r['defense'] == 'pgn'),
                key=lambda r: (r['hparam_value'], r['width']))
@@ -562,14 +751,22 @@ def _progress(sweep: Sweep, figures: dict, report_path: str) -> list:
   if not jobs:
     return lines + ['No epoch finished yet.']
   cfg = sweep.configs[jobs[0]]
+  measured = sorted({p['num_examples'] for j in jobs for p in sweep.progress.get(j, [])})
   lines += [f'Per epoch: benign test accuracy of the EMA classifier / accuracy under the '
             f'robustness probe (PGD-L2 eps {cfg.probe_eps:g}, {cfg.probe_steps} steps, first '
-            f'{cfg.probe_size} test images), which stands in for rho_cw.']
+            f'{cfg.probe_size} test images) / rho_cw at the epoch snapshot (C&W as in the '
+            f'evaluation, first {_values(measured) if measured else "-"} test images; `python '
+            f'-m tf_pgn.experiments progress {sweep.run_flags}` measures the FGM-AT and PGN '
+            'jobs\' snapshots; "-" where not measured).']
   lines += _image(figures, 'training_progress', report_path, 'accuracy and probe by epoch')
   epochs = sorted({e['epoch'] for j in jobs for e in sweep.epochs[j]})
-  cells = {(j, e['epoch']): f'{e["test_acc"]:.3f} / {e[_probe_key(sweep.epochs[j])]:.3f}'
-           if _probe_key(sweep.epochs[j]) else f'{e["test_acc"]:.3f} / -'
-           for j in jobs for e in sweep.epochs[j]}
+  cells = {}
+  for j in jobs:
+    key = _probe_key(sweep.epochs[j])
+    rho = {p['epoch']: p['rho_cw_mean'] for p in sweep.progress.get(j, [])}
+    for e in sweep.epochs[j]:
+      cells[j, e['epoch']] = (f'{e["test_acc"]:.3f} / {_fmt(e.get(key))} / '
+                              f'{_fmt(rho.get(e["epoch"]))}')
   return lines + [''] + _table(['epoch'] + jobs,
                                [[n] + [cells.get((j, n), '-') for j in jobs] for n in epochs])
 
@@ -637,7 +834,8 @@ def write_report(root: str, out: str = 'results',
            f'and the figures: `{folder}/`.', '']
   lines += _scale(sweep) + ['', '## Notes', '', _notes(report_path), ''] + _jobs(sweep)
   for section in (_verdicts(verdicts), _table2(sweep), _curves(sweep, figures, report_path),
-                  _capacity(sweep), _progress(sweep, figures, report_path), _speed(sweep),
+                  _balanced_section(sweep, figures, report_path),
+                  _pgn_attack_section(sweep, figures, report_path), _capacity(sweep), _progress(sweep, figures, report_path), _speed(sweep),
                   _cifar100(sweep)):
     lines += [''] + section
   write_text_atomic(report_path, '\n'.join(lines) + '\n')

@@ -233,6 +233,8 @@ class Trainer:
                resumed_mid_epoch=done > 0)
     row['test_acc'] = evaluate_accuracy(self.model.ema_classifier, self.test_split)
     row[f'probe_pgd{cfg.probe_eps:g}_acc'] = self._probe_accuracy()
+    if cfg.snapshot_every_epochs and (epoch + 1) % cfg.snapshot_every_epochs == 0:
+      self._snapshot(epoch + 1)  # before the epoch's checkpoint: a kill between redoes both
     self.epoch.assign(epoch + 1)
     self.save()
     if self.is_chief:
@@ -245,6 +247,20 @@ class Trainer:
     self._log(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
                        for k, v in row.items()))
     return row
+
+  def _snapshot(self, epoch: int) -> None:
+    """The EMA classifier's weights at the end of ``epoch`` in epochs/epoch-N (Figure 2 right:
+    ``evaluate.py --ckpt=<run>/epochs/epoch-N``). Written under a temporary prefix, then renamed
+    data file first, index last: a reader finds the index only beside complete data. Every
+    worker writes (a save is collective); the others' copies go with their own folder."""
+    folder = os.path.join(self.own_dir, 'epochs')
+    tmp = os.path.join(folder, '.tmp-snapshot')
+    tf.train.Checkpoint(ema_classifier=self.model.ema_classifier).write(tmp)
+    final = os.path.join(folder, f'epoch-{epoch}')
+    suffixes = sorted((p[len(tmp):] for p in tf.io.gfile.glob(tmp + '.*')),
+                      key=lambda suffix: suffix == '.index')
+    for suffix in suffixes:
+      os.replace(tmp + suffix, final + suffix)
 
   def _probe_accuracy(self) -> float:
     """Accuracy of the EMA classifier under PGD-L2 (probe_eps) on the first test images."""
