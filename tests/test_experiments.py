@@ -190,11 +190,13 @@ def _results(benign, rho, budgets=None, pgn=()):
 
 
 def _job_dir(root, defense, test_acc, probe=(0.3, 0.3), results=None, trained=True,
-             width=0.25, **hparam):
+             width=0.25, through_adv=False, **hparam):
   """A job folder as the trainer and the evaluation leave it, checkpoint and export included."""
-  cfg = make_config('cpu', defense=defense, width=width, **hparam)
+  cfg = make_config('cpu', defense=defense, width=width, pgn_grad_through_adv=through_adv,
+                    **hparam)
   name = experiments.Job(defense, experiments.HPARAMS[defense],
-                         hparam and next(iter(hparam.values())), width, cfg.seed).name
+                         hparam and next(iter(hparam.values())), width, cfg.seed,
+                         through_adv).name
   run_dir = root / name
   (run_dir / 'ckpt').mkdir(parents=True)
   (run_dir / 'ckpt' / 'ckpt-1.index').write_bytes(b'weights')
@@ -284,6 +286,23 @@ def test_fgm_claim_reads_rho_cw_at_the_epoch_snapshots_before_the_probe(tmp_path
   verdict = report.fgm_trades_robustness(report.load(str(root)))
   assert verdict.verdict == 'not reproduced', verdict
   assert 'rho_cw 0.340 at epoch 3' in verdict.why and 'a fall of 0.000' in verdict.why
+
+
+def test_the_through_adv_ablation_stays_off_the_curves_and_is_compared_with_its_twin(tmp_path):
+  jobs = experiments.sweep_jobs('through_adv', 'cpu')
+  assert [j.name for j in jobs] == ['pgn_c_l8_w0.25_s1234', 'pgn_c_l8_w0.25_s1234_through_adv']
+  assert [j.train_config('cpu', 'cifar10').pgn_grad_through_adv for j in jobs] == [False, True]
+  root = _sweep(tmp_path / 'sweep', True)
+  ablation = _job_dir(tmp_path / 'sweep', 'pgn', 0.6, results=_results(0.6, 0.9), c_l=8.0,
+                      through_adv=True)
+  sweep = report.load(root)
+  assert [r['job'] for r in sweep.ablation] == [ablation]
+  assert ablation not in [r['job'] for r in sweep.rows]
+  (_, left), _ = experiments.robustness_curves(experiments.collect(root))
+  assert (0.9, 0.6, 'c_L=8') not in left['PGN']
+  section = '\n'.join(report._through_adv_section(sweep))
+  assert '| pgn_c_l8_w0.25_s1234 | off | evaluated | 0.790 | 0.440 / 0.440 |' in section
+  assert f'| {ablation} | on | evaluated | 0.600 | 0.900 / 0.900 |' in section
 
 
 def test_report_marks_missing_data_and_pending_jobs(tmp_path):

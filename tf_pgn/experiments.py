@@ -84,31 +84,39 @@ class Job:
   hparam_value: float | None = None
   width: float | None = None
   seed: int | None = None
+  through_adv: bool = False  # PGN: F differentiates through x_adv (config.pgn_grad_through_adv)
 
   @property
   def name(self) -> str:
     hparam = f'_{self.hparam_name}{self.hparam_value:g}' if self.hparam_name else ''
-    return f'{self.defense}{hparam}_w{self.width:g}_s{self.seed}'
+    variant = '_through_adv' if self.through_adv else ''
+    return f'{self.defense}{hparam}_w{self.width:g}_s{self.seed}{variant}'
 
   def train_config(self, preset: str, dataset: str, **overrides) -> TrainConfig:
     """The preset's config for this job; ``overrides`` replace other fields of the preset."""
     hparam = {self.hparam_name: self.hparam_value} if self.hparam_name else {}
+    variant = {'pgn_grad_through_adv': True} if self.through_adv else {}
     return make_config(preset, **overrides, dataset=dataset, defense=self.defense,
-                       width=self.width, seed=self.seed, **hparam)
+                       width=self.width, seed=self.seed, **hparam, **variant)
 
 
-def _job(defense: str, value: float | None = None, width: float | None = None) -> Job:
-  return Job(defense, HPARAMS[defense], value, width)
+def _job(defense: str, value: float | None = None, width: float | None = None,
+         through_adv: bool = False) -> Job:
+  return Job(defense, HPARAMS[defense], value, width, through_adv=through_adv)
 
 
 # Named sweeps: Table 2 (its eps and c_L; the naive job is shared with the curve), Figure 5 left
-# (robustness_curve) and right (capacity); PGD-AT, the slowest, last in each.
+# (robustness_curve) and right (capacity), and the through-x_adv ablation; PGD-AT, the slowest,
+# last in each.
 SWEEPS = {
     'table2': [_job('naive'), _job('fgm', REFERENCE_EPS), _job('pgn', 50.0),
                _job('pgd', REFERENCE_EPS)],
     'robustness_curve': ([_job('naive')] + [_job('pgn', c) for c in C_L_VALUES] +
                          [_job(d, e) for d in ('fgm', 'pgd') for e in EPS_VALUES]),
     'capacity': [_job('pgn', C_L_VALUES[1], w) for w in CAPACITY_WIDTHS],
+    # The flag that lets F's update differentiate through x_adv (and G's input gradient), which
+    # the authors' code does: the curve's middle PGN job with it and without.
+    'through_adv': [_job('pgn', C_L_VALUES[1]), _job('pgn', C_L_VALUES[1], through_adv=True)],
 }
 
 
@@ -256,6 +264,7 @@ SUMMARY_NOTES = {
     'train_seconds_per_epoch': 'mean epoch_seconds of metrics.jsonl over epochs not resumed '
                                'mid-way (wall clock: noisy on a shared machine)',
     'failed_checks': 'soundness checks of the evaluation that did not pass (; separated)',
+    'through_adv': 'PGN: F\'s update differentiates through x_adv (--pgn_grad_through_adv)',
 }
 
 
@@ -279,7 +288,8 @@ def _job_row(run_dir: str) -> dict:
           os.path.join(run_dir, 'export', 'classifier')) else 'training'),
       dataset=cfg.dataset, defense=cfg.defense, hparam=hparam,
       hparam_value=getattr(cfg, hparam) if hparam else None, width=cfg.width,
-      gen_width=cfg.gen_width, seed=cfg.seed, epochs=epochs[-1]['epoch'] if epochs else 0,
+      gen_width=cfg.gen_width, seed=cfg.seed, through_adv=cfg.pgn_grad_through_adv,
+      epochs=epochs[-1]['epoch'] if epochs else 0,
       test_acc=epochs[-1]['test_acc'] if epochs else None,
       num_examples=results.get('num_examples'), benign_accuracy=results.get('benign_accuracy'),
       rho_cw_mean=cw.get('rho_mean'), rho_cw_median=cw.get('rho_median'),
@@ -335,8 +345,10 @@ def _curves(rows: list, key: str) -> dict:
 
 def robustness_curves(rows: list) -> list:
   """Figure 5's two panels as [(title, curves)]: left, one curve per defense at the width most
-  jobs share; right, PGN, one curve per classifier width."""
-  done = [r for r in rows if r['rho_cw_mean'] is not None and r['test_acc'] is not None]
+  jobs share; right, PGN, one curve per classifier width. Ablation jobs (through_adv) are
+  not on the curves."""
+  done = [r for r in rows if r['rho_cw_mean'] is not None and r['test_acc'] is not None and
+          not r['through_adv']]
   if not done:
     raise ExperimentError('no job has a C&W result yet: run the sweep (or finish its '
                           'evaluations) first')

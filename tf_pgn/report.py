@@ -64,6 +64,7 @@ class Sweep:
   run_flags: str  # flags of `python -m tf_pgn.experiments run` that reach this root
   data_dir: str | None = None
   progress: dict = dataclasses.field(default_factory=dict)  # job: experiments.progress rows
+  ablation: list = dataclasses.field(default_factory=list)  # rows of through_adv jobs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,16 +81,19 @@ def _read_json(path: str):
 
 
 def load(root: str, run_flags: str | None = None, data_dir: str | None = None) -> Sweep:
-  """Reads ``root``; jobs still training or not yet evaluated are kept (status in their row)."""
-  rows = experiments.collect(root)
-  jobs = [r['job'] for r in rows]
+  """Reads ``root``; jobs still training or not yet evaluated are kept (status in their row);
+  the through-x_adv ablation's jobs go to ``ablation``, apart from the curves."""
+  every = experiments.collect(root)
+  rows = [r for r in every if not r['through_adv']]  # the curves', Table 2's and the claims'
+  jobs = [r['job'] for r in every]
   configs = {j: TrainConfig.from_dict(_read_json(os.path.join(root, j, 'config.json')))
              for j in jobs}
   epochs = {j: read_jsonl(os.path.join(root, j, 'metrics.jsonl')) for j in jobs}
   results = {j: _read_json(os.path.join(root, j, 'eval', 'results.json')) for j in jobs}
   return Sweep(root, rows, configs, epochs, {j: r for j, r in results.items() if r},
                _read_json(os.path.join(root, 'bench.json')), run_flags or f'--root={root}',
-               data_dir, {j: experiments.progress(os.path.join(root, j)) for j in jobs})
+               data_dir, {j: experiments.progress(os.path.join(root, j)) for j in jobs},
+               [r for r in every if r['through_adv']])
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -456,7 +460,7 @@ def _write_outputs(sweep: Sweep, folder: str) -> dict:
   """Summary, each job's small files, bench.json and the figures into ``folder``; returns
   {figure name: path} of the figures drawn."""
   experiments.write_summary(sweep.root, folder)
-  for row in sweep.rows:
+  for row in sweep.rows + sweep.ablation:
     for name in JOB_FILES:
       src = os.path.join(sweep.root, row['job'], name)
       if os.path.isfile(src):
@@ -590,11 +594,12 @@ def _scale(sweep: Sweep) -> list:
 
 
 def _jobs(sweep: Sweep) -> list:
-  counts = collections.Counter(r['status'] for r in sweep.rows)
+  every = sweep.rows + sweep.ablation
+  counts = collections.Counter(r['status'] for r in every)
   pending = [f'{r["job"]} (training, epoch {r["epochs"]} of {sweep.configs[r["job"]].epochs})'
              if r['status'] == 'training' else f'{r["job"]} (trained, evaluation pending)'
-             for r in sweep.rows if r['status'] != 'evaluated']
-  lines = ['## Jobs', '', f'{len(sweep.rows)} jobs in `{sweep.root}`: ' +
+             for r in every if r['status'] != 'evaluated']
+  lines = ['## Jobs', '', f'{len(every)} jobs in `{sweep.root}`: ' +
            ', '.join(f'{n} {s}' for s, n in sorted(counts.items())) + '.']
   if pending:
     lines += ['', f'Pending: {"; ".join(pending)}. `python -m tf_pgn.experiments run '
@@ -730,6 +735,31 @@ def _pgn_attack_section(sweep: Sweep, figures: dict, report_path: str) -> list:
                         'accuracy against L2 of FGM, PGD and PGN on fixed classifiers')
 
 
+def _through_adv_section(sweep: Sweep) -> list:
+  lines = ['## F differentiating through x_adv', '',
+           'With `--pgn_grad_through_adv` the classifier\'s update also differentiates through '
+           'x_adv = x + G(grad_x F, x, y), and so through G\'s input gradient (double '
+           'backprop), as the authors\' code does; by default x_adv is a constant for F, as in '
+           'FGM- and PGD-AT. Each ablation job beside the job that differs only in the flag; '
+           f'`python -m tf_pgn.experiments run --sweep=through_adv {sweep.run_flags}` trains '
+           'them.', '']
+  pairs = []
+  for r in sweep.ablation:
+    twin = next((o for o in sweep.rows if all(o[k] == r[k] for k in (
+        'defense', 'hparam_value', 'width', 'gen_width', 'seed'))), None)
+    pairs += [(twin, 'off')] if twin else []
+    pairs.append((r, 'on'))
+  if not sweep.ablation:
+    return lines + ['No ablation job yet.']
+  eps = experiments.STRONG_PGD_EPS
+  return lines + _table(
+      ['job', 'through x_adv', 'status', 'test acc', 'rho_cw mean / median',
+       f'PGD eps {eps:g} acc', 's/epoch'],
+      [(r['job'], flag, r['status'], _fmt(r['test_acc']),
+        f'{_fmt(r["rho_cw_mean"])} / {_fmt(r["rho_cw_median"])}', _fmt(r[f'pgd_eps{eps:g}_acc']),
+        _fmt(r['train_seconds_per_epoch'], 0)) for r, flag in pairs])
+
+
 def _capacity(sweep: Sweep) -> list:
   pgn = sorted((r for r in sweep.rows if r['defense'] == 'pgn'),
                key=lambda r: (r['hparam_value'], r['width']))
@@ -835,8 +865,9 @@ def write_report(root: str, out: str = 'results',
   lines += _scale(sweep) + ['', '## Notes', '', _notes(report_path), ''] + _jobs(sweep)
   for section in (_verdicts(verdicts), _table2(sweep), _curves(sweep, figures, report_path),
                   _balanced_section(sweep, figures, report_path),
-                  _pgn_attack_section(sweep, figures, report_path), _capacity(sweep), _progress(sweep, figures, report_path), _speed(sweep),
-                  _cifar100(sweep)):
+                  _pgn_attack_section(sweep, figures, report_path), _capacity(sweep),
+                  _through_adv_section(sweep), _progress(sweep, figures, report_path),
+                  _speed(sweep), _cifar100(sweep)):
     lines += [''] + section
   write_text_atomic(report_path, '\n'.join(lines) + '\n')
   return report_path
