@@ -34,17 +34,19 @@ flags.DEFINE_integer('cw_search_steps', None, 'C&W binary-search steps over c (d
 flags.DEFINE_float('cw_lr', None, 'C&W Adam learning rate (default 5e-3).')
 flags.DEFINE_float('cw_initial_const', None, 'C&W first value of c (default 1e-2).')
 flags.DEFINE_list('pgn_c_l_list', None, 'PGN attack: distance weights c_L, one generator each '
-                  '(default 0.25,1,4).')
+                  '(default 2,4,8).')
 flags.DEFINE_float('pgn_gen_width', None, 'PGN attack: generator width multiplier (default 0.25).')
-flags.DEFINE_integer('pgn_attack_epochs', None, 'PGN attack: training epochs (default 1).')
+flags.DEFINE_float('pgn_lr', None, 'PGN attack: Adam learning rate of the generator (default '
+                   '2e-3).')
+flags.DEFINE_integer('pgn_attack_epochs', None, 'PGN attack: training epochs (default 2).')
 flags.DEFINE_integer('pgn_attack_train_size', None, 'PGN attack: first N training images '
-                     '(default 10000).')
+                     '(default 50000: all).')
 flags.DEFINE_integer('batch_size', None, 'Examples per attack batch (default 256).')
 flags.DEFINE_integer('seed', None, 'Seed of the PGN attack generators (default 1234).')
 
 _CONFIG_FLAGS = ('dataset', 'num_examples', 'attacks', 'eps_list', 'pgd_steps', 'cw_iterations',
                  'cw_search_steps', 'cw_lr', 'cw_initial_const', 'pgn_c_l_list', 'pgn_gen_width',
-                 'pgn_attack_epochs', 'pgn_attack_train_size', 'batch_size', 'seed')
+                 'pgn_lr', 'pgn_attack_epochs', 'pgn_attack_train_size', 'batch_size', 'seed')
 
 
 def _path(value):
