@@ -212,31 +212,29 @@ def balanced(sweep: Sweep, rows: list, level: float) -> dict | None:
 
 # -- the claims ------------------------------------------------------------------------------
 def robust_at_equal_accuracy(sweep: Sweep) -> Verdict:
-  """Claim 1 (Table 2, Figures 4-5): rho_cw of PGN against FGM-AT and PGD-AT at matched benign
-  accuracy, on the robustness curves at the main width."""
-  done = _evaluated(sweep.rows)
-  width = _main_width(done)
-  curves = {d: sorted((r['test_acc'], r['rho_cw_mean']) for r in done
-                      if r['defense'] == d and r['width'] == width) for d in ('pgn', 'fgm', 'pgd')}
-  missing = [LABELS[d] for d, points in curves.items() if not points]
+  """Claim 1 (Table 2, Figures 4-5): rho_cw of PGN against FGM-AT and PGD-AT at the common
+  benign accuracies of their robustness curves at the main width (``balance_levels``)."""
+  curves = {d: rows for d, rows in _curve_rows(sweep).items() if d != 'naive'}
+  missing = [LABELS[d] for d, rows in curves.items() if not rows]
   if missing:
     return Verdict(NOT_MEASURED, f'no evaluated {" / ".join(missing)} job yet: run '
                                  f'{_run_cmd(sweep, "table2")}.')
-  top = min(points[-1][0] for points in curves.values())
-  bottom = max(points[0][0] for points in curves.values())
-  if bottom > top + ACC_TOL:
-    spans = ', '.join(f'{LABELS[d]} {p[0][0]:.3f}-{p[-1][0]:.3f}' for d, p in curves.items())
+  levels = balance_levels(sweep)
+  if not levels:
+    spans = ', '.join(f'{LABELS[d]} {rows[0]["test_acc"]:.3f}-{rows[-1]["test_acc"]:.3f}'
+                      for d, rows in curves.items())
     return Verdict(NOT_MEASURED, f'the benign accuracies ({spans}) do not overlap within '
                                  f'{ACC_TOL:g}: widen the curves with '
                                  f'{_run_cmd(sweep, "robustness_curve")}.')
   wins, parts = [], []
-  for level in [top] if bottom >= top - ACC_TOL else [bottom, top]:
-    rho = {d: _interp(points, level, ACC_TOL) for d, points in curves.items()}
+  for level in levels:
+    rho = {d: balanced(sweep, rows, level)['rho_cw_mean'] for d, rows in curves.items()}
     ahead = [LABELS[d] for d in ('fgm', 'pgd') if rho['pgn'] > rho[d] * (1 + RHO_MARGIN)]
     wins += [LABELS[d] in ahead for d in ('fgm', 'pgd')]
     parts.append(f'at benign accuracy {level:.3f} rho_cw is PGN {rho["pgn"]:.3f}, FGM-AT '
                  f'{rho["fgm"]:.3f}, PGD-AT {rho["pgd"]:.3f} (PGN ahead of '
                  f'{" and ".join(ahead) or "neither"})')
+  width = _main_width(_evaluated(sweep.rows))
   return Verdict(_tally(wins), f'{"; ".join(parts)}; width {width:g}.')
 
 
@@ -422,8 +420,9 @@ CLAIMS = (
     ('PGN is more robust than FGM-AT and PGD-AT at equal benign accuracy',
      'Table 2, Figures 4-5', 'each defense\'s rho_cw (mean) is interpolated linearly in benign '
      'test accuracy along its robustness curve at the main width (up to 1 point beyond an end '
-     'counts as the end) and compared at the highest accuracy all three curves reach and, if '
-     'their overlap is wider than 1 point, at its lowest; PGN wins a comparison when its rho_cw '
+     'counts as the end) and compared at the common accuracies of the balanced comparison: the '
+     'highest accuracy all three curves reach and, if their overlap is wider than 2 points, its '
+     'middle and lowest; PGN wins a comparison when its rho_cw '
      f'exceeds the other\'s by more than {RHO_MARGIN:.0%}: reproduced if it wins all, not '
      'reproduced if none, partly otherwise', robust_at_equal_accuracy),
     ('FGM-AT trades robustness away as training goes on', 'Figure 2 right',
