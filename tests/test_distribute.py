@@ -89,8 +89,10 @@ def test_two_workers_on_localhost_train_and_only_the_chief_keeps_files(cifar10_d
   chief_out, worker_out = _finish(*procs)
   assert 'done:' in chief_out and 'epoch=1' in chief_out
   assert 'epoch=1' not in worker_out  # the other worker neither logs nor writes
-  assert sorted(os.listdir(run_dir)) == ['ckpt', 'config.json', 'data.json', 'export',
+  assert sorted(os.listdir(run_dir)) == ['ckpt', 'config.json', 'data.json', 'epochs', 'export',
                                          'metrics.jsonl', 'tb']
+  assert sorted(os.listdir(os.path.join(run_dir, 'epochs'))) == [
+      'epoch-1.data-00000-of-00001', 'epoch-1.index']
   assert tf.train.latest_checkpoint(os.path.join(run_dir, 'ckpt')).endswith('ckpt-8')
   _assert_same_weights(os.path.join(run_dir, 'ckpt', 'ckpt-8'),
                        os.path.join(one_device, 'ckpt', 'ckpt-8'))

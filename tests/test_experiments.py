@@ -85,7 +85,7 @@ def test_a_job_evaluated_without_some_attacks_of_its_settings_is_evaluated_again
   assert status == {'naive_w0.25_s1234': 'skipped', fgm: 'done'}
   (_, _), (_, name, cfg) = calls
   assert name == fgm and 'pgn' in cfg.attacks and cfg.eps_list == experiments.FIGURE3_EPS
-  assert {'pgn_c_l1', 'pgd_eps0.25', 'cw', 'deepfool'} <= set(cfg.result_keys())
+  assert {'pgn_c_l4', 'pgd_eps0.25', 'cw', 'deepfool'} <= set(cfg.result_keys())
   # Its evaluation done, the job counts as finished.
   results = _results(0.7, 0.4)
   results['attacks'].update(dict.fromkeys(cfg.result_keys(), {}))
