@@ -442,12 +442,15 @@ def _speed() -> None:
 def _report() -> None:
   """The root's small outputs into <out>/<root name>/ and the report (see tf_pgn.report)."""
   from tf_pgn import report  # pylint: disable=g-import-not-at-top
-  data_dir = FLAGS.data_dir and os.path.expanduser(FLAGS.data_dir)
-  run_flags = f'--dataset={FLAGS.dataset} --preset={FLAGS.preset} --root={_root()}' + (
-      f' --data_dir={data_dir}' if data_dir else '')
-  command = (f'python -m tf_pgn.experiments report --root={_root()} --out={FLAGS.out} '
+  # The report quotes the flags as given (a relative --root, ~ in --data_dir), not this
+  # machine's absolute paths.
+  root = FLAGS.root or _root()
+  run_flags = f'--dataset={FLAGS.dataset} --preset={FLAGS.preset} --root={root}' + (
+      f' --data_dir={FLAGS.data_dir}' if FLAGS.data_dir else '')
+  command = (f'python -m tf_pgn.experiments report --root={root} --out={FLAGS.out} '
              f'--report={FLAGS.report}')
-  path = report.write_report(_root(), FLAGS.out, FLAGS.report, command, run_flags, data_dir)
+  path = report.write_report(_root(), FLAGS.out, FLAGS.report, command, run_flags,
+                             FLAGS.data_dir)
   print(f'done: {path}')
 
 
