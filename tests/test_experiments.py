@@ -37,8 +37,8 @@ def root(cifar10_dir, tmp_path_factory):
 
 def test_sweeps_name_their_jobs_and_reject_unknown_ones():
   curve = experiments.sweep_jobs('robustness_curve', 'cpu')
-  assert [j.name for j in curve[:3]] == ['naive_w0.25_s1234', 'pgn_c_l2_w0.25_s1234',
-                                         'pgn_c_l8_w0.25_s1234']
+  assert [j.name for j in curve[:4]] == ['naive_w0.25_s1234', 'pgn_c_l0.5_w0.25_s1234',
+                                         'pgn_c_l2_w0.25_s1234', 'pgn_c_l8_w0.25_s1234']
   assert len(curve) == 10 and curve[-1].name == 'pgd_eps0.5_w0.25_s1234'
   capacity = experiments.sweep_jobs('capacity', 'cpu')
   assert [j.name for j in capacity] == ['pgn_c_l8_w0.125_s1234', 'pgn_c_l8_w0.25_s1234',
