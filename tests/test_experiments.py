@@ -86,6 +86,10 @@ def test_a_job_evaluated_without_some_attacks_of_its_settings_is_evaluated_again
   (_, _), (_, name, cfg) = calls
   assert name == fgm and 'pgn' in cfg.attacks and cfg.eps_list == experiments.FIGURE3_EPS
   assert {'pgn_c_l4', 'pgd_eps0.25', 'cw', 'deepfool'} <= set(cfg.result_keys())
+  # Figure 3's targets are the eps-0.5 classifiers: the other eps keep the common evaluation.
+  other = next(j for j in experiments.sweep_jobs('robustness_curve', 'cpu')
+               if j.defense == 'pgd' and j.hparam_value != experiments.FIGURE3_TARGET_EPS)
+  assert experiments.eval_settings(other) == experiments.EVAL_SETTINGS
   # Its evaluation done, the job counts as finished.
   results = _results(0.7, 0.4)
   results['attacks'].update(dict.fromkeys(cfg.result_keys(), {}))

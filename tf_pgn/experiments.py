@@ -63,10 +63,12 @@ STRONG_PGD_STEPS = 100
 EVAL_SETTINGS = dict(attacks=('fgm', 'mim', 'pgd', 'deepfool', 'cw'),
                      eps_list=(REFERENCE_EPS, STRONG_PGD_EPS), pgd_steps=STRONG_PGD_STEPS)
 BUDGET_ATTACKS = ('fgm', 'mim', 'pgd')
-# Figure 3 (section 4.3): on the FGM-AT and PGD-AT jobs PGN attacks too, and FGM / MIM / PGD run
-# at more budgets, so that each attack draws an accuracy-vs-mean-L2 curve to read PGN against.
+# Figure 3 (section 4.3): on the FGM-AT and PGD-AT jobs trained at eps = 0.5 (the paper's fixed
+# targets) PGN attacks too, and FGM / MIM / PGD run at more budgets, so that each attack draws an
+# accuracy-vs-mean-L2 curve to read PGN against. (About 25 CPU minutes per job: not on every eps.)
 FIGURE3_EPS = (REFERENCE_EPS, 0.1, 0.25, STRONG_PGD_EPS, 1.0)
 FIGURE3_DEFENSES = ('fgm', 'pgd')
+FIGURE3_TARGET_EPS = STRONG_PGD_EPS
 # Figure 2 right: C&W (EVAL_SETTINGS') on the first PROGRESS_EXAMPLES test images at every epoch
 # snapshot (trainer: snapshot_every_epochs) of the FGM-AT and PGN jobs.
 PROGRESS_EXAMPLES = 200
@@ -141,8 +143,9 @@ def sweep_jobs(sweep: str, preset: str, names=None) -> list:
 
 
 def eval_settings(job: Job) -> dict:
-  """The evaluation of ``job``: EVAL_SETTINGS, with Figure 3's on FGM-AT and PGD-AT jobs."""
-  if job.defense in FIGURE3_DEFENSES:
+  """The evaluation of ``job``: EVAL_SETTINGS, with Figure 3's on the FGM-AT and PGD-AT jobs
+  trained at FIGURE3_TARGET_EPS."""
+  if job.defense in FIGURE3_DEFENSES and job.hparam_value == FIGURE3_TARGET_EPS:
     return dict(EVAL_SETTINGS, attacks=EVAL_SETTINGS['attacks'] + ('pgn',), eps_list=FIGURE3_EPS)
   return dict(EVAL_SETTINGS)
 
