@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import shutil
 
 import pytest
 
@@ -254,6 +255,14 @@ def test_report_verdicts_follow_their_rules(tmp_path, paper_holds):
   assert 'accuracy 0.720 rho_cw is PGN' in verdicts[0].why
   assert 'FGM-AT 0.450, PGD-AT 0.460' in verdicts[0].why and 'accuracy 0.780' in verdicts[0].why
   assert 'c_L=0.25 (mean L2 3.000)' in verdicts[2].why  # beyond the budgets: not compared
+
+
+def test_capacity_at_fewer_widths_than_the_sweep_is_at_most_partly(tmp_path):
+  root = _sweep(tmp_path / 'sweep', True)
+  shutil.rmtree(os.path.join(root, 'pgn_c_l8_w0.5_s1234'))
+  verdict = report.capacity_moves_curve(report.load(root))
+  assert verdict.verdict == 'partly', verdict
+  assert 'Only 2 of the 3 widths' in verdict.why and '--sweep=capacity' in verdict.why
 
 
 def test_balancing_interpolates_each_curve_at_common_benign_accuracies(tmp_path):
