@@ -447,7 +447,8 @@ CLAIMS = (
      'PGN jobs of one c_L and generator width at two or more classifier widths: reproduced if '
      f'rho_cw rises by more than {RHO_MARGIN:.0%} at each wider step and all '
      f'{len(experiments.CAPACITY_WIDTHS)} widths of the capacity sweep are measured, partly if '
-     'it rises only from the narrowest to the widest (or at fewer widths), else not reproduced', capacity_moves_curve),
+     'it rises only from the narrowest to the widest (or at fewer widths), else not reproduced',
+     capacity_moves_curve),
     ('Training time: FGM-AT < PGN < PGD-AT', 'section 4.4', 'ms per step of bench.json '
      '(`tf_pgn.experiments speed`, PGD with 10 steps) if present, else seconds per epoch (mean '
      'over epochs, median over jobs) at the main width: reproduced if both inequalities hold, '
