@@ -169,6 +169,15 @@ def test_report_command_line_on_a_real_sweep(root, tmp_path):
   assert f'python -m tf_pgn.experiments report --root={root}' in text
   assert '![benign accuracy against rho_cw](../results/' in text
   assert text.count('**not measured yet**') == 5  # no FGM-AT / PGD-AT job, no bench.json
+  # The time line sums what the jobs' files record.
+  training = sum(json.loads(line)['epoch_seconds'] for job in JOBS
+                 for line in open(os.path.join(root, job, 'metrics.jsonl')))
+  evaluating = sum(json.load(open(os.path.join(root, job, 'eval', 'results.json')))['seconds']
+                   for job in JOBS)
+  hours = report.recorded_hours(report.load(root))
+  assert hours['training'] == pytest.approx(training / 3600) and training > 0
+  assert hours['evaluation'] == pytest.approx(evaluating / 3600) and evaluating > 0
+  assert f'Time the jobs record: training {training / 3600:.2f} h' in text
 
 
 # -- report verdicts on synthetic job folders ------------------------------------------------

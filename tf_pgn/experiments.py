@@ -243,7 +243,8 @@ def run_progress(root: str, dataset: str, data_dir: str | None = None, names=Non
 
 def progress(run_dir: str) -> list:
   """Per evaluated epoch snapshot of the job: epoch, benign_accuracy, rho_cw_mean,
-  rho_cw_median, rho_cw_std_error and num_examples (``run_progress``'s results), by epoch."""
+  rho_cw_median, rho_cw_std_error, num_examples and seconds (``run_progress``'s results), by
+  epoch."""
   rows = []
   for epoch, _ in snapshots(run_dir):
     try:
@@ -255,7 +256,7 @@ def progress(run_dir: str) -> list:
     rows.append(dict(epoch=epoch, benign_accuracy=results['benign_accuracy'],
                      rho_cw_mean=cw['rho_mean'], rho_cw_median=cw['rho_median'],
                      rho_cw_std_error=cw.get('rho_std_error'),
-                     num_examples=results['num_examples']))
+                     num_examples=results['num_examples'], seconds=results.get('seconds')))
   return rows
 
 

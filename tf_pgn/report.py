@@ -599,6 +599,17 @@ def _scale(sweep: Sweep) -> list:
   return lines
 
 
+def recorded_hours(sweep: Sweep) -> dict:
+  """Wall-clock hours the jobs' files record: training (every epoch's ``epoch_seconds``),
+  evaluation (``seconds`` of the last evaluate call, partial results it reused not counted) and
+  C&W at the epoch snapshots (``experiments.progress``)."""
+  seconds = dict(
+      training=sum(e.get('epoch_seconds') or 0 for rows in sweep.epochs.values() for e in rows),
+      evaluation=sum(r.get('seconds') or 0 for r in sweep.results.values()),
+      progress=sum(p.get('seconds') or 0 for rows in sweep.progress.values() for p in rows))
+  return {k: v / 3600 for k, v in seconds.items()}
+
+
 def _jobs(sweep: Sweep) -> list:
   every = sweep.rows + sweep.ablation
   counts = collections.Counter(r['status'] for r in every)
@@ -610,7 +621,11 @@ def _jobs(sweep: Sweep) -> list:
   if pending:
     lines += ['', f'Pending: {"; ".join(pending)}. `python -m tf_pgn.experiments run '
               f'--sweep=<sweep> {sweep.run_flags}` goes on with them.']
-  return lines
+  hours = recorded_hours(sweep)
+  return lines + ['', 'Time the jobs record: ' + ', '.join(f'{k} {v:.2f} h' for k, v in
+                                                          hours.items()) +
+                  f', total {sum(hours.values()):.2f} h (wall clock; work redone after an '
+                  'interruption is not counted).']
 
 
 def _verdicts(verdicts: list) -> list:
