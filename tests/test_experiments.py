@@ -325,6 +325,14 @@ def test_the_through_adv_ablation_stays_off_the_curves_and_is_compared_with_its_
   section = '\n'.join(report._through_adv_section(sweep))
   assert '| pgn_c_l8_w0.25_s1234 | off | evaluated | 0.790 | 0.440 / 0.440 |' in section
   assert f'| {ablation} | on | evaluated | 0.600 | 0.900 / 0.900 |' in section
+  assert ('PGN c_L=8 at width 0.25: the flag changes test acc by -0.190, rho_cw mean by +0.460, '
+          'PGD eps 0.5 acc by -0.095.') in section
+  assert 'Step time' not in section  # bench.json without a pgn:through step
+  bench = json.loads((tmp_path / 'sweep' / 'bench.json').read_text())
+  bench['steps']['pgn:through'] = dict(defense='pgn:through', ms_per_step=300.0)
+  (tmp_path / 'sweep' / 'bench.json').write_text(json.dumps(bench))
+  section = '\n'.join(report._through_adv_section(report.load(root)))
+  assert 'PGN 200.0 ms, with the flag 300.0 ms (1.50x)' in section
 
 
 def test_report_marks_missing_data_and_pending_jobs(tmp_path):

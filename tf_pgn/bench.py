@@ -32,7 +32,8 @@ flags.DEFINE_integer('repeats', 5, 'Timed rounds (one step of each defense per r
                      'median is reported.')
 flags.DEFINE_bool('jit_compile', False, 'Compile the train steps with XLA.')
 flags.DEFINE_string('defenses', 'naive,fgm,pgd7,pgd10,pgn', 'Which steps to time; a suffix '
-                    ':bf16 times the step under --mixed_precision (e.g. pgn,pgn:bf16).')
+                    ':bf16 times the step under --mixed_precision (e.g. pgn,pgn:bf16), '
+                    ':through the PGN step with --pgn_grad_through_adv.')
 flags.DEFINE_string('out', 'bench.json', 'Where to write the results.')
 flags.DEFINE_integer('intra_op_threads', 0, 'TensorFlow intra-op threads (0: its default).')
 flags.DEFINE_integer('inter_op_threads', 0, 'TensorFlow inter-op threads (0: its default).')
@@ -107,14 +108,16 @@ def bench_steps(names: list, x, y) -> dict:
   """{name: row} for the train steps ``names``, timed round-robin (``median_seconds``)."""
   trainers = {}
   for name in names:
-    step_name, _, precision = name.partition(':')
-    if precision not in ('', 'bf16'):
-      raise app.UsageError(f'--defenses: unknown suffix :{precision} in {name} (only :bf16)')
+    step_name, _, variant = name.partition(':')
+    if variant not in ('', 'bf16', 'through') or (variant == 'through' and step_name != 'pgn'):
+      raise app.UsageError(f'--defenses: unknown suffix :{variant} in {name} (use :bf16, or '
+                           ':through after pgn)')
     defense, pgd_steps = (('pgd', int(step_name[3:])) if step_name.startswith('pgd')
                           else (step_name, 10))
     cfg = make_config('paper', defense=defense, pgd_steps=pgd_steps, eps=0.5, width=FLAGS.width,
                       gen_width=FLAGS.gen_width or FLAGS.width, batch_size=FLAGS.batch_size,
-                      jit_compile=FLAGS.jit_compile, mixed_precision=precision == 'bf16')
+                      jit_compile=FLAGS.jit_compile, mixed_precision=variant == 'bf16',
+                      pgn_grad_through_adv=variant == 'through')
     trainers[name] = AdversarialTrainer(cfg, 10)
   seconds = median_seconds({name: lambda t=t: t.train_step(x, y)['loss'].numpy()
                             for name, t in trainers.items()}, FLAGS.warmup, FLAGS.repeats)

@@ -434,11 +434,13 @@ def _plot() -> None:
 
 
 def _speed() -> None:
-  """Section 4.4's speed claim (FGM < PGN < PGD) at the preset's widths and batch size: runs
-  ``python -m tf_pgn.bench`` (whose flags are its own) into <root>/bench.json."""
+  """Section 4.4's speed claim (FGM < PGN < PGD) at the preset's widths and batch size, and
+  the PGN step's cost with --pgn_grad_through_adv: runs ``python -m tf_pgn.bench`` (whose flags
+  are its own) into <root>/bench.json."""
   cfg = make_config(FLAGS.preset)
   cmd = [sys.executable, '-m', 'tf_pgn.bench', f'--width={cfg.width:g}',
          f'--gen_width={cfg.gen_width:g}', f'--batch_size={cfg.batch_size}',
+         '--defenses=naive,fgm,pgd7,pgd10,pgn,pgn:through',
          f'--out={os.path.join(_root(), "bench.json")}']
   print(' '.join(cmd[1:]), flush=True)
   returncode = subprocess.run(cmd, check=False).returncode

@@ -773,12 +773,31 @@ def _through_adv_section(sweep: Sweep) -> list:
   if not sweep.ablation:
     return lines + ['No ablation job yet.']
   eps = experiments.STRONG_PGD_EPS
-  return lines + _table(
+  pgd = f'pgd_eps{eps:g}_acc'
+  lines += _table(
       ['job', 'through x_adv', 'status', 'test acc', 'rho_cw mean / median',
        f'PGD eps {eps:g} acc', 's/epoch'],
       [(r['job'], flag, r['status'], _fmt(r['test_acc']),
-        f'{_fmt(r["rho_cw_mean"])} / {_fmt(r["rho_cw_median"])}', _fmt(r[f'pgd_eps{eps:g}_acc']),
+        f'{_fmt(r["rho_cw_mean"])} / {_fmt(r["rho_cw_median"])}', _fmt(r[pgd]),
         _fmt(r['train_seconds_per_epoch'], 0)) for r, flag in pairs])
+  effects = []
+  for (off, _), (on, _) in zip(pairs, pairs[1:]):
+    if off['through_adv'] or not on['through_adv'] or None in (
+        off['rho_cw_mean'], on['rho_cw_mean'], off['test_acc'], on['test_acc']):
+      continue
+    effects.append(
+        f'{_label(on)} at width {on["width"]:g}: the flag changes test acc by '
+        f'{on["test_acc"] - off["test_acc"]:+.3f}, rho_cw mean by '
+        f'{on["rho_cw_mean"] - off["rho_cw_mean"]:+.3f}' +
+        (f', PGD eps {eps:g} acc by {on[pgd] - off[pgd]:+.3f}'
+         if None not in (on[pgd], off[pgd]) else '') + '.')
+  steps = (sweep.bench or {}).get('steps', {})
+  if 'pgn' in steps and 'pgn:through' in steps:
+    pgn, through = steps['pgn']['ms_per_step'], steps['pgn:through']['ms_per_step']
+    effects.append(f'Step time (bench.json, one process, round-robin): PGN {pgn:.1f} ms, with '
+                   f'the flag {through:.1f} ms ({through / pgn:.2f}x); the s/epoch column '
+                   'compares jobs run at different times and loads.')
+  return lines + ([''] + effects if effects else [])
 
 
 def _capacity(sweep: Sweep) -> list:
