@@ -1,12 +1,16 @@
 """Shared fixtures: quiet TensorFlow, the real CIFAR-10 (rebuilt once), and the repo root."""
 import fcntl
 import os
+import pickle
 import subprocess
 import sys
+import tarfile
+
+import numpy as np
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import pytest  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREPARE = os.path.join(REPO, '..', 'shared', 'data', 'prepare_cifar10.py')
@@ -31,3 +35,30 @@ def run_cli(*args, timeout=300):
   """Runs a command-line entry point of the repo; returns the CompletedProcess."""
   return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
                         timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+
+
+def cifar100_dict(n, rng, label_max=99):
+  """One CIFAR-100 pickle's dict of ``n`` random images and labels."""
+  return {b'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+          b'fine_labels': [int(v) for v in rng.integers(0, label_max + 1, n)],
+          b'coarse_labels': [int(v) for v in rng.integers(0, 20, n)],
+          b'filenames': [b'x.png'] * n, b'batch_label': b'training batch 1 of 1'}
+
+
+def write_cifar100(root, train=None, as_tar=False, rng=None, test_size=20):
+  """Writes cifar-100-python/{train,test,meta} (or its .tar.gz) in the official layout; 50
+  training images unless ``train`` is given."""
+  rng = rng or np.random.default_rng(0)
+  members = {'train': train or cifar100_dict(50, rng), 'test': cifar100_dict(test_size, rng),
+             'meta': {b'fine_label_names': [b'c%d' % i for i in range(100)]}}
+  folder = os.path.join(root, 'cifar-100-python')
+  os.makedirs(folder, exist_ok=True)
+  for name, obj in members.items():
+    with open(os.path.join(folder, name), 'wb') as f:
+      pickle.dump(obj, f, protocol=2)
+  if as_tar:
+    path = os.path.join(root, 'cifar-100-python.tar.gz')
+    with tarfile.open(path, 'w:gz') as tar:
+      tar.add(folder, arcname='cifar-100-python')
+    return path
+  return folder

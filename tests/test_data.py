@@ -1,45 +1,20 @@
 """CIFAR readers (official layout, restricted unpickler, checks) and the tf.data pipelines."""
 import os
 import pickle
-import tarfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import cifar100_dict, write_cifar100
 from tf_pgn import data
-
-
-def _cifar100_dict(n, rng, label_max=99):
-  return {b'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-          b'fine_labels': [int(v) for v in rng.integers(0, label_max + 1, n)],
-          b'coarse_labels': [int(v) for v in rng.integers(0, 20, n)],
-          b'filenames': [b'x.png'] * n, b'batch_label': b'training batch 1 of 1'}
-
-
-def _write_cifar100(root, train=None, as_tar=False, rng=None):
-  """Writes cifar-100-python/{train,test,meta} (or its .tar.gz) in the official layout."""
-  rng = rng or np.random.default_rng(0)
-  members = {'train': train or _cifar100_dict(50, rng), 'test': _cifar100_dict(20, rng),
-             'meta': {b'fine_label_names': [b'c%d' % i for i in range(100)]}}
-  folder = os.path.join(root, 'cifar-100-python')
-  os.makedirs(folder, exist_ok=True)
-  for name, obj in members.items():
-    with open(os.path.join(folder, name), 'wb') as f:
-      pickle.dump(obj, f, protocol=2)
-  if as_tar:
-    path = os.path.join(root, 'cifar-100-python.tar.gz')
-    with tarfile.open(path, 'w:gz') as tar:
-      tar.add(folder, arcname='cifar-100-python')
-    return path
-  return folder
 
 
 @pytest.mark.parametrize('as_tar', [False, True])
 def test_cifar100_loader_reads_official_layout(tmp_path, as_tar):
   rng = np.random.default_rng(1)
-  train = _cifar100_dict(50, rng)
-  _write_cifar100(str(tmp_path), train=train, as_tar=as_tar)
+  train = cifar100_dict(50, rng)
+  write_cifar100(str(tmp_path), train=train, as_tar=as_tar)
   if as_tar:  # only the archive: the loader must read it without the extracted folder
     import shutil
     shutil.rmtree(tmp_path / 'cifar-100-python')
@@ -60,7 +35,7 @@ class _Evil:
 
 
 def test_restricted_unpickler_refuses_foreign_types(tmp_path):
-  folder = _write_cifar100(str(tmp_path))
+  folder = write_cifar100(str(tmp_path))
   with open(os.path.join(folder, 'train'), 'wb') as f:
     pickle.dump({b'data': _Evil()}, f)
   with pytest.raises(data.DataError, match='refusing to unpickle'):
@@ -75,12 +50,12 @@ def test_restricted_unpickler_refuses_foreign_types(tmp_path):
 ])
 def test_bad_archives_are_refused_with_what_was_expected(tmp_path, corruption, message):
   rng = np.random.default_rng(2)
-  train = _cifar100_dict(10, rng)
+  train = cifar100_dict(10, rng)
   if corruption == 'labels':
     train[b'fine_labels'][0] = 150
   if corruption == 'shape':
     train[b'data'] = train[b'data'][:, :100]
-  folder = _write_cifar100(str(tmp_path), train=train)
+  folder = write_cifar100(str(tmp_path), train=train)
   path = os.path.join(folder, 'train')
   if corruption == 'truncated':
     raw = open(path, 'rb').read()
@@ -107,7 +82,7 @@ def _relabel(path):
 
 
 def test_official_digests_accept_the_files_and_refuse_one_that_changed(tmp_path, monkeypatch):
-  folder = _write_cifar100(str(tmp_path))
+  folder = write_cifar100(str(tmp_path))
   monkeypatch.setitem(data.OFFICIAL_MD5, 'cifar100', _md5s(folder))  # as if these were official
   assert data.load('cifar100', str(tmp_path)).provenance == 'official files (MD5 verified)'
   _relabel(os.path.join(folder, 'train'))
@@ -117,7 +92,7 @@ def test_official_digests_accept_the_files_and_refuse_one_that_changed(tmp_path,
 
 
 def test_checksums_pin_a_rebuilt_copy_and_refuse_a_changed_file(tmp_path):
-  folder = _write_cifar100(str(tmp_path))
+  folder = write_cifar100(str(tmp_path))
   unpinned = data.load('cifar100', str(tmp_path))
   assert unpinned.provenance.startswith('unverified') and '--write_checksums' in (
       unpinned.provenance)
@@ -131,7 +106,7 @@ def test_checksums_pin_a_rebuilt_copy_and_refuse_a_changed_file(tmp_path):
 
 
 def test_an_archive_named_official_with_another_hash_is_refused(tmp_path):
-  _write_cifar100(str(tmp_path), as_tar=True)
+  write_cifar100(str(tmp_path), as_tar=True)
   with pytest.raises(data.DataError, match='cifar-100-python.tar.gz has MD5 .* the official '
                      'cifar-100-python.tar.gz has eb9058c3a382ffc7106e4002c42a8d85'):
     data.load('cifar100', str(tmp_path / 'cifar-100-python.tar.gz'))
