@@ -339,18 +339,23 @@ def test_the_through_adv_ablation_stays_off_the_curves_and_is_compared_with_its_
   assert [j.name for j in jobs] == ['pgn_c_l8_w0.25_s1234', 'pgn_c_l8_w0.25_s1234_through_adv']
   assert [j.train_config('cpu', 'cifar10').pgn_grad_through_adv for j in jobs] == [False, True]
   root = _sweep(tmp_path / 'sweep', True)
-  ablation = _job_dir(tmp_path / 'sweep', 'pgn', 0.6, results=_results(0.6, 0.9), c_l=8.0,
+  ablation = _job_dir(tmp_path / 'sweep', 'pgn', 0.75, results=_results(0.75, 0.9), c_l=8.0,
                       through_adv=True)
   sweep = report.load(root)
   assert [r['job'] for r in sweep.ablation] == [ablation]
   assert ablation not in [r['job'] for r in sweep.rows]
   (_, left), _ = experiments.robustness_curves(experiments.collect(root))
-  assert (0.9, 0.6, 'c_L=8') not in left['PGN']
+  assert (0.9, 0.75, 'c_L=8') not in left['PGN']
   section = '\n'.join(report._through_adv_section(sweep))
   assert '| pgn_c_l8_w0.25_s1234 | off | evaluated | 0.790 | 0.440 / 0.440 |' in section
-  assert f'| {ablation} | on | evaluated | 0.600 | 0.900 / 0.900 |' in section
-  assert ('PGN c_L=8 at width 0.25: the flag changes test acc by -0.190, rho_cw mean by +0.460, '
-          'PGD eps 0.5 acc by -0.095.') in section
+  assert f'| {ablation} | on | evaluated | 0.750 | 0.900 / 0.900 |' in section
+  assert ('PGN c_L=8 at width 0.25: the flag changes test acc by -0.040, rho_cw mean by +0.460, '
+          'PGD eps 0.5 acc by -0.020.') in section
+  # Each curve interpolated linearly at 0.75 between its jobs around it (e.g. PGN: c_L 2 at
+  # 0.72 / rho 0.70 and c_L 8 at 0.79 / rho 0.44 give 0.589).
+  assert ('At its test acc 0.750 the curves above interpolate to rho_cw / PGD eps 0.5 acc of '
+          'FGM-AT 0.375 / 0.350, PGD-AT 0.385 / 0.375, PGN (flag off) 0.589 / 0.375; with the '
+          'flag: 0.900 / 0.375.') in section
   assert 'Step time' not in section  # bench.json without a pgn:through step
   bench = json.loads((tmp_path / 'sweep' / 'bench.json').read_text())
   bench['steps']['pgn:through'] = dict(defense='pgn:through', ms_per_step=300.0)

@@ -791,13 +791,24 @@ def _through_adv_section(sweep: Sweep) -> list:
         f'{on["rho_cw_mean"] - off["rho_cw_mean"]:+.3f}' +
         (f', PGD eps {eps:g} acc by {on[pgd] - off[pgd]:+.3f}'
          if None not in (on[pgd], off[pgd]) else '') + '.')
+    curves = _curve_rows(sweep) if on['width'] == _main_width(_evaluated(sweep.rows)) else {}
+    at = {d: balanced(sweep, curves[d], on['test_acc']) for d in ('fgm', 'pgd', 'pgn')
+          if curves.get(d)}
+    at = {d: b for d, b in at.items() if b}
+    if at:
+      effects.append(
+          f'At its test acc {on["test_acc"]:.3f} the curves above interpolate to rho_cw / '
+          f'PGD eps {eps:g} acc of ' + ', '.join(
+              f'{LABELS[d]}{" (flag off)" * (d == "pgn")} {_fmt(b["rho_cw_mean"])} / '
+              f'{_fmt(b[pgd])}' for d, b in at.items()) +
+          f'; with the flag: {_fmt(on["rho_cw_mean"])} / {_fmt(on[pgd])}.')
   steps = (sweep.bench or {}).get('steps', {})
   if 'pgn' in steps and 'pgn:through' in steps:
     pgn, through = steps['pgn']['ms_per_step'], steps['pgn:through']['ms_per_step']
     effects.append(f'Step time (bench.json, one process, round-robin): PGN {pgn:.1f} ms, with '
                    f'the flag {through:.1f} ms ({through / pgn:.2f}x); the s/epoch column '
                    'compares jobs run at different times and loads.')
-  return lines + ([''] + effects if effects else [])
+  return lines + [line for effect in effects for line in ('', effect)]
 
 
 def _capacity(sweep: Sweep) -> list:
