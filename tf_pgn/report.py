@@ -764,14 +764,11 @@ def _through_adv_section(sweep: Sweep) -> list:
            'FGM- and PGD-AT. Each ablation job beside the job that differs only in the flag; '
            f'`python -m tf_pgn.experiments run --sweep=through_adv {sweep.run_flags}` trains '
            'them.', '']
-  pairs = []
-  for r in sweep.ablation:
-    twin = next((o for o in sweep.rows if all(o[k] == r[k] for k in (
-        'defense', 'hparam_value', 'width', 'gen_width', 'seed'))), None)
-    pairs += [(twin, 'off')] if twin else []
-    pairs.append((r, 'on'))
   if not sweep.ablation:
     return lines + ['No ablation job yet.']
+  twins = [(next((o for o in sweep.rows if all(o[k] == r[k] for k in (
+      'defense', 'hparam_value', 'width', 'gen_width', 'seed'))), None), r)
+           for r in sweep.ablation]  # (the same job without the flag or None, the ablation job)
   eps = experiments.STRONG_PGD_EPS
   pgd = f'pgd_eps{eps:g}_acc'
   lines += _table(
@@ -779,11 +776,13 @@ def _through_adv_section(sweep: Sweep) -> list:
        f'PGD eps {eps:g} acc', 's/epoch'],
       [(r['job'], flag, r['status'], _fmt(r['test_acc']),
         f'{_fmt(r["rho_cw_mean"])} / {_fmt(r["rho_cw_median"])}', _fmt(r[pgd]),
-        _fmt(r['train_seconds_per_epoch'], 0)) for r, flag in pairs])
+        _fmt(r['train_seconds_per_epoch'], 0))
+       for pair in twins for r, flag in zip(pair, ('off', 'on')) if r])
+  curves = _curve_rows(sweep)
   effects = []
-  for (off, _), (on, _) in zip(pairs, pairs[1:]):
-    if off['through_adv'] or not on['through_adv'] or None in (
-        off['rho_cw_mean'], on['rho_cw_mean'], off['test_acc'], on['test_acc']):
+  for off, on in twins:
+    if not off or None in (off['rho_cw_mean'], on['rho_cw_mean'], off['test_acc'],
+                           on['test_acc']):
       continue
     effects.append(
         f'{_label(on)} at width {on["width"]:g}: the flag changes test acc by '
@@ -791,10 +790,8 @@ def _through_adv_section(sweep: Sweep) -> list:
         f'{on["rho_cw_mean"] - off["rho_cw_mean"]:+.3f}' +
         (f', PGD eps {eps:g} acc by {on[pgd] - off[pgd]:+.3f}'
          if None not in (on[pgd], off[pgd]) else '') + '.')
-    curves = _curve_rows(sweep) if on['width'] == _main_width(_evaluated(sweep.rows)) else {}
-    at = {d: balanced(sweep, curves[d], on['test_acc']) for d in ('fgm', 'pgd', 'pgn')
-          if curves.get(d)}
-    at = {d: b for d, b in at.items() if b}
+    at = {d: b for d in ('fgm', 'pgd', 'pgn') if curves[d] and curves[d][0]['width'] == on['width']
+          and (b := balanced(sweep, curves[d], on['test_acc']))}
     if at:
       effects.append(
           f'At its test acc {on["test_acc"]:.3f} the curves above interpolate to rho_cw / '
