@@ -41,12 +41,17 @@ flags.DEFINE_float('pgn_lr', None, 'PGN attack: Adam learning rate of the genera
 flags.DEFINE_integer('pgn_attack_epochs', None, 'PGN attack: training epochs (default 2).')
 flags.DEFINE_integer('pgn_attack_train_size', None, 'PGN attack: first N training images '
                      '(default 50000: all).')
+flags.DEFINE_enum('pgn_grad_input', None, ['raw', 'normalized', 'sign'], 'PGN attack: G\'s '
+                  'gradient input: the paper\'s raw gradient, or scale-free (default raw).')
+flags.DEFINE_float('pgn_eps', None, 'PGN attack: project x_adv into this L2 ball (default: no '
+                   'budget, c_L alone sets the size).')
 flags.DEFINE_integer('batch_size', None, 'Examples per attack batch (default 256).')
 flags.DEFINE_integer('seed', None, 'Seed of the PGN attack generators (default 1234).')
 
 _CONFIG_FLAGS = ('dataset', 'num_examples', 'attacks', 'eps_list', 'pgd_steps', 'cw_iterations',
                  'cw_search_steps', 'cw_lr', 'cw_initial_const', 'pgn_c_l_list', 'pgn_gen_width',
-                 'pgn_lr', 'pgn_attack_epochs', 'pgn_attack_train_size', 'batch_size', 'seed')
+                 'pgn_lr', 'pgn_attack_epochs', 'pgn_attack_train_size', 'pgn_grad_input',
+                 'pgn_eps', 'batch_size', 'seed')
 
 
 def _path(value):

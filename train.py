@@ -36,6 +36,13 @@ flags.DEFINE_float('c_l', None, 'PGN: weight of the squared L2 distance in G\'s 
 flags.DEFINE_float('adv_coeff', None, 'Weight of the adversarial term in F\'s loss.')
 flags.DEFINE_bool('pgn_grad_through_adv', None, 'PGN: F\'s update differentiates through x_adv '
                   'and the input gradient, as the authors\' code does (default off).')
+flags.DEFINE_enum('pgn_grad_input', None, ['raw', 'normalized', 'sign'], 'PGN: G\'s gradient '
+                  'input: the paper\'s raw gradient of the mean true-class probability, or per '
+                  'example scaled to unit RMS (normalized) or its sign.')
+flags.DEFINE_integer('pgn_gen_steps', None, 'PGN: generator updates per classifier update.')
+flags.DEFINE_bool('pgn_zero_init', None, 'PGN: zero G\'s output layer at the start (x_adv = x).')
+flags.DEFINE_float('pgn_eps', None, 'PGN: project x_adv into this L2 ball around x (default: no '
+                   'budget).')
 flags.DEFINE_float('probe_eps', None, 'L2 eps of the per-epoch PGD robustness probe.')
 flags.DEFINE_integer('probe_size', None, 'Test images in the per-epoch robustness probe.')
 flags.DEFINE_integer('seed', None, 'Random seed (weights, data order, augmentation, PGD).')
@@ -58,7 +65,8 @@ flags.DEFINE_bool('deterministic', None, 'Deterministic ops (bit-identical resum
 
 _CONFIG_FLAGS = ('dataset', 'defense', 'width', 'gen_width', 'epochs', 'batch_size', 'lr',
                  'gen_lr', 'ema_decay', 'train_size', 'test_size', 'augment', 'eps', 'pgd_steps',
-                 'pgd_step_size', 'c_l', 'adv_coeff', 'pgn_grad_through_adv', 'probe_eps',
+                 'pgd_step_size', 'c_l', 'adv_coeff', 'pgn_grad_through_adv', 'pgn_grad_input',
+                 'pgn_gen_steps', 'pgn_zero_init', 'pgn_eps', 'probe_eps',
                  'probe_size', 'seed', 'checkpoint_every_steps', 'checkpoint_every_minutes',
                  'snapshot_every_epochs', 'jit_compile', 'mixed_precision', 'deterministic',
                  'debug_numerics', 'distribute', 'cpu_replicas')

@@ -24,6 +24,9 @@ def _assert_one_line_error(proc, pattern):
     (dict(snapshot_every_epochs=-1), '--snapshot_every_epochs=-1 is negative'),
     (dict(debug_numerics=True, deterministic=True), '--debug_numerics with --deterministic'),
     (dict(jit_compile=True, distribute='mirrored'), '--jit_compile with --distribute=mirrored'),
+    (dict(pgn_grad_input='unit'), 'unknown --pgn_grad_input=unit'),
+    (dict(pgn_gen_steps=0), '--pgn_gen_steps=0 must be positive'),
+    (dict(pgn_eps=0.0), '--pgn_eps=0.0 must be positive'),
 ])
 def test_bad_config_values_name_the_flag(fields, pattern):
   with pytest.raises(config.ConfigError, match=re.escape(pattern)):
@@ -60,3 +63,13 @@ def test_run_dir_of_another_architecture_is_refused(tmp_path, cifar10_dir):
                  f'--data_dir={cifar10_dir}')
   _assert_one_line_error(proc, 'width=0.5 (now 0.0625)')
   assert not os.path.exists(run_dir / 'ckpt')
+
+
+def test_config_json_written_before_the_pgn_levers_reads_as_the_paper_generator():
+  """A run directory from before --pgn_grad_input and the other levers meant the raw gradient,
+  one G step and a He-initialised G, whatever today's defaults are."""
+  old = json.loads(config.make_config('cpu').to_json())
+  for name in config.LEGACY_VALUES:
+    del old[name]
+  cfg = config.TrainConfig.from_dict(old)
+  assert {k: getattr(cfg, k) for k in config.LEGACY_VALUES} == config.LEGACY_VALUES

@@ -121,3 +121,19 @@ def test_mixed_precision_computes_in_bfloat16_and_steps_like_float32(defense):
   d_full, d_mixed = delta(full), delta(mixed)
   cosine = d_full @ d_mixed / (np.linalg.norm(d_full) * np.linalg.norm(d_mixed))
   assert cosine > 0.8, cosine
+
+
+def test_pgn_levers_budget_generator_steps_and_zero_init():
+  cfg = make_config('tiny', defense='pgn', pgn_grad_input='normalized', pgn_gen_steps=3,
+                    pgn_zero_init=True, pgn_eps=0.3)
+  t = AdversarialTrainer(cfg, 10)
+  x, y = _batch()
+  x_adv, _ = t.generate(x, tf.one_hot(y, 10))
+  np.testing.assert_allclose(x_adv, x, atol=1e-5)  # zero output layer: x_adv = x at the start
+  for _ in range(3):
+    out = t.train_step(x, y)
+  assert int(t.opt_g.iterations) == 9 and int(t.opt_f.iterations) == 3
+  x_adv, _ = t.generate(x, tf.one_hot(y, 10))
+  norms = tf.norm(tf.reshape(x_adv - x, [16, -1]), axis=-1)
+  assert float(tf.reduce_max(norms)) <= 0.3 + 1e-4 and float(out['pert_l2']) > 0
+  assert float(tf.reduce_min(x_adv)) >= 0.0 and float(tf.reduce_max(x_adv)) <= 1.0

@@ -232,9 +232,9 @@ def _job_dir(root, defense, test_acc, probe=(0.3, 0.3), results=None, trained=Tr
   """A job folder as the trainer and the evaluation leave it, checkpoint and export included."""
   cfg = make_config('cpu', defense=defense, width=width, pgn_grad_through_adv=through_adv,
                     **hparam)
+  variant = (('pgn_grad_through_adv', True),) if through_adv else ()
   name = experiments.Job(defense, experiments.HPARAMS[defense],
-                         hparam and next(iter(hparam.values())), width, cfg.seed,
-                         through_adv).name
+                         hparam and next(iter(hparam.values())), width, cfg.seed, variant).name
   run_dir = root / name
   (run_dir / 'ckpt').mkdir(parents=True)
   (run_dir / 'ckpt' / 'ckpt-1.index').write_bytes(b'weights')

@@ -52,3 +52,59 @@ def test_true_class_gradient_is_gradient_of_mean_probability():
   h = 1e-2
   fd = (p(x + h * d) - p(x - h * d)) / (2 * h)
   np.testing.assert_allclose(fd, tf.norm(grad), rtol=0.05)
+
+
+def _tiny_classifier_inputs(n=8):
+  f = models.build_classifier(10, width=0.0625)
+  x = tf.random.uniform([n, 32, 32, 3], seed=5)
+  onehot = tf.one_hot(tf.range(n) % 10, 10)
+  return f, x, onehot
+
+
+def test_normalized_gradient_input_has_unit_rms_and_ignores_the_batch():
+  f, x, onehot = _tiny_classifier_inputs()
+  grad, logits = models.generator_input_gradient(f, x, onehot, 'normalized')
+  np.testing.assert_allclose(logits, f(x), atol=1e-5)
+  rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=[1, 2, 3]))
+  np.testing.assert_allclose(rms, np.ones(8), rtol=1e-4)
+  # Per example: the same gradient whether the example comes alone, in a half batch or the whole.
+  alone = models.generator_input_gradient(f, x[:1], onehot[:1], 'normalized')[0]
+  half = models.generator_input_gradient(f, x[:4], onehot[:4], 'normalized')[0]
+  np.testing.assert_allclose(half, grad[:4], atol=1e-4)
+  np.testing.assert_allclose(alone, grad[:1], atol=1e-4)
+  # Along the raw gradient's direction (d p = p d log p), and the sign is its sign.
+  raw = models.generator_input_gradient(f, x, onehot, 'raw')[0]
+  cosine = tf.reduce_sum(tf.math.l2_normalize(tf.reshape(raw, [8, -1]), -1) *
+                         tf.math.l2_normalize(tf.reshape(grad, [8, -1]), -1), -1)
+  np.testing.assert_allclose(cosine, np.ones(8), atol=1e-3)
+  sign = models.generator_input_gradient(f, x, onehot, 'sign')[0]
+  np.testing.assert_array_equal(sign, np.sign(grad))
+
+
+def test_normalized_gradient_input_keeps_a_zero_gradient_zero():
+  constant = lambda z, training=False: 0.0 * tf.reduce_sum(z, [1, 2, 3])[:, None] + tf.ones([1, 10])
+  _, x, onehot = _tiny_classifier_inputs(2)
+  grad, _ = models.generator_input_gradient(constant, x, onehot, 'normalized')
+  np.testing.assert_array_equal(grad, np.zeros_like(grad))
+
+
+def test_generator_sees_the_normalized_gradient_but_not_the_raw_one():
+  """G's output when its gradient input is the classifier's, against a zero gradient input: the
+  raw gradient (~1e-6 per pixel) leaves G's output unchanged to ~1e-4, the normalized one moves
+  it by a sizeable fraction."""
+  f, x, onehot = _tiny_classifier_inputs()
+  g = models.build_generator(10, gen_width=0.0625)
+  base = g([tf.zeros_like(x), x, onehot])
+  change = {}
+  for mode in ('raw', 'normalized'):
+    grad = models.generator_input_gradient(f, x, onehot, mode)[0]
+    change[mode] = float(tf.norm(g([grad, x, onehot]) - base) / tf.norm(base))
+  assert change['raw'] < 1e-3 and change['normalized'] > 0.05, change
+
+
+def test_zero_output_layer_starts_generator_at_the_identity():
+  _, x, onehot = _tiny_classifier_inputs(2)
+  g = models.build_generator(10, gen_width=0.0625)
+  models.zero_output_layer(g)
+  l = g([tf.random.normal(x.shape), x, onehot])
+  np.testing.assert_array_equal(l, np.zeros_like(l))

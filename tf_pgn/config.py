@@ -8,6 +8,10 @@ import dataclasses
 import json
 
 DATASETS = ('cifar10', 'cifar100')
+GRAD_INPUTS = ('raw', 'normalized', 'sign')  # tf_pgn.models.generator_input_gradient
+# What a config.json written before a field existed meant by its absence (the behaviour of the
+# code then), where that differs from today's default.
+LEGACY_VALUES = dict(pgn_grad_input='raw', pgn_gen_steps=1, pgn_zero_init=False, pgn_eps=None)
 DEFENSES = ('naive', 'fgm', 'pgd', 'pgn')
 STRATEGIES = ('none', 'mirrored', 'multi_worker')  # tf_pgn.distribute
 
@@ -46,6 +50,14 @@ class TrainConfig:
   # backprop) as the authors' code does. Off by default: standard adversarial training treats
   # x_adv as a constant for F, and the through-path lets F learn to weaken G's input.
   pgn_grad_through_adv: bool = False
+  # G as an adversary (issue: the paper's raw input gradient is ~1e-6 per pixel, so G cannot see
+  # it). G's gradient input (models.GRAD_INPUTS): 'raw' is the paper's, 'normalized' and 'sign'
+  # are scale-free. G's updates per F update; G's output layer zeroed at the start (x_adv = x);
+  # an L2 budget on x_adv - x (x_adv projected into the ball; None: no budget).
+  pgn_grad_input: str = 'raw'
+  pgn_gen_steps: int = 1
+  pgn_zero_init: bool = False
+  pgn_eps: float | None = None
   # Per-epoch robustness probe: PGD-L2 at probe_eps on the first probe_size test images.
   probe_eps: float = 0.5
   probe_size: int = 256
@@ -84,7 +96,8 @@ class TrainConfig:
       raise ConfigError(f'unknown defense {self.defense!r}: use one of {", ".join(DEFENSES)}')
     positive = dict(width=self.width, gen_width=self.gen_width, epochs=self.epochs,
                     batch_size=self.batch_size, lr=self.lr, gen_lr=self.gen_lr,
-                    pgd_steps=self.pgd_steps, checkpoint_every_steps=self.checkpoint_every_steps)
+                    pgd_steps=self.pgd_steps, checkpoint_every_steps=self.checkpoint_every_steps,
+                    pgn_gen_steps=self.pgn_gen_steps)
     for name, value in positive.items():
       if not value > 0:
         raise ConfigError(f'--{name}={value} must be positive')
@@ -106,6 +119,11 @@ class TrainConfig:
     if self.debug_numerics and self.deterministic:
       raise ConfigError('--debug_numerics with --deterministic: TF\'s deterministic cross-entropy '
                         'holds a NaN constant that the checks report; drop one of the two')
+    if self.pgn_grad_input not in GRAD_INPUTS:
+      raise ConfigError(f'unknown --pgn_grad_input={self.pgn_grad_input}: use one of '
+                        f'{", ".join(GRAD_INPUTS)}')
+    if self.pgn_eps is not None and not self.pgn_eps > 0:
+      raise ConfigError(f'--pgn_eps={self.pgn_eps} must be positive (omit it for no budget)')
     if self.pgd_step_size is not None and not self.pgd_step_size > 0:
       raise ConfigError(f'--pgd_step_size={self.pgd_step_size} must be positive')
     if not 0.0 <= self.adv_coeff <= 1.0:
@@ -130,8 +148,9 @@ class TrainConfig:
 
   @classmethod
   def from_dict(cls, d: dict) -> 'TrainConfig':
+    """The config a config.json describes; fields it predates take their LEGACY_VALUES."""
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
+    return cls(**{**LEGACY_VALUES, **{k: v for k, v in d.items() if k in names}})
 
 
 # Named presets: only the fields that differ from the paper's defaults.

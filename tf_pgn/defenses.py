@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from tf_pgn import models
-from tf_pgn.attacks.gradient import fgm_l2, pgd_l2
+from tf_pgn.attacks.gradient import fgm_l2, pgd_l2, project_l2
 from tf_pgn.config import TrainConfig
 
 
@@ -93,6 +93,8 @@ class AdversarialTrainer:
       if cfg.defense == 'pgn':
         with _dtype_policy(policy):
           self.generator = models.build_generator(num_classes, cfg.gen_width)
+        if cfg.pgn_zero_init:
+          models.zero_output_layer(self.generator)
         self.opt_g = keras.optimizers.Adam(cfg.gen_lr)
         self.opt_g.build(self.generator.trainable_variables)
       self.rng = tf.random.Generator.from_seed(cfg.seed)
@@ -139,13 +141,19 @@ class AdversarialTrainer:
 
   # -- PGN ---------------------------------------------------------------------------------
   def generate(self, x, onehot, batch_size=None):
-    """x_adv = tanh_box(x, G(grad_x F, x, y)) and F's logits on x (section 3.2, Figure 1);
-    ``batch_size`` is that of the mean the input gradient is taken of (default this batch)."""
-    grad_x, logits = models.true_class_gradient(self.logits, x, onehot, batch_size)
-    if not self.cfg.pgn_grad_through_adv:
+    """x_adv = tanh_box(x, G(grad_x F, x, y)) and F's logits on x (section 3.2, Figure 1),
+    projected into the L2 ball of radius ``pgn_eps`` if set; ``batch_size`` is that of the mean
+    the raw input gradient is taken of (default this batch)."""
+    cfg = self.cfg
+    grad_x, logits = models.generator_input_gradient(self.logits, x, onehot, cfg.pgn_grad_input,
+                                                     batch_size)
+    if not cfg.pgn_grad_through_adv:
       grad_x = tf.stop_gradient(grad_x)  # x_adv then depends on G only: F sees it as a constant
     l = tf.cast(self.generator([grad_x, x, onehot], training=True), tf.float32)
-    return models.tanh_box(x, l), logits
+    x_adv = models.tanh_box(x, l)
+    if cfg.pgn_eps is not None:
+      x_adv = project_l2(x, x_adv, cfg.pgn_eps)
+    return x_adv, logits
 
   def pgn_train_step(self, x, y, train_classifier=True):
     """One step of the minimax game of Eq. 4, both networks updated from one forward pass:
@@ -156,8 +164,12 @@ class AdversarialTrainer:
     and, unless F differentiates through x_adv, one backward pass: x_adv is then a constant for
     F, so grad_F of G's loss is -grad_F CE(F(x_adv)), and CE(F(x)) is a constant for G. With
     S = loss_G - (1 - a) / a * CE(F(x)):  grad_G S = grad_G loss_G  and  -a grad_F S = grad_F loss_F.
+    With ``pgn_gen_steps`` k > 1, G first takes k - 1 steps of its own on the batch.
     """
     cfg, a = self.cfg, self.cfg.adv_coeff
+    if train_classifier:
+      for _ in range(cfg.pgn_gen_steps - 1):
+        self.pgn_train_step(x, y, train_classifier=False)
     one_backward = train_classifier and a > 0 and not cfg.pgn_grad_through_adv
     n = _global_batch(x)
     onehot = tf.one_hot(y, self.num_classes)

@@ -27,6 +27,7 @@ from tf_pgn import metrics, plots
 from tf_pgn.attacks import carlini_wagner_l2, deepfool_l2, predict, run_attack
 from tf_pgn.attacks.gradient import fgm_l2, mim_l2, pgd_l2
 from tf_pgn.attacks.pgn_attack import PGNAttack
+from tf_pgn.config import GRAD_INPUTS
 from tf_pgn.export import load_classifier
 from tf_pgn.io_utils import write_json_atomic, write_text_atomic
 
@@ -97,6 +98,10 @@ class EvalConfig:
   pgn_attack_epochs: int = 2
   pgn_attack_train_size: int = 50000
   pgn_batch_size: int = 128
+  # G's gradient input (models.generator_input_gradient) and an optional hard L2 budget on its
+  # perturbation (then each c_L's key carries the eps: pgn_c_l2_eps0.5).
+  pgn_grad_input: str = 'raw'
+  pgn_eps: float | None = None
   # Soundness check: PGD with a budget no image needs.
   unbounded_eps: float = 8.0
   unbounded_steps: int = 50
@@ -116,6 +121,11 @@ class EvalConfig:
       if not getattr(self, name) or min(getattr(self, name)) <= 0:
         raise EvalError(f'--{name}={",".join(map(str, getattr(self, name)))} needs one or '
                         'more positive values')
+    if self.pgn_grad_input not in GRAD_INPUTS:
+      raise EvalError(f'unknown --pgn_grad_input={self.pgn_grad_input}: use one of '
+                      f'{", ".join(GRAD_INPUTS)}')
+    if self.pgn_eps is not None and not self.pgn_eps > 0:
+      raise EvalError(f'--pgn_eps={self.pgn_eps} must be positive (omit it for no budget)')
     for field in dataclasses.fields(self):
       value = getattr(self, field.name)
       if field.type in (int, float) and field.name not in _NON_NEGATIVE and not value > 0:
@@ -139,6 +149,7 @@ class EvalConfig:
         'pgn': dict(gen_width=self.pgn_gen_width, lr=self.pgn_lr,
                     epochs=self.pgn_attack_epochs, train_size=self.pgn_attack_train_size,
                     batch_size=self.pgn_batch_size, seed=self.seed,
+                    grad_input=self.pgn_grad_input,
                     loss='-CE(F(x_adv), y) + c_L * mean ||x_adv - x||^2'),
         'pgd_unbounded': dict(steps=self.unbounded_steps, step_size='2.5 * eps / steps',
                               random_start=False),
@@ -149,7 +160,9 @@ class EvalConfig:
     """{attack: its budgets}, one dict per budget: {'eps': e}, {'c_l': c}, or {} (minimal-norm)."""
     budgets = [{'eps': float(e)} for e in self.eps_list]
     return dict(fgm=budgets, mim=budgets, pgd=budgets, deepfool=[{}], cw=[{}],
-                pgn=[{'c_l': float(c)} for c in self.pgn_c_l_list],
+                pgn=[dict(c_l=float(c), **({} if self.pgn_eps is None else
+                                           dict(eps=float(self.pgn_eps))))
+                     for c in self.pgn_c_l_list],
                 pgd_unbounded=[{'eps': float(self.unbounded_eps)}])
 
   def result_keys(self) -> list:
@@ -204,7 +217,7 @@ def _build_attacks(cfg: EvalConfig, num_classes: int, train: data_lib.Split) -> 
 
   def make_pgn(model, setting):
     attack = PGNAttack(model, num_classes, setting['c_l'], cfg.pgn_gen_width, cfg.pgn_lr,
-                       cfg.pgn_batch_size, cfg.seed)
+                       cfg.pgn_batch_size, cfg.seed, cfg.pgn_grad_input, setting.get('eps'))
     history = attack.fit(data_lib.to_float(train.x), train.y, cfg.pgn_attack_epochs,
                          progress_desc=f'train PGN c_L={setting["c_l"]:g}')
     return attack.attack_fn, dict(train_history=history,

@@ -51,6 +51,11 @@ EPS_VALUES = (0.1, 0.25, 0.5)
 # 0.746 (last-epoch mean L2 0.15, 0.09, 0.07) while FGM-AT eps 0.5 ended at 0.661, so the curve
 # reaches FGM-AT's and PGD-AT's accuracies only below c_L 2: 0.5 replaced 32 (next to 50).
 C_L_VALUES = (0.5, 2.0, 8.0)
+# PGN with --pgn_grad_input=normalized: G sees the gradient, so a given c_L perturbs more than
+# with the raw one (c_L 2 ended near test accuracy 0.705 in a probe); these span 0.70-0.75.
+NORMALIZED_C_L_VALUES = (2.0, 8.0, 32.0)
+# The PGN variants drawn as robustness curves of their own; other variants are ablations.
+CURVE_VARIANTS = ('', 'normalized')
 # The capacity and through_adv sweeps' PGN setting (its job at the main width is the curve's).
 MIDDLE_C_L = 8.0
 CAPACITY_WIDTHS = (0.125, 0.25, 0.5)  # classifier filters x width (Table 1); G keeps its width
@@ -81,33 +86,58 @@ class ExperimentError(ValueError):
   """A sweep, job filter or root is unusable; the message says what to pass instead."""
 
 
+# PGN's variants and ablations: config fields a job may set beyond the preset and its
+# hyper-parameter, each with the paper's value and, in name order, what it adds to the job's name
+# (a str value names itself; None: only the value).
+VARIANT_FIELDS = {'pgn_grad_input': ('raw', None), 'pgn_zero_init': (False, 'zero_init'),
+                  'pgn_gen_steps': (1, 'gen_steps'), 'pgn_eps': (None, 'pgn_eps'),
+                  'pgn_grad_through_adv': (False, 'through_adv')}
+
+
+def variant_name(fields: dict) -> str:
+  """'normalized_zero_init', 'through_adv', ...: the fields of VARIANT_FIELDS that differ from
+  the paper's value, in order; '' for the paper's PGN (and every baseline)."""
+  parts = []
+  for name, (paper, text) in VARIANT_FIELDS.items():
+    value = fields.get(name, paper)
+    if value == paper:
+      continue
+    parts.append(text if value is True else value if isinstance(value, str) else
+                 f'{text}{value:g}')
+  return '_'.join(parts)
+
+
 @dataclasses.dataclass(frozen=True)
 class Job:
-  """One training run of a sweep; width and seed None mean the preset's."""
+  """One training run of a sweep; width and seed None mean the preset's; ``variant`` holds
+  (field, value) pairs of VARIANT_FIELDS (a PGN variant or ablation)."""
   defense: str
   hparam_name: str | None = None
   hparam_value: float | None = None
   width: float | None = None
   seed: int | None = None
-  through_adv: bool = False  # PGN: F differentiates through x_adv (config.pgn_grad_through_adv)
+  variant: tuple = ()
 
   @property
   def name(self) -> str:
     hparam = f'_{self.hparam_name}{self.hparam_value:g}' if self.hparam_name else ''
-    variant = '_through_adv' if self.through_adv else ''
-    return f'{self.defense}{hparam}_w{self.width:g}_s{self.seed}{variant}'
+    variant = variant_name(dict(self.variant))
+    return f'{self.defense}{hparam}_w{self.width:g}_s{self.seed}' + (variant and f'_{variant}')
 
   def train_config(self, preset: str, dataset: str, **overrides) -> TrainConfig:
-    """The preset's config for this job; ``overrides`` replace other fields of the preset."""
+    """The preset's config for this job; ``overrides`` replace other fields of the preset. The
+    variant's fields are always given in full (the paper's value where the variant has none),
+    so a job means the same run whatever TrainConfig's defaults are."""
     hparam = {self.hparam_name: self.hparam_value} if self.hparam_name else {}
-    variant = {'pgn_grad_through_adv': True} if self.through_adv else {}
-    return make_config(preset, **overrides, dataset=dataset, defense=self.defense,
-                       width=self.width, seed=self.seed, **hparam, **variant)
+    variant = {name: paper for name, (paper, _) in VARIANT_FIELDS.items()}
+    variant.update(self.variant)
+    return make_config(preset, **{**overrides, **variant}, dataset=dataset, defense=self.defense,
+                       width=self.width, seed=self.seed, **hparam)
 
 
 def _job(defense: str, value: float | None = None, width: float | None = None,
-         through_adv: bool = False) -> Job:
-  return Job(defense, HPARAMS[defense], value, width, through_adv=through_adv)
+         **variant) -> Job:
+  return Job(defense, HPARAMS[defense], value, width, variant=tuple(variant.items()))
 
 
 # Named sweeps: Table 2 (its eps and c_L; the naive job is shared with the curve), Figure 5 left
@@ -121,7 +151,11 @@ SWEEPS = {
     'capacity': [_job('pgn', MIDDLE_C_L, w) for w in CAPACITY_WIDTHS],
     # The flag that lets F's update differentiate through x_adv (and G's input gradient), which
     # the authors' code does: the curve's middle PGN job with it and without.
-    'through_adv': [_job('pgn', MIDDLE_C_L), _job('pgn', MIDDLE_C_L, through_adv=True)],
+    'through_adv': [_job('pgn', MIDDLE_C_L),
+                    _job('pgn', MIDDLE_C_L, pgn_grad_through_adv=True)],
+    # G given a gradient it can see (per example, unit RMS per pixel): its robustness curve.
+    'normalized_curve': [_job('pgn', c, pgn_grad_input='normalized')
+                         for c in NORMALIZED_C_L_VALUES],
 }
 
 
@@ -272,6 +306,8 @@ SUMMARY_NOTES = {
                                'mid-way (wall clock: noisy on a shared machine)',
     'failed_checks': 'soundness checks of the evaluation that did not pass (; separated)',
     'through_adv': 'PGN: F\'s update differentiates through x_adv (--pgn_grad_through_adv)',
+    'variant': 'PGN variant or ablation (experiments.variant_name of its config): '' for the '
+               'paper\'s PGN and the baselines',
 }
 
 
@@ -296,6 +332,7 @@ def _job_row(run_dir: str) -> dict:
       dataset=cfg.dataset, defense=cfg.defense, hparam=hparam,
       hparam_value=getattr(cfg, hparam) if hparam else None, width=cfg.width,
       gen_width=cfg.gen_width, seed=cfg.seed, through_adv=cfg.pgn_grad_through_adv,
+      variant=variant_name(dataclasses.asdict(cfg)),
       epochs=epochs[-1]['epoch'] if epochs else 0,
       test_acc=epochs[-1]['test_acc'] if epochs else None,
       num_examples=results.get('num_examples'), benign_accuracy=results.get('benign_accuracy'),
@@ -339,12 +376,17 @@ def write_summary(root: str, out_dir: str | None = None) -> list:
 
 
 # -- Figure 5 --------------------------------------------------------------------------------
+def curve_label(row: dict) -> str:
+  """The robustness curve a summary row is a point of: its defense and PGN variant."""
+  return LABELS[row['defense']] + (f' ({row["variant"]})' if row['variant'] else '')
+
+
 def _curves(rows: list, key: str) -> dict:
   """{label: [(rho_cw, test accuracy, hyper-parameter text), ...] sorted by rho_cw}, one curve per
-  value of ``rows[key]`` (defense or width)."""
+  value of ``rows[key]`` (defense and variant, or width)."""
   curves = collections.defaultdict(list)
   for r in rows:
-    label = LABELS[r[key]] if key == 'defense' else f'{key} {r[key]:g}'
+    label = curve_label(r) if key == 'defense' else f'{key} {r[key]:g}'
     text = f'{LABELS[r["hparam"]]}={r["hparam_value"]:g}' if r['hparam'] else ''
     curves[label].append((r['rho_cw_mean'], r['test_acc'], text))
   return {label: sorted(points) for label, points in curves.items()}
@@ -352,10 +394,10 @@ def _curves(rows: list, key: str) -> dict:
 
 def robustness_curves(rows: list) -> list:
   """Figure 5's two panels as [(title, curves)]: left, one curve per defense at the width most
-  jobs share; right, PGN, one curve per classifier width. Ablation jobs (through_adv) are
-  not on the curves."""
+  jobs share (PGN's CURVE_VARIANTS each a curve of its own); right, the paper's PGN, one curve
+  per classifier width. Ablation jobs (other variants) are not on the curves."""
   done = [r for r in rows if r['rho_cw_mean'] is not None and r['test_acc'] is not None and
-          not r['through_adv']]
+          r['variant'] in CURVE_VARIANTS]
   if not done:
     raise ExperimentError('no job has a C&W result yet: run the sweep (or finish its '
                           'evaluations) first')
@@ -366,7 +408,7 @@ def robustness_curves(rows: list) -> list:
   return [(f'{datasets[0]}: defenses at width {width:g}',
            _curves([r for r in done if r['width'] == width], 'defense')),
           (f'{datasets[0]}: PGN by classifier width',
-           _curves([r for r in done if r['defense'] == 'pgn'], 'width'))]
+           _curves([r for r in done if r['defense'] == 'pgn' and not r['variant']], 'width'))]
 
 
 def plot_robustness_curves(rows: list, path: str) -> None:

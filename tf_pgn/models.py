@@ -79,6 +79,13 @@ def tanh_box(x: tf.Tensor, l: tf.Tensor) -> tf.Tensor:
   return (tf.tanh(tf.atanh((2.0 * x - 1.0) * _BOX) + l) + 1.0) / 2.0
 
 
+def zero_output_layer(generator: keras.Model) -> None:
+  """Zeroes G's last layer (``perturbation``): G starts at l = 0, i.e. x_adv = x, and grows its
+  perturbation only as far as its loss asks (a He-initialised G starts at L2 ~ 5)."""
+  for weight in generator.get_layer('perturbation').weights:
+    weight.assign(tf.zeros_like(weight))
+
+
 def true_class_gradient(classifier, x: tf.Tensor, onehot: tf.Tensor, batch_size=None):
   """grad_x of the batch-mean softmax probability of the true class (the input of G, section 3.1).
 
@@ -95,3 +102,39 @@ def true_class_gradient(classifier, x: tf.Tensor, onehot: tf.Tensor, batch_size=
     logits = classifier(x, training=True)
     p_true = tf.reduce_sum(tf.nn.softmax(logits) * onehot) / tf.cast(batch_size, logits.dtype)
   return tape.gradient(p_true, x), logits
+
+
+def _true_class_log_prob_gradient(classifier, x: tf.Tensor, onehot: tf.Tensor):
+  """(grad_x sum_i log softmax(F(x_i))_{y_i}, logits): per example, p_y times the gradient of
+  ``true_class_gradient`` (d p = p d log p), so the same direction; it keeps its size where p_y
+  is tiny or saturated, where d p underflows in float32."""
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    logits = classifier(x, training=True)
+    log_p_true = tf.reduce_sum(tf.nn.log_softmax(tf.cast(logits, tf.float32)) * onehot)
+  return tape.gradient(log_p_true, x), logits
+
+
+def generator_input_gradient(classifier, x: tf.Tensor, onehot: tf.Tensor, mode: str = 'raw',
+                             batch_size=None):
+  """G's gradient input and F's logits on x.
+
+  - ``raw`` (the paper, section 3.1): ``true_class_gradient``, of order 1e-6 per pixel on
+    CIFAR, six orders of magnitude below G's other inputs (2x - 1 and the label features).
+  - ``normalized``: per example, the true-class gradient divided by its L2 norm and scaled to
+    unit RMS per pixel (L2 norm sqrt(H W C)); a zero gradient stays zero. It depends neither on
+    the batch size nor on the classifier's confidence.
+  - ``sign``: its per-pixel sign (the direction FGSM steps along), also of unit RMS.
+  """
+  if mode == 'raw':
+    return true_class_gradient(classifier, x, onehot, batch_size)
+  grad, logits = _true_class_log_prob_gradient(classifier, x, onehot)
+  if mode == 'sign':
+    return tf.sign(grad), logits
+  if mode != 'normalized':
+    raise ValueError(f'unknown gradient input {mode!r}: use raw, normalized or sign')
+  norm = tf.norm(tf.reshape(grad, [tf.shape(grad)[0], -1]), axis=-1)
+  pixels = tf.cast(tf.reduce_prod(tf.shape(grad)[1:]), grad.dtype)
+  scale = tf.math.divide_no_nan(tf.sqrt(pixels), norm)
+  return grad * scale[:, None, None, None], logits
+

@@ -84,7 +84,7 @@ def load(root: str, run_flags: str | None = None, data_dir: str | None = None) -
   """Reads ``root``; jobs still training or not yet evaluated are kept (status in their row);
   the through-x_adv ablation's jobs go to ``ablation``, apart from the curves."""
   every = experiments.collect(root)
-  rows = [r for r in every if not r['through_adv']]  # the curves', Table 2's and the claims'
+  rows = [r for r in every if not r['variant']]  # the curves', Table 2's and the claims'
   jobs = [r['job'] for r in every]
   configs = {j: TrainConfig.from_dict(_read_json(os.path.join(root, j, 'config.json')))
              for j in jobs}

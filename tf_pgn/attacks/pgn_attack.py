@@ -17,6 +17,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from tf_pgn import models
+from tf_pgn.attacks.gradient import project_l2
 from tf_pgn.defenses import cross_entropy, mean_sq_l2
 
 __all__ = ['PGNAttack']
@@ -34,21 +35,25 @@ class PGNAttack:
     lr: Adam learning rate of G (the paper's 5e-4).
     batch_size: training batch size, and the batch the input gradient is scaled to.
     seed: seeds G's initial weights and the order of the training examples.
+    grad_input: how G's gradient input is formed (``models.generator_input_gradient``).
+    eps: if set, x_adv is projected into the L2 ball of this radius (a hard budget, so that
+      PGN compares with PGD at equal eps).
   """
 
   def __init__(self, model, num_classes: int, c_l: float, gen_width: float = 0.25,
-               lr: float = 5e-4, batch_size: int = 128, seed: int = 1234):
+               lr: float = 5e-4, batch_size: int = 128, seed: int = 1234,
+               grad_input: str = 'raw', eps: float | None = None):
     keras.utils.set_random_seed(seed)
     self.model = model
     self.num_classes = num_classes
     self.c_l = float(c_l)
     self.batch_size = batch_size
     self.seed = seed
+    self.grad_input, self.eps = grad_input, eps
     self.generator = models.build_generator(num_classes, gen_width, name='pgn_attack_generator')
-    # Zero output layer: the attack starts at x_adv = x and grows its perturbation only as far as
-    # the loss asks (a He-initialised G starts at L2 ~ 5, which one epoch does not undo).
-    for weight in self.generator.get_layer('perturbation').weights:
-      weight.assign(tf.zeros_like(weight))
+    # The attack starts at x_adv = x (a He-initialised G starts at L2 ~ 5, which one epoch of
+    # training does not undo).
+    models.zero_output_layer(self.generator)
     self.optimizer = keras.optimizers.Adam(lr)
     self.optimizer.build(self.generator.trainable_variables)
     self._train_step = tf.function(self.train_step, reduce_retracing=True)
@@ -57,15 +62,18 @@ class PGNAttack:
 
   def perturb(self, model, x, y):
     """x_adv = tanh_box(x, G(grad, x, onehot(y))), grad the (constant) input gradient of the
-    true-class probability of ``model`` (section 3.1).
+    true-class probability of ``model`` (section 3.1), formed as ``grad_input`` says; projected
+    into the eps-ball if ``eps``.
 
-    That gradient is of a batch-mean probability, so it scales as 1 / batch size; it is taken
+    The raw gradient is of a batch-mean probability, so it scales as 1 / batch size; it is taken
     as a mean over ``batch_size`` examples so that G sees the scale it was trained on whatever
     the number of examples passed (a last partial batch, the runner's batch size).
     """
     onehot = tf.one_hot(y, self.num_classes)
-    grad = tf.stop_gradient(models.true_class_gradient(model, x, onehot, self.batch_size)[0])
-    return models.tanh_box(x, self.generator([grad, x, onehot]))
+    grad = tf.stop_gradient(models.generator_input_gradient(
+        model, x, onehot, self.grad_input, self.batch_size)[0])
+    x_adv = models.tanh_box(x, self.generator([grad, x, onehot]))
+    return x_adv if self.eps is None else project_l2(x, x_adv, self.eps)
 
   def train_step(self, x, y):
     """One Adam step of G on -CE(F(x_adv), y) + c_L * mean ||x_adv - x||^2 (Eq. 4, G's side)."""
