@@ -1,4 +1,4 @@
-"""Minimal-norm L2 attacks (DeepFool, Carlini & Wagner) against closed-form distances.
+"""Minimal-norm L2 attacks (DeepFool, Carlini & Wagner, FMN) against closed-form distances.
 
 For an affine classifier ``Z = W^T x + b`` the minimal L2 perturbation that leaves the region of
 class ``y`` is ``min_{j != y} |(w_y - w_j) . x + b_y - b_j| / ||w_y - w_j||`` (the distance to
@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tf_pgn.attacks import carlini_wagner_l2, deepfool_l2, predict, run_attack
+from tf_pgn.attacks.fmn import fmn_l2
 from tf_pgn.metrics import perturbation_norms
 
 CW_PRECISE = dict(max_iterations=1000, binary_search_steps=9, initial_const=1.0,
@@ -109,6 +110,14 @@ def test_carlini_wagner_matches_closed_form(problem, request):
   np.testing.assert_allclose(norms, dist, rtol=0.01)
 
 
+@pytest.mark.parametrize('problem', ['binary_image_problem', 'multiclass_flat_problem'])
+def test_fmn_matches_closed_form(problem, request):
+  model, x, y, dist = request.getfixturevalue(problem)
+  x_adv = fmn_l2(model, x, y).numpy()  # the published settings, 100 steps
+  assert np.all(_labels(model, x_adv) != y)
+  np.testing.assert_allclose(perturbation_norms(x, x_adv), dist, rtol=0.02)
+
+
 def test_attacks_on_cnn_succeed_and_stay_in_box(tiny_cnn):
   x = np.random.default_rng(2).uniform(size=(16, 16, 16, 3)).astype(np.float32)
   y = _labels(tiny_cnn, x)
@@ -116,11 +125,13 @@ def test_attacks_on_cnn_succeed_and_stay_in_box(tiny_cnn):
   x_cw = carlini_wagner_l2(tiny_cnn, x, y, max_iterations=100, binary_search_steps=6,
                            initial_const=0.1, learning_rate=5e-2).numpy()
   x_df = deepfool_l2(tiny_cnn, x, y).numpy()
-  for x_adv in (x_cw, x_df):
+  x_fmn = fmn_l2(tiny_cnn, x, y).numpy()
+  for x_adv in (x_cw, x_df, x_fmn):
     assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
     assert np.all(_labels(tiny_cnn, x_adv) != y)
   np.testing.assert_allclose(x_cw[:3], x[:3], atol=1e-5)
   np.testing.assert_array_equal(x_df[:3], x[:3])
+  np.testing.assert_array_equal(x_fmn[:3], x[:3])
 
 
 def test_attacks_never_leave_box_at_corners():
@@ -130,7 +141,8 @@ def test_attacks_never_leave_box_at_corners():
   x = np.array([[0.0] * 4 + [1.0] * 4, [0.0, 0.3, 0.6, 1.0] * 2], np.float32)
   y = np.zeros(2, np.int64)
   for x_adv in (deepfool_l2(model, x, y, overshoot=5.0),
-                carlini_wagner_l2(model, x, y, max_iterations=50, learning_rate=0.1)):
+                carlini_wagner_l2(model, x, y, max_iterations=50, learning_rate=0.1),
+                fmn_l2(model, x, y, steps=20, alpha_init=5.0)):
     x_adv = x_adv.numpy()
     assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
 

@@ -14,8 +14,9 @@ from cleverhans.tf2.attacks.momentum_iterative_method import momentum_iterative_
 _TINY = 1e-12
 
 
-def _l2(t: tf.Tensor) -> tf.Tensor:
-  """Per-example L2 norm, keeping dims for broadcasting."""
+def l2_norm(t: tf.Tensor) -> tf.Tensor:
+  """Per-example L2 norm, keeping dims for broadcasting; at least 1e-6, so that a zero vector
+  divided by it stays zero."""
   axes = list(range(1, len(t.shape)))
   return tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(t), axes, keepdims=True), _TINY))
 
@@ -30,7 +31,7 @@ def _ce_gradient(model, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
 def project_l2(x0: tf.Tensor, x: tf.Tensor, eps) -> tf.Tensor:
   """Projects x onto the L2 ball of radius eps around x0, then into [0, 1] (stays in the ball)."""
   delta = x - x0
-  delta = delta * tf.minimum(1.0, eps / _l2(delta))
+  delta = delta * tf.minimum(1.0, eps / l2_norm(delta))
   return tf.clip_by_value(x0 + delta, 0.0, 1.0)
 
 
@@ -51,10 +52,10 @@ def pgd_l2(model, x: tf.Tensor, y: tf.Tensor, eps, step_size, steps: int,
     dims = float(np.prod(x.shape[1:]))
     radius = eps * rng.uniform(tf.shape(x)[:1]) ** (1.0 / dims)
     radius = tf.reshape(radius, [-1] + [1] * (len(x.shape) - 1))
-    x = project_l2(x0, x + direction / _l2(direction) * radius, eps)
+    x = project_l2(x0, x + direction / l2_norm(direction) * radius, eps)
   for _ in range(steps):
     g = _ce_gradient(model, x, y)
-    x = project_l2(x0, x + step_size * g / _l2(g), eps)
+    x = project_l2(x0, x + step_size * g / l2_norm(g), eps)
   return tf.stop_gradient(x)
 
 
