@@ -91,7 +91,7 @@ def test_results_json_round_trips_with_every_number(evaluated, run_dir, cifar10_
   assert results['unbounded_pgd']['steps'] == 5
   names = [c['name'] for c in results['checks']]
   assert names == ['unbounded_pgd_success', 'cw_success', 'pgd_monotone_in_eps',
-                   'blackbox_not_stronger']
+                   'blackbox_not_stronger', 'zero_gradients', 'deterministic_outputs']
   assert all(isinstance(c['passed'], bool) and c['detail'] for c in results['checks'])
 
 

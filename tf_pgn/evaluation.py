@@ -2,16 +2,22 @@
 
 Every attack is L2 and runs through the shared runner (``attacks.run_attack``), white-box on the
 evaluated model and, given a source model, black-box (crafted on the source, measured on the
-evaluated model). Per attack and budget: adversarial accuracy; rho (Eq. 6), the mean and median
-L2 norm of the perturbation over successful adversarial examples, and the authors' variant of it
-(``*_paper``); for the minimal-norm attacks the accuracy-vs-L2 curve. Soundness checks from
-Carlini et al. 2019 ("On Evaluating Adversarial Robustness") flag gradient masking.
+evaluated model). Each attack is one entry of ``ATTACK_TABLE``: the paper's FGM, MIM, PGD,
+DeepFool, C&W and PGN; APGD-CE, APGD-DLR and APGD-T (Croce & Hein 2020), Square (Andriushchenko
+et al. 2020), FMN (Pintor et al. 2021); and ``autoattack``, the per-example worst case over
+APGD-CE, APGD-T and Square run in turn on the examples still robust (AutoAttack's 'standard'
+version without FAB-T). Per attack and budget: adversarial accuracy; rho (Eq. 6), the mean and
+median L2 norm of the perturbation over successful adversarial examples, and the authors'
+variant of it (``*_paper``); for the minimal-norm attacks the accuracy-vs-L2 curve; for the
+worst case which attack broke each example. Soundness checks from Carlini et al. 2019 ("On
+Evaluating Adversarial Robustness") and AutoAttack's flags flag gradient masking.
 
 An output folder holds ``results.json``, ``results.md`` (Table 2's layout),
 ``accuracy_vs_l2.png`` (Figures 3-4) and ``partial/<box>_<attack>.json``, one per finished
 (attack, budget), which a rerun of the same evaluation reuses.
 """
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -25,28 +31,37 @@ import tensorflow as tf
 from tf_pgn import data as data_lib
 from tf_pgn import metrics, plots
 from tf_pgn.attacks import carlini_wagner_l2, deepfool_l2, predict, run_attack
+from tf_pgn.attacks import apgd, fmn, square
+from tf_pgn.attacks.common import margin, value_and_gradient, worst_case
 from tf_pgn.attacks.gradient import fgm_l2, mim_l2, pgd_l2
 from tf_pgn.attacks.pgn_attack import PGNAttack
+from tf_pgn.attacks.runner import finished_batches
 from tf_pgn.config import GRAD_INPUTS
 from tf_pgn.export import load_classifier
 from tf_pgn.io_utils import write_json_atomic, write_text_atomic
 
-__all__ = ['ATTACKS', 'EvalConfig', 'EvalError', 'accuracy_vs_l2_series', 'evaluate',
-           'make_eval_config', 'results_markdown', 'soundness_checks']
+__all__ = ['ATTACKS', 'ATTACK_TABLE', 'AttackSpec', 'DEFAULT_ATTACKS', 'EvalConfig', 'EvalError',
+           'accuracy_vs_l2_series', 'evaluate', 'make_eval_config', 'masking_probes',
+           'results_markdown', 'soundness_checks']
 
-ATTACKS = ('fgm', 'mim', 'pgd', 'deepfool', 'cw', 'pgn')
-MINIMAL_NORM = ('deepfool', 'cw')  # unbounded: reported as accuracy-vs-L2 curves
 BOXES = {'whitebox': 'white-box', 'blackbox': 'black-box'}
 CURVE_RADII = tuple(round(0.05 * i, 2) for i in range(41))  # 0 to 2 in steps of 0.05
 # DeepFool (Moosavi-Dezfooli et al. 2016): linearisation steps and candidate classes.
 DEEPFOOL_MAX_ITER = 50
 DEEPFOOL_CLASSES = 10
+# AutoAttack's 'standard' version (Croce & Hein 2020; fra31/auto-attack): these attacks in turn,
+# each on the examples the earlier ones left robust. FAB-T, its third attack, is not built here.
+AUTOATTACK_PARTS = ('apgd_ce', 'apgd_t', 'square')
 # Soundness: an unbounded attack should fool (almost) every clean-correct example, and a few
 # examples of noise are tolerated in the comparisons between accuracies.
 SUCCESS_THRESHOLD = 0.99
 NOISE_EXAMPLES = 1
-_LABELS = {'fgm': 'FGM', 'mim': 'MIM', 'pgd': 'PGD', 'deepfool': 'DeepFool', 'cw': 'C&W',
-           'pgn': 'PGN'}
+# Masking flag for Square inside a worst case: the share of the examples it may break after the
+# gradient attacks (AutoAttack's check_square_sr, alpha 0.002).
+SQUARE_GAIN_TOLERANCE = 0.002
+# Masking flag for randomness: the largest change of the L2-normalised logits between two
+# identical calls that still counts as none (AutoAttack's check_randomized, alpha 1e-4).
+REPEAT_TOLERANCE = 1e-4
 _NOTES = {
     'rho_mean': 'mean L2 norm of x_adv - x over successful adversarial examples: classified '
                 'correctly clean and wrongly after the attack (Eq. 6)',
@@ -57,6 +72,11 @@ _NOTES = {
     'blackbox': 'crafted on the source model, measured on the evaluated model',
     'accuracy_vs_l2': 'accuracy when every perturbation larger than the radius counts as a '
                       'failed attack (minimal-norm attacks)',
+    'broken_by': 'worst case (autoattack): per attack, the examples it broke first, as the '
+                 'crafting model saw them (clean: misclassified without attack); '
+                 'broken_by_example names it per example (null: none did)',
+    'probes': 'masking flags: examples whose input gradient of the logit margin is exactly zero; '
+              'the change of the L2-normalised logits between two identical calls',
     'null': 'a mean or median over no examples',
 }
 
@@ -68,12 +88,182 @@ class EvalError(ValueError):
   """The evaluation cannot run as asked; the message says why and what to pass instead."""
 
 
+# -- the table of attacks --------------------------------------------------------------------
+def _eps_budgets(cfg) -> list:
+  return [{'eps': float(e)} for e in cfg.eps_list]
+
+
+def _no_budget(cfg) -> list:
+  del cfg
+  return [{}]
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackSpec:
+  """One attack of the evaluation, declared once: adding an attack is one entry of ATTACK_TABLE.
+
+  Attributes:
+    label: its name in results.md and the plots.
+    minimal_norm: unbounded, minimising the perturbation: one result with an accuracy-vs-L2
+      curve; otherwise one result per budget.
+    params: cfg -> its fixed settings (budgets aside), as results.json reports them; a finished
+      partial result is reused only under the same ones.
+    attack: cfg -> its batch function, ``(model, x, y, eps) -> x_adv`` if bounded (eps a tensor,
+      so one trace serves every budget), ``(model, x, y) -> x_adv`` if minimal-norm.
+    budgets: cfg -> its budgets, one dict per result: {'eps': e}, {'c_l': c} or {}.
+    make: instead of ``attack``, (cfg, context) -> a function of (crafting model, budget)
+      returning (batch function, extra numbers for the results): PGN, which trains first.
+    parts: a worst case over these attacks: its batch function returns (x_adv, which part broke
+      each example: ``attacks.common.worst_case``) and its results count them.
+    gradient_free: reads only the model's outputs (score-based, black-box).
+    selectable: whether --attacks may name it (not the soundness check's unbounded PGD).
+  """
+  label: str
+  minimal_norm: bool
+  params: Callable
+  attack: Callable | None = None
+  budgets: Callable = _eps_budgets
+  make: Callable | None = None
+  parts: tuple = ()
+  gradient_free: bool = False
+  selectable: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class _Context:
+  """What an attack's ``make`` may need besides its settings."""
+  num_classes: int
+  train: data_lib.Split
+
+
+def _pgd(steps: int):
+  return lambda m, x, y, eps: pgd_l2(m, x, y, eps, 2.5 * eps / steps, steps)
+
+
+def _pgd_params(steps: int) -> dict:
+  return dict(steps=steps, step_size='2.5 * eps / steps', random_start=False)
+
+
+def _apgd_params(cfg, loss: str) -> dict:
+  return dict(loss=loss, iterations=cfg.apgd_iterations, restarts=cfg.apgd_restarts,
+              checkpoints=apgd.checkpoints(cfg.apgd_iterations), initial_step='2 * eps',
+              momentum=apgd.MOMENTUM, rho=apgd.RHO, random_start='eps * n / ||n||, n ~ N(0, I)',
+              seed=cfg.seed)
+
+
+def _apgd_args(cfg) -> dict:
+  return dict(n_iter=cfg.apgd_iterations, restarts=cfg.apgd_restarts, seed=cfg.seed)
+
+
+def _worst_case_attack(cfg, parts: tuple):
+  """(model, x, y, eps) -> (x_adv, broken_by): ``parts`` in turn, each on the examples left."""
+  fns = [ATTACK_TABLE[name].attack(cfg) for name in parts]
+
+  def attack(model, x, y, eps):
+    return worst_case(model, x, y, [lambda m, xs, ys, f=f: f(m, xs, ys, eps) for f in fns])
+
+  return attack
+
+
+def _pgn_budgets(cfg) -> list:
+  eps = {} if cfg.pgn_eps is None else dict(eps=float(cfg.pgn_eps))
+  return [dict(c_l=float(c), **eps) for c in cfg.pgn_c_l_list]
+
+
+def _make_pgn(cfg, context: _Context):
+  def make(model, setting):
+    attack = PGNAttack(model, context.num_classes, setting['c_l'], cfg.pgn_gen_width, cfg.pgn_lr,
+                       cfg.pgn_batch_size, cfg.seed, cfg.pgn_grad_input, setting.get('eps'))
+    history = attack.fit(data_lib.to_float(context.train.x), context.train.y,
+                         cfg.pgn_attack_epochs, progress_desc=f'train PGN c_L={setting["c_l"]:g}')
+    return attack.attack_fn, dict(train_history=history,
+                                  train_seconds=sum(h['seconds'] for h in history))
+  return make
+
+
+ATTACK_TABLE = {
+    'fgm': AttackSpec('FGM', False, lambda c: dict(norm='L2'), attack=lambda c: fgm_l2),
+    'mim': AttackSpec(
+        'MIM', False, lambda c: dict(steps=c.mim_steps, step_size='eps / steps', decay=1.0),
+        attack=lambda c: lambda m, x, y, eps: mim_l2(m, x, y, eps, eps / c.mim_steps,
+                                                     c.mim_steps)),
+    'pgd': AttackSpec('PGD', False, lambda c: _pgd_params(c.pgd_steps),
+                      attack=lambda c: _pgd(c.pgd_steps)),
+    'apgd_ce': AttackSpec('APGD-CE', False, lambda c: _apgd_params(c, 'ce'),
+                          attack=lambda c: functools.partial(apgd.apgd_l2, loss='ce',
+                                                             **_apgd_args(c))),
+    'apgd_dlr': AttackSpec('APGD-DLR', False, lambda c: _apgd_params(c, 'dlr'),
+                           attack=lambda c: functools.partial(apgd.apgd_l2, loss='dlr',
+                                                              **_apgd_args(c))),
+    'apgd_t': AttackSpec(
+        'APGD-T', False,
+        lambda c: dict(_apgd_params(c, 'targeted_dlr'), targets=c.apgd_targets,
+                       target_classes='highest clean logits other than y'),
+        attack=lambda c: functools.partial(apgd.apgd_targeted_l2, num_targets=c.apgd_targets,
+                                           **_apgd_args(c))),
+    'square': AttackSpec(
+        'Square', False,
+        lambda c: dict(queries=c.square_queries, p_init=c.square_p_init, loss='margin',
+                       p_schedule='halved after iterations 10, 50, 200, 500, 1000, 2000, 4000, '
+                                  '6000, 8000', seed=c.seed),
+        attack=lambda c: functools.partial(square.square_l2, n_queries=c.square_queries,
+                                           p_init=c.square_p_init, seed=c.seed),
+        gradient_free=True),
+    'autoattack': AttackSpec(
+        'AutoAttack', False,
+        lambda c: dict(version='standard (without FAB-T)', order=list(AUTOATTACK_PARTS),
+                       **{p: ATTACK_TABLE[p].params(c) for p in AUTOATTACK_PARTS}),
+        attack=lambda c: _worst_case_attack(c, AUTOATTACK_PARTS), parts=AUTOATTACK_PARTS),
+    'deepfool': AttackSpec(
+        'DeepFool', True,
+        lambda c: dict(overshoot=c.deepfool_overshoot, max_iter=DEEPFOOL_MAX_ITER,
+                       num_classes_considered=DEEPFOOL_CLASSES),
+        attack=lambda c: lambda m, x, y: deepfool_l2(m, x, y, DEEPFOOL_CLASSES, DEEPFOOL_MAX_ITER,
+                                                     c.deepfool_overshoot),
+        budgets=_no_budget),
+    'cw': AttackSpec(
+        'C&W', True,
+        lambda c: dict(max_iterations=c.cw_iterations, binary_search_steps=c.cw_search_steps,
+                       learning_rate=c.cw_lr, initial_const=c.cw_initial_const, confidence=0.0,
+                       abort_early=True),
+        attack=lambda c: functools.partial(
+            carlini_wagner_l2, max_iterations=c.cw_iterations,
+            binary_search_steps=c.cw_search_steps, initial_const=c.cw_initial_const,
+            learning_rate=c.cw_lr),
+        budgets=_no_budget),
+    'fmn': AttackSpec(
+        'FMN', True,
+        lambda c: dict(steps=c.fmn_steps, alpha_init=c.fmn_alpha_init,
+                       alpha_final=c.fmn_alpha_init / 100, gamma_init=c.fmn_gamma_init,
+                       gamma_final=fmn.GAMMA_FINAL, loss='logit margin', annealing='cosine'),
+        attack=lambda c: functools.partial(fmn.fmn_l2, steps=c.fmn_steps,
+                                           alpha_init=c.fmn_alpha_init,
+                                           gamma_init=c.fmn_gamma_init),
+        budgets=_no_budget),
+    'pgn': AttackSpec(
+        'PGN', False,
+        lambda c: dict(gen_width=c.pgn_gen_width, lr=c.pgn_lr, epochs=c.pgn_attack_epochs,
+                       train_size=c.pgn_attack_train_size, batch_size=c.pgn_batch_size,
+                       seed=c.seed, grad_input=c.pgn_grad_input,
+                       loss='-CE(F(x_adv), y) + c_L * mean ||x_adv - x||^2'),
+        budgets=_pgn_budgets, make=_make_pgn),
+    'pgd_unbounded': AttackSpec(
+        'PGD (unbounded)', False, lambda c: _pgd_params(c.unbounded_steps),
+        attack=lambda c: _pgd(c.unbounded_steps),
+        budgets=lambda c: [{'eps': float(c.unbounded_eps)}], selectable=False),
+}
+ATTACKS = tuple(name for name, spec in ATTACK_TABLE.items() if spec.selectable)
+MINIMAL_NORM = tuple(name for name, spec in ATTACK_TABLE.items() if spec.minimal_norm)
+# The default: the paper's attacks (section 4.2) and PGN as an attack (Figure 3).
+DEFAULT_ATTACKS = ('fgm', 'mim', 'pgd', 'deepfool', 'cw', 'pgn')
+
+
 @dataclasses.dataclass
 class EvalConfig:
   """Attack settings of one evaluation; the defaults follow the paper where it has one."""
   dataset: str = 'cifar10'
   num_examples: int = 1000  # the first test images (exact pixels here; RobustBench's convention)
-  attacks: tuple = ATTACKS
+  attacks: tuple = DEFAULT_ATTACKS
   # FGM / MIM / PGD budgets; Table 2 of the paper uses eps = 0.02.
   eps_list: tuple = (0.1, 0.25, 0.5, 1.0)
   pgd_steps: int = 20  # step 2.5 * eps / steps (Madry et al. 2018)
@@ -102,11 +292,25 @@ class EvalConfig:
   # perturbation (then each c_L's key carries the eps: pgn_c_l2_eps0.5).
   pgn_grad_input: str = 'raw'
   pgn_eps: float | None = None
+  # APGD (Croce & Hein 2020; AutoAttack's standard version): iterations per run; random restarts
+  # of APGD-CE / APGD-DLR, and runs per target class of APGD-T; APGD-T's target classes.
+  apgd_iterations: int = apgd.N_ITER
+  apgd_restarts: int = 1
+  apgd_targets: int = apgd.NUM_TARGETS
+  # Square L2 (Andriushchenko et al. 2020): query budget (iterations after the first query) and
+  # the share of pixels its first windows cover; AutoAttack's standard version: 5000 and 0.8.
+  square_queries: int = square.N_QUERIES
+  square_p_init: float = square.P_INIT
+  # FMN L2 (Pintor et al. 2021): steps (one gradient each), initial step size (annealed to 1/100
+  # of it) and initial factor of the epsilon update (annealed to 0.001).
+  fmn_steps: int = fmn.STEPS
+  fmn_alpha_init: float = fmn.ALPHA_INIT
+  fmn_gamma_init: float = fmn.GAMMA_INIT
   # Soundness check: PGD with a budget no image needs.
   unbounded_eps: float = 8.0
   unbounded_steps: int = 50
   batch_size: int = 256
-  seed: int = 1234
+  seed: int = 1234  # PGN attack generators; random starts of APGD, Square's random search
 
   def validate(self) -> 'EvalConfig':
     """Raises EvalError with a one-line fix for the first invalid field."""
@@ -126,6 +330,12 @@ class EvalConfig:
                       f'{", ".join(GRAD_INPUTS)}')
     if self.pgn_eps is not None and not self.pgn_eps > 0:
       raise EvalError(f'--pgn_eps={self.pgn_eps} must be positive (omit it for no budget)')
+    if not 0 < self.square_p_init <= 1:
+      raise EvalError(f'--square_p_init={self.square_p_init} is a share of the pixels: give a '
+                      'value in (0, 1]')
+    if not 0 < self.fmn_gamma_init < 1:
+      raise EvalError(f'--fmn_gamma_init={self.fmn_gamma_init} must lie in (0, 1): epsilon '
+                      'changes by a factor 1 -/+ gamma')
     for field in dataclasses.fields(self):
       value = getattr(self, field.name)
       if field.type in (int, float) and field.name not in _NON_NEGATIVE and not value > 0:
@@ -136,34 +346,12 @@ class EvalConfig:
     return self
 
   def attack_params(self) -> dict:
-    """The fixed settings of each attack (its budgets aside), as reported in results.json."""
-    return {
-        'fgm': dict(norm='L2'),
-        'mim': dict(steps=self.mim_steps, step_size='eps / steps', decay=1.0),
-        'pgd': dict(steps=self.pgd_steps, step_size='2.5 * eps / steps', random_start=False),
-        'deepfool': dict(overshoot=self.deepfool_overshoot, max_iter=DEEPFOOL_MAX_ITER,
-                         num_classes_considered=DEEPFOOL_CLASSES),
-        'cw': dict(max_iterations=self.cw_iterations, binary_search_steps=self.cw_search_steps,
-                   learning_rate=self.cw_lr, initial_const=self.cw_initial_const,
-                   confidence=0.0, abort_early=True),
-        'pgn': dict(gen_width=self.pgn_gen_width, lr=self.pgn_lr,
-                    epochs=self.pgn_attack_epochs, train_size=self.pgn_attack_train_size,
-                    batch_size=self.pgn_batch_size, seed=self.seed,
-                    grad_input=self.pgn_grad_input,
-                    loss='-CE(F(x_adv), y) + c_L * mean ||x_adv - x||^2'),
-        'pgd_unbounded': dict(steps=self.unbounded_steps, step_size='2.5 * eps / steps',
-                              random_start=False),
-    }
-
+    """{attack: its fixed settings (budgets aside)}, as reported in results.json."""
+    return {name: spec.params(self) for name, spec in ATTACK_TABLE.items()}
 
   def settings(self) -> dict:
     """{attack: its budgets}, one dict per budget: {'eps': e}, {'c_l': c}, or {} (minimal-norm)."""
-    budgets = [{'eps': float(e)} for e in self.eps_list]
-    return dict(fgm=budgets, mim=budgets, pgd=budgets, deepfool=[{}], cw=[{}],
-                pgn=[dict(c_l=float(c), **({} if self.pgn_eps is None else
-                                           dict(eps=float(self.pgn_eps))))
-                     for c in self.pgn_c_l_list],
-                pgd_unbounded=[{'eps': float(self.unbounded_eps)}])
+    return {name: spec.budgets(self) for name, spec in ATTACK_TABLE.items()}
 
   def result_keys(self) -> list:
     """The keys of results.json's ``attacks`` an evaluation with this config writes."""
@@ -189,58 +377,37 @@ def make_eval_config(**overrides) -> EvalConfig:
   return EvalConfig(**fields).validate()
 
 
-# -- attacks ---------------------------------------------------------------------------------
+# -- building the attacks --------------------------------------------------------------------
 @dataclasses.dataclass
 class _Attack:
-  """An attack, its budgets, and how to get its batch function for ``run_attack``."""
+  """An attack of ATTACK_TABLE, its budgets, and how to get its batch function for run_attack."""
   name: str
+  spec: AttackSpec
   settings: list  # one dict per budget: {'eps': e}, {'c_l': c}, or {} (minimal-norm)
   make: Callable  # (crafting model, setting) -> (attack_fn, extra numbers for the results)
 
 
-def _budget_attack(name, fn, settings):
-  """FGM / MIM / PGD: eps is a tensor argument, so one trace serves every budget."""
-  compiled = tf.function(fn, reduce_retracing=True)
+def _compile(spec: AttackSpec, cfg: EvalConfig, context: _Context) -> Callable:
+  """The ``make`` of an attack: its batch function compiled once (``tf.function``); a bounded
+  attack's eps is a tensor argument, so one trace serves every budget."""
+  if spec.make is not None:
+    return spec.make(cfg, context)
+  compiled = tf.function(spec.attack(cfg), reduce_retracing=True)
+  if spec.minimal_norm:
+    return lambda model, setting: (compiled, {})
 
   def make(model, setting):
     del model  # run_attack passes the crafting model to the attack
     eps = tf.constant(setting['eps'], tf.float32)
     return (lambda m, x, y: compiled(m, x, y, eps)), {}
 
-  return _Attack(name, settings, make)
+  return make
 
 
-def _build_attacks(cfg: EvalConfig, num_classes: int, train: data_lib.Split) -> dict:
-  """Every attack of the evaluation, each compiled once (``tf.function``)."""
-  def pgd(steps):
-    return lambda m, x, y, eps: pgd_l2(m, x, y, eps, 2.5 * eps / steps, steps)
-
-  def make_pgn(model, setting):
-    attack = PGNAttack(model, num_classes, setting['c_l'], cfg.pgn_gen_width, cfg.pgn_lr,
-                       cfg.pgn_batch_size, cfg.seed, cfg.pgn_grad_input, setting.get('eps'))
-    history = attack.fit(data_lib.to_float(train.x), train.y, cfg.pgn_attack_epochs,
-                         progress_desc=f'train PGN c_L={setting["c_l"]:g}')
-    return attack.attack_fn, dict(train_history=history,
-                                  train_seconds=sum(h['seconds'] for h in history))
-
-  deepfool = tf.function(lambda m, x, y: deepfool_l2(
-      m, x, y, DEEPFOOL_CLASSES, DEEPFOOL_MAX_ITER, cfg.deepfool_overshoot),
-                         reduce_retracing=True)
-  cw = tf.function(lambda m, x, y: carlini_wagner_l2(
-      m, x, y, max_iterations=cfg.cw_iterations, binary_search_steps=cfg.cw_search_steps,
-      initial_const=cfg.cw_initial_const, learning_rate=cfg.cw_lr), reduce_retracing=True)
-  settings = cfg.settings()
-  return {
-      'fgm': _budget_attack('fgm', fgm_l2, settings['fgm']),
-      'mim': _budget_attack('mim', lambda m, x, y, eps: mim_l2(
-          m, x, y, eps, eps / cfg.mim_steps, cfg.mim_steps), settings['mim']),
-      'pgd': _budget_attack('pgd', pgd(cfg.pgd_steps), settings['pgd']),
-      'deepfool': _Attack('deepfool', settings['deepfool'], lambda model, setting: (deepfool, {})),
-      'cw': _Attack('cw', settings['cw'], lambda model, setting: (cw, {})),
-      'pgn': _Attack('pgn', settings['pgn'], make_pgn),
-      'pgd_unbounded': _budget_attack('pgd_unbounded', pgd(cfg.unbounded_steps),
-                                      settings['pgd_unbounded']),
-  }
+def _build_attacks(cfg: EvalConfig, names, context: _Context) -> dict:
+  """The attacks ``names`` of ATTACK_TABLE, each compiled once."""
+  return {name: _Attack(name, ATTACK_TABLE[name], ATTACK_TABLE[name].budgets(cfg),
+                        _compile(ATTACK_TABLE[name], cfg, context)) for name in names}
 
 
 def _key(name: str, setting: dict) -> str:
@@ -275,6 +442,14 @@ def _summarize(x, x_adv, y, pred_clean, pred_adv, curve: bool) -> dict:
   return out
 
 
+def _broken_by(codes: np.ndarray, parts: tuple) -> dict:
+  """A worst case's per-example codes (``attacks.common.worst_case``) as counts and names."""
+  names = ('clean',) + tuple(parts)
+  return dict(broken_by={name: int(np.sum(codes == i)) for i, name in enumerate(names)},
+              n_unbroken=int(np.sum(codes < 0)),
+              broken_by_example=[names[c] if c >= 0 else None for c in codes.tolist()])
+
+
 @dataclasses.dataclass
 class _Model:
   model: Callable
@@ -296,7 +471,7 @@ class _Session:
     fingerprint = _json_safe(dict(
         target=self.target.description, crafted_on=crafter.description,
         dataset=self.cfg.dataset, data=self.data, num_examples=len(self.y), attack=attack.name,
-        params=self.cfg.attack_params()[attack.name], setting=setting))
+        params=attack.spec.params(self.cfg), setting=setting))
     cached = _read_partial(path, fingerprint)
     if cached is not None:
       print(f'{key}: reusing {path}', flush=True)
@@ -307,19 +482,21 @@ class _Session:
                      'fingerprint') is None:
       shutil.rmtree(batches, ignore_errors=True)
       write_json_atomic(os.path.join(batches, 'fingerprint.json'), dict(fingerprint=fingerprint))
-    reused = len([n for n in os.listdir(batches) if n.endswith('.npy')])
+    reused = finished_batches(batches)
     if reused:
       print(f'{key}: resuming after {reused} finished batch(es) in {batches}', flush=True)
     attack_fn, extra = attack.make(crafter.model, setting)
     start = time.perf_counter()
     x_adv = run_attack(attack_fn, crafter.model, self.x, self.y, self.cfg.batch_size,
-                       progress_desc=key, resume_dir=batches)
+                       progress_desc=key, resume_dir=batches, aux=bool(attack.spec.parts))
     seconds = time.perf_counter() - start
+    if attack.spec.parts:
+      x_adv, broken_by = x_adv
+      extra = dict(extra, **_broken_by(broken_by, attack.spec.parts))
     attacked = len(self.y) - min(len(self.y), reused * self.cfg.batch_size)
     pred_adv = predict(self.target.model, x_adv, self.cfg.batch_size).argmax(-1)
     out = _json_safe(dict(
-        _summarize(self.x, x_adv, self.y, self.pred_clean, pred_adv,
-                   attack.name in MINIMAL_NORM),
+        _summarize(self.x, x_adv, self.y, self.pred_clean, pred_adv, attack.spec.minimal_norm),
         seconds=seconds, images_per_second=attacked / seconds if attacked else None,
         resumed_examples=len(self.y) - attacked, **extra))
     write_json_atomic(path, dict(fingerprint=fingerprint, result=out))
@@ -375,8 +552,8 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
   if ds.provenance.startswith('unverified'):
     print(f'warning: data {ds.provenance}', flush=True)
   session = _Session(cfg, target, x, y, os.path.join(out_dir, 'partial'), ds.fingerprint)
-  attacks = _build_attacks(cfg, ds.num_classes,
-                           data_lib.subset(ds.train, cfg.pgn_attack_train_size))
+  attacks = _build_attacks(cfg, cfg.attacks + ('pgd_unbounded',), _Context(
+      ds.num_classes, data_lib.subset(ds.train, cfg.pgn_attack_train_size)))
   params = cfg.attack_params()
   entries = {}
   for name in cfg.attacks:
@@ -396,6 +573,7 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
       attacks=entries,
       unbounded_pgd=dict(eps=cfg.unbounded_eps, **params['pgd_unbounded'], **session.result(
           unbounded, unbounded.settings[0], 'whitebox', target)),
+      probes=masking_probes(target.model, x, y, cfg.batch_size),
       notes=_NOTES)
   if source_ckpt:
     results.update(source_ckpt=source_ckpt, source_model=crafters['blackbox'].description,
@@ -410,6 +588,34 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
   write_text_atomic(os.path.join(out_dir, 'results.md'), results_markdown(results))
   plots.accuracy_vs_l2(_plot_panels(results), os.path.join(out_dir, 'accuracy_vs_l2.png'))
   return results
+
+
+def masking_probes(model, x, y, batch_size: int = 256) -> dict:
+  """What the masking flags of ``soundness_checks`` read, in the spirit of AutoAttack's checks
+  (fra31/auto-attack, ``checks.py``):
+
+  - ``zero_gradient``: the examples whose input gradient of the logit margin ``Z_y - max_{j != y}
+    Z_j`` is exactly zero (AutoAttack tests the DLR loss's; both are ratios or differences of
+    logits, so unlike CE's gradient they do not vanish when the softmax saturates);
+  - ``repeated_call``: the largest L2 change of the L2-normalised logits of the first batch
+    between two identical calls, and whether the predictions agree (a randomised classifier).
+  """
+  gradient = tf.function(lambda xb, yb: value_and_gradient(
+      model, xb, lambda logits: margin(logits, tf.cast(yb, tf.int32)))[2], reduce_retracing=True)
+  zero = 0
+  for start in range(0, len(y), batch_size):
+    g = gradient(tf.constant(x[start:start + batch_size]), tf.constant(y[start:start + batch_size]))
+    zero += int(tf.reduce_sum(tf.cast(tf.reduce_all(tf.equal(
+        tf.reshape(g, [tf.shape(g)[0], -1]), 0.0), axis=-1), tf.int32)))
+  first = tf.constant(x[:batch_size])
+  calls = [np.asarray(model(first), np.float64) for _ in range(2)]
+  unit = [c / (np.linalg.norm(c, axis=-1, keepdims=True) + 1e-10) for c in calls]
+  return dict(
+      zero_gradient=dict(examples=zero, of=len(y), fraction=zero / len(y), loss='logit margin'),
+      repeated_call=dict(examples=len(first), tolerance=REPEAT_TOLERANCE,
+                         max_change=float(np.linalg.norm(unit[0] - unit[1], axis=-1).max()),
+                         predictions_equal=bool(np.array_equal(calls[0].argmax(-1),
+                                                               calls[1].argmax(-1)))))
 
 
 # -- checks and reports ----------------------------------------------------------------------
@@ -430,7 +636,16 @@ def soundness_checks(results: dict) -> list:
   1. unbounded attacks (PGD at a huge eps; C&W) fool >= 99% of the clean-correct examples;
   2. accuracy under PGD does not rise with eps (one example of noise allowed);
   3. black-box accuracy is not below white-box accuracy for the same attack and budget (one
-     example of noise allowed).
+     example of noise allowed);
+
+  and masking flags in the spirit of AutoAttack's (Croce & Hein 2020; ``masking_probes``):
+
+  4. no example has an exactly zero input gradient (``zero_gradients``);
+  5. two identical calls give the same outputs (``deterministic_outputs``; else randomness);
+  6. Square, which reads no gradient, leaves no lower accuracy than every white-box attack at
+     the same eps (one example of noise allowed) and in a worst case breaks at most 0.2% of the
+     examples after the gradient attacks (AutoAttack's check_square_sr; at least one example)
+     (``square_not_stronger``).
   """
   entries = results['attacks']
   unbounded = results['unbounded_pgd']
@@ -459,6 +674,56 @@ def soundness_checks(results: dict) -> list:
       detail += (f'; black-box is stronger for {", ".join(stronger)}: the white-box attack '
                  'is too weak there (gradient masking?)')
     checks.append(dict(name='blackbox_not_stronger', passed=not stronger, detail=detail))
+  return checks + _masking_checks(results)
+
+
+def _masking_checks(results: dict) -> list:
+  """Checks 4-6 of ``soundness_checks``."""
+  checks = []
+  probes = results.get('probes')
+  if probes:
+    zero = probes['zero_gradient']
+    detail = (f'{zero["examples"]} of {zero["of"]} examples have an exactly zero input gradient '
+              f'of the {zero["loss"]}')
+    if zero['examples']:
+      detail += ': gradient attacks cannot move them; suspect gradient masking'
+    checks.append(dict(name='zero_gradients', passed=zero['examples'] == 0, detail=detail))
+    repeat = probes['repeated_call']
+    passed = repeat['predictions_equal'] and repeat['max_change'] <= repeat['tolerance']
+    detail = (f'two identical calls on {repeat["examples"]} examples change the normalised '
+              f'logits by at most {repeat["max_change"]:.2g} (tolerance {repeat["tolerance"]:g})'
+              + ('' if repeat['predictions_equal'] else ' and change predictions'))
+    if not passed:
+      detail += ': a randomised classifier; attack its expectation (EOT) instead'
+    checks.append(dict(name='deterministic_outputs', passed=passed, detail=detail))
+  entries = results['attacks']
+  white = {}  # eps -> [(n_correct, key)] of the white-box gradient attacks
+  for key, e in entries.items():
+    spec = ATTACK_TABLE.get(e['attack'])
+    if 'eps' in e and spec and not spec.gradient_free and not spec.parts:
+      white.setdefault(e['eps'], []).append((e['whitebox']['n_correct'], key))
+  compared, found = [], []
+  for key, e in entries.items():
+    spec = ATTACK_TABLE.get(e['attack'])
+    if spec and spec.gradient_free and white.get(e.get('eps')):
+      n_white, strongest = min(white[e['eps']])
+      compared.append(key)
+      if e['whitebox']['n_correct'] < n_white - NOISE_EXAMPLES:
+        found.append(f'{key} leaves {e["whitebox"]["n_correct"]} correct, {strongest} '
+                     f'{n_white}')
+    for part in spec.parts if spec else ():
+      broken = e['whitebox']['broken_by'][part]
+      if ATTACK_TABLE[part].gradient_free:
+        compared.append(f'{key} ({part})')
+        if broken > max(NOISE_EXAMPLES, SQUARE_GAIN_TOLERANCE * results['num_examples']):
+          found.append(f'{part} broke {broken} examples the gradient attacks of {key} left')
+  if compared:
+    detail = (f'the black-box Square attack is not stronger than the white-box attacks in '
+              f'{", ".join(compared)} ({NOISE_EXAMPLES} example of noise allowed)')
+    if found:
+      detail = (f'Square is stronger: {"; ".join(found)}: suspect gradient masking, or '
+                'white-box attacks too weak')
+    checks.append(dict(name='square_not_stronger', passed=not found, detail=detail))
   return checks
 
 
@@ -468,7 +733,7 @@ def _fmt(value, digits: int = 3) -> str:
 
 def _label(entry: dict) -> str:
   """The row name: the attack and its budget (PGN: c_L and the white-box mean L2 it gave)."""
-  label = _LABELS[entry['attack']]
+  label = ATTACK_TABLE[entry['attack']].label
   if 'eps' in entry:
     return f'{label} (eps={entry["eps"]:g})'
   if 'c_l' in entry:
@@ -488,7 +753,8 @@ def results_markdown(results: dict) -> str:
       'All attacks L2. rho: mean / median L2 norm of the perturbation over successful '
       'adversarial examples (clean-correct, then misclassified). rho (paper\'s variant): the '
       "authors' code's mean over all misclassified adversarial examples, clean mistakes "
-      'included. DeepFool and C&W are minimal-norm (unbounded) attacks.', '',
+      f'included. {", ".join(ATTACK_TABLE[n].label for n in MINIMAL_NORM)} are minimal-norm '
+      '(unbounded) attacks.', '',
       "| attack | white-box acc | rho mean | rho median | rho mean (paper's variant) "
       '| black-box acc |',
       '|---|---:|---:|---:|---:|---:|',
@@ -498,6 +764,17 @@ def results_markdown(results: dict) -> str:
     bb = _fmt(entry['blackbox']['accuracy']) if 'blackbox' in entry else '-'
     lines.append(f'| {_label(entry)} | {_fmt(wb["accuracy"])} | {_fmt(wb["rho_mean"])} | '
                  f'{_fmt(wb["rho_median"])} | {_fmt(wb["rho_mean_paper"])} | {bb} |')
+  worst = [e for e in results['attacks'].values() if 'broken_by' in e['whitebox']]
+  if worst:
+    lines += ['', '## Worst case per example', '',
+              'Which attack broke each example first, on the crafting model (clean: '
+              'misclassified without attack).', '']
+  for entry in worst:
+    wb = entry['whitebox']
+    broken = ', '.join(f'{ATTACK_TABLE[n].label if n in ATTACK_TABLE else n} {k}'
+                       for n, k in wb['broken_by'].items())
+    lines.append(f'- {_label(entry)}: robust accuracy {_fmt(wb["accuracy"])}; broken by '
+                 f'{broken}; unbroken {wb["n_unbroken"]}')
   lines += ['', '## Soundness checks', '']
   lines += [f'- {"ok" if c["passed"] else "**WARNING**"} `{c["name"]}`: {c["detail"]}'
             for c in results['checks']]
@@ -506,20 +783,21 @@ def results_markdown(results: dict) -> str:
 
 def accuracy_vs_l2_series(results: dict, box: str = 'whitebox', attacks=None) -> list:
   """The ``plots.accuracy_vs_l2`` series of ``results`` for ``box``, one per attack (all of
-  ``results``' by default): a curve for a minimal-norm attack; points at eps for FGM / MIM / PGD
-  and at the mean perturbation L2 for PGN (Figure 3)."""
+  ``results``' by default): a curve for a minimal-norm attack; points at eps for the bounded
+  attacks and at the mean perturbation L2 for PGN (Figure 3)."""
   series = []
   for name in attacks or results['attack_settings']:
     entries = [e for e in results['attacks'].values() if e['attack'] == name and box in e]
     if not entries:
       continue
-    if name in MINIMAL_NORM:
+    label = ATTACK_TABLE[name].label
+    if ATTACK_TABLE[name].minimal_norm:
       curve = entries[0][box]['accuracy_vs_l2']
-      series.append(dict(label=_LABELS[name], x=curve['radii'], y=curve['accuracy'], curve=True))
+      series.append(dict(label=label, x=curve['radii'], y=curve['accuracy'], curve=True))
     else:
       points = sorted((e['eps'] if 'eps' in e else e[box]['mean_l2'], e[box]['accuracy'])
                       for e in entries if 'eps' in e or e[box]['mean_l2'] is not None)
-      series.append(dict(label=_LABELS[name], x=[p[0] for p in points],
+      series.append(dict(label=label, x=[p[0] for p in points],
                          y=[p[1] for p in points], curve=False))
   return series
 

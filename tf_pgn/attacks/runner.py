@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from tf_pgn.io_utils import write_bytes_atomic
 
-__all__ = ['run_attack', 'predict']
+__all__ = ['finished_batches', 'predict', 'run_attack']
 
 # Attacks compute in float32; anything further outside [0, 1] than this is a bug, not rounding.
 _RANGE_TOLERANCE = 1e-5
@@ -20,7 +20,13 @@ def _batch_slices(n, batch_size):
   return [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
-def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None, resume_dir=None):
+def finished_batches(resume_dir: str) -> int:
+  """How many batches ``run_attack`` has saved in ``resume_dir``."""
+  return len([n for n in os.listdir(resume_dir) if n.endswith(('.npy', '.npz'))])
+
+
+def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None, resume_dir=None,
+               aux=False):
   """Run ``attack_fn(model, x_batch, y_batch) -> x_adv_batch`` over ``x, y`` in batches.
 
   Args:
@@ -35,9 +41,12 @@ def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None, resum
       a batch already saved is loaded instead of attacked again: a killed run loses at most
       the batch in progress. The caller owns the folder (and must empty it when the attack or
       its settings change).
+    aux: ``attack_fn`` returns ``(x_adv_batch, aux_batch)``, ``aux_batch`` one integer per
+      example (a worst case's which-attack-broke-it); saved with the batch (``<index>.npz``).
 
   Returns:
-    float32 numpy ``x_adv`` shaped like ``x``, clipped to [0, 1].
+    float32 numpy ``x_adv`` shaped like ``x``, clipped to [0, 1]; with ``aux``, the pair
+    ``(x_adv, aux)``, ``aux`` an int32 array [N].
 
   Raises:
     AssertionError: if the attack returns values outside [0, 1] by more than rounding.
@@ -45,30 +54,38 @@ def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None, resum
   x = np.asarray(x, np.float32)
   y = np.asarray(y)
   x_adv = np.empty_like(x)
+  aux_all = np.empty(len(x), np.int32)
   bar = (tqdm(total=len(x), desc=progress_desc, unit='img', disable=None)  # off unless a tty
          if progress_desc else None)
   start_time = time.perf_counter()
   for index, batch in enumerate(_batch_slices(len(x), batch_size)):
-    saved = resume_dir and os.path.join(resume_dir, f'{index:05d}.npy')
+    saved = resume_dir and os.path.join(resume_dir, f'{index:05d}.{"npz" if aux else "npy"}')
     if saved and os.path.exists(saved):
-      adv = np.load(saved)
+      loaded = np.load(saved)
+      adv, extra = (loaded['x_adv'], loaded['aux']) if aux else (loaded, None)
     else:
-      adv = np.asarray(attack_fn(model, tf.constant(x[batch]), tf.constant(y[batch])),
-                       np.float32)
+      out = attack_fn(model, tf.constant(x[batch]), tf.constant(y[batch]))
+      adv, extra = ((np.asarray(out[0], np.float32), np.asarray(out[1], np.int32)) if aux
+                    else (np.asarray(out, np.float32), None))
       if saved:
         buffer = io.BytesIO()
-        np.save(buffer, adv)
+        if aux:
+          np.savez(buffer, x_adv=adv, aux=extra)
+        else:
+          np.save(buffer, adv)
         write_bytes_atomic(saved, buffer.getvalue())
     assert adv.shape == x[batch].shape, (adv.shape, x[batch].shape)
     assert adv.min() >= -_RANGE_TOLERANCE and adv.max() <= 1.0 + _RANGE_TOLERANCE, (
         f'attack returned values in [{adv.min()}, {adv.max()}], outside [0, 1]')
     x_adv[batch] = np.clip(adv, 0.0, 1.0)
+    if aux:
+      aux_all[batch] = extra
     if bar is not None:
       bar.update(batch.stop - batch.start)
       bar.set_postfix(img_s=f'{bar.n / (time.perf_counter() - start_time):.1f}')
   if bar is not None:
     bar.close()
-  return x_adv
+  return (x_adv, aux_all) if aux else x_adv
 
 
 def predict(model, x, batch_size=256):
