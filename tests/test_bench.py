@@ -17,3 +17,19 @@ def test_bench_writes_table_and_ratios(tmp_path):
   assert result['steps']['naive']['deepfool_images_per_second'] > 0
   assert result['steps']['naive']['cw_iterations_images_per_second'] > 0
   assert 'pgn' in proc.stdout and 'images/s' in proc.stdout and 'deepfool' in proc.stdout
+
+
+def test_attack_bench_compares_apgd_with_pgd_and_fmn_with_cw(tmp_path):
+  out = tmp_path / 'attack_bench.json'
+  proc = run_cli('-m', 'tf_pgn.attack_bench', '--width=0.0625', '--num_examples=8',
+                 '--iterations=10', '--repeats=1', '--fmn_steps=10', '--cw_iterations=10',
+                 '--cw_search_steps=2', f'--out={out}')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads(out.read_text())
+  speed, minimal = result['apgd_vs_pgd'], result['fmn_vs_cw']
+  assert speed['pgd']['iterations_images_per_second'] > 0 and speed['apgd_over_pgd_speed'] > 0
+  assert 0 <= speed['apgd']['accuracy'] <= 1
+  assert minimal['fmn']['model_calls_per_image'] == 10  # one per step
+  assert 0 < minimal['cw']['model_calls_per_image'] <= 20  # at most iterations x search steps
+  assert minimal['fmn_over_cw_model_calls'] >= 0.5
+  assert 'APGD / PGD speed' in proc.stdout and 'FMN / C&W' in proc.stdout

@@ -23,6 +23,7 @@ from tf_pgn import data as data_lib
 from tf_pgn.config import make_config
 from tf_pgn.defenses import AdversarialTrainer
 from tf_pgn.io_utils import write_json_atomic
+from tf_pgn.timing import median_seconds
 
 flags.DEFINE_float('width', 0.5, 'Classifier width multiplier.')
 flags.DEFINE_float('gen_width', None, 'Generator width multiplier (default: --width).')
@@ -53,22 +54,6 @@ def forward_flops(model: keras.Model) -> float:
     elif isinstance(layer, keras.layers.Dense):
       total += 2.0 * layer.input.shape[-1] * layer.units
   return total
-
-
-def median_seconds(fns: dict, warmup: int, repeats: int) -> dict:
-  """{name: median seconds of one call} of the callables ``fns``, timed round-robin (one call of
-  each per round, ``repeats`` rounds, after ``warmup`` untimed calls each) so that a slow spell
-  of a shared machine slows all of them alike instead of biasing their ratios."""
-  for fn in fns.values():
-    for _ in range(warmup):
-      fn()
-  times = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      t0 = time.perf_counter()
-      fn()
-      times[name].append(time.perf_counter() - t0)
-  return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def matmul_flops_per_second(n: int = 2048, repeats: int = 5) -> float:
