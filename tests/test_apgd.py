@@ -74,7 +74,7 @@ def test_apgd_stays_in_the_ball_and_the_box(attacked, small_cifar_model):
     _assert_in_ball_and_box(x_adv, x, EPS)
 
 
-def test_apgd_is_reproducible_and_independent_of_the_batch_it_runs_in(small_cifar_model, attacked):
+def test_apgd_is_reproducible_eagerly_and_compiled(small_cifar_model, attacked):
   model, x, y = small_cifar_model
   again = apgd_l2(model, tf.constant(x), tf.constant(y), EPS)
   np.testing.assert_array_equal(np.asarray(again), np.asarray(attacked['apgd_ce'][1]))
