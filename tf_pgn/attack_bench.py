@@ -6,8 +6,9 @@
 
 - APGD vs PGD: iterations x images per second of ``--iterations`` steps of each (1 restart for
   APGD; PGD with step 2.5 eps / steps, no random start, as the evaluation runs it), compiled,
-  the median of ``--repeats`` timed calls after one untimed (``timing.median_seconds``), and the
-  accuracy each leaves at ``--eps``.
+  the median of ``--repeats`` timed calls after one untimed (``timing.median_seconds``), on the
+  examples classified correctly (APGD does not attack the others), and the accuracy each leaves
+  on them at ``--eps``.
 - FMN vs C&W (the evaluation's settings: ``--fmn_steps``; ``--cw_iterations`` x
   ``--cw_search_steps``): rho (mean L2 over the successful examples, Eq. 6), the success rate,
   rho over the examples both fooled, seconds, and the model calls per image, counted by a
@@ -66,7 +67,10 @@ class CountingModel:
 
 
 def apgd_vs_pgd(model, x, y, eps: float, iterations: int, repeats: int) -> dict:
-  """Iterations x images / s of APGD-CE and PGD, both compiled with a tensor eps."""
+  """Iterations x images / s of APGD-CE and PGD, both compiled with a tensor eps, on the
+  examples ``model`` classifies correctly (APGD skips the others, PGD would not)."""
+  correct = predict(model, x.numpy()).argmax(-1) == y.numpy()
+  x, y = tf.boolean_mask(x, correct), tf.boolean_mask(y, correct)
   eps_t = tf.constant(eps, tf.float32)
   compiled = {
       'pgd': tf.function(lambda xs, ys, e: pgd_l2(model, xs, ys, e, 2.5 * e / iterations,
@@ -83,7 +87,7 @@ def apgd_vs_pgd(model, x, y, eps: float, iterations: int, repeats: int) -> dict:
                      iterations_images_per_second=iterations * len(y) / seconds[name],
                      accuracy=metrics.accuracy(predict(model, outputs[name]), y))
           for name in compiled}
-  return dict(rows, eps=eps, iterations=iterations, apgd_over_pgd_speed=(
+  return dict(rows, eps=eps, iterations=iterations, images=int(len(y)), apgd_over_pgd_speed=(
       rows['apgd']['iterations_images_per_second'] / rows['pgd']['iterations_images_per_second']))
 
 
@@ -150,7 +154,8 @@ def main(argv):
   print(f'{description}, {len(y)} images')
   for name in ('pgd', 'apgd'):
     r = speed[name]
-    print(f'{name:5} {FLAGS.iterations} iterations at eps {FLAGS.eps:g}: '
+    print(f'{name:5} {FLAGS.iterations} iterations at eps {FLAGS.eps:g} on the '
+          f'{speed["images"]} clean-correct images: '
           f'{r["iterations_images_per_second"]:.0f} iterations x images/s, '
           f'accuracy {r["accuracy"]:.3f}')
   print(f'APGD / PGD speed: {speed["apgd_over_pgd_speed"]:.2f}')
