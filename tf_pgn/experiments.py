@@ -54,6 +54,7 @@ C_L_VALUES = (0.5, 2.0, 8.0)
 # PGN with --pgn_grad_input=normalized: G sees the gradient, so a given c_L perturbs more than
 # with the raw one (c_L 2 ended near test accuracy 0.705 in a probe); these span 0.70-0.75.
 NORMALIZED_C_L_VALUES = (2.0, 8.0, 32.0)
+LEVER_C_L = 2.0
 # The PGN variants drawn as robustness curves of their own; other variants are ablations.
 CURVE_VARIANTS = ('', 'normalized')
 # The capacity and through_adv sweeps' PGN setting (its job at the main width is the curve's).
@@ -156,6 +157,10 @@ SWEEPS = {
     # G given a gradient it can see (per example, unit RMS per pixel): its robustness curve.
     'normalized_curve': [_job('pgn', c, pgn_grad_input='normalized')
                          for c in NORMALIZED_C_L_VALUES],
+    # The other levers on G, each against the normalized c_L 2 job: a zero-initialised output
+    # layer, two G updates per F update.
+    'levers': [_job('pgn', LEVER_C_L, pgn_grad_input='normalized', pgn_zero_init=True),
+               _job('pgn', LEVER_C_L, pgn_grad_input='normalized', pgn_gen_steps=2)],
 }
 
 
@@ -482,7 +487,7 @@ def _speed() -> None:
   cfg = make_config(FLAGS.preset)
   cmd = [sys.executable, '-m', 'tf_pgn.bench', f'--width={cfg.width:g}',
          f'--gen_width={cfg.gen_width:g}', f'--batch_size={cfg.batch_size}',
-         '--defenses=naive,fgm,pgd7,pgd10,pgn,pgn:through',
+         '--defenses=naive,fgm,pgd7,pgd10,pgn,pgn:through,pgn:normalized,pgn:normalized_gen2',
          f'--out={os.path.join(_root(), "bench.json")}']
   print(' '.join(cmd[1:]), flush=True)
   returncode = subprocess.run(cmd, check=False).returncode
