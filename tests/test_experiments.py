@@ -4,8 +4,10 @@ verdicts, PGN variants, seeds and PGN-attack folders on synthetic job folders.""
 import csv
 import json
 import os
+import platform
 import re
 import shutil
+import socket
 
 import pytest
 
@@ -463,3 +465,86 @@ def test_report_copies_small_files_only_and_keeps_the_notes(tmp_path):
   assert path.read_text() == text.replace(text[text.index('<!-- notes -->'):
                                                text.index('<!-- /notes -->') + 15], notes)
 
+
+def _variant_sweep(root):
+  """_sweep (the paper's claims hold) with the normalized PGN curve (one seed), the normalized
+  PGN attack and one with an L2 budget on FGM-AT eps 0.5, and an AutoAttack-style result."""
+  _sweep(root, True)
+  for c_l, acc, rho in ((2.0, 0.71, 0.90), (8.0, 0.76, 0.70), (32.0, 0.79, 0.50)):
+    _job_dir(root, 'pgn', acc, results=_results(acc, rho, autoattack=0.2 if c_l == 2 else None),
+             c_l=c_l, grad_input='normalized')
+  fgm = 'fgm_eps0.5_w0.25_s1234'
+  _pgn_eval(root, fgm, 'eval_pgn_normalized', 0.70, [(2.0, 0.3, 0.40), (4.0, 0.1, 0.55)],
+            'normalized')
+  _pgn_eval(root, fgm, 'eval_pgn_normalized_eps0.5', 0.70, [(2.0, 0.45, 0.30)], 'normalized',
+            eps=0.5)
+  return str(root)
+
+
+def test_the_report_judges_the_best_pgn_variant_and_each_pgn_attack_variant(tmp_path):
+  root = _variant_sweep(tmp_path / 'sweep')
+  study = render.Study.load(root, '--root=R')
+  attacks = study.sweep.pgn_attacks['fgm_eps0.5_w0.25_s1234']
+  assert {v: a['folder'] for v, a in attacks.items()} == {
+      'raw': 'eval', 'normalized': 'eval_pgn_normalized',
+      'normalized_eps0.5': 'eval_pgn_normalized_eps0.5'}
+  verdicts = _verdicts(study)
+  assert [verdicts[k].verdict for k in PAPER_ROWS] == ['reproduced'] * 5
+  # The normalized curve (0.71-0.79) beats both baselines, but its seed spread is unmeasured.
+  best = verdicts[1, 'normalized G input']
+  assert best.verdict == 'partly', best
+  assert 'rho_cw is PGN (normalized) 0.567, FGM-AT 0.300, PGD-AT 0.310' in best.why
+  assert ('Seed spread not measured on 3 seeds for PGN (normalized) (at most partly): run '
+          '`python -m tf_pgn.experiments run --sweep=seeds --root=R`') in best.why
+  # Of the other attack variants the normalized one lies farthest below FGM / PGD.
+  assert verdicts[3, 'normalized G input'].verdict == 'reproduced'
+  assert 'fgm_eps0.5_w0.25_s1234, c_L=4 at mean L2 0.100: PGN 0.550, FGM 0.642, PGD 0.633' in (
+      verdicts[3, 'normalized G input'].why)
+  assert verdicts[4, 'normalized G input'].verdict == 'not measured yet'
+  out, path = tmp_path / 'results', tmp_path / 'R.md'
+  render.write_report(root, str(out), str(path), root_text='runs/sweeps/x')
+  text = path.read_text()
+  for row in ('| 1 (raw G input) | PGN is more robust', '| 1 (normalized G input) | PGN is more',
+              '| 3 (normalized G input) |', '| 4 (normalized G input) |'):
+    assert row in text, row
+  assert '### PGN attack, normalized G input (eval_pgn_normalized/)' in text
+  assert ('| fgm_eps0.5_w0.25_s1234 | 2 | 0.50 | 0.450 | 0.300 | 0.430 | 0.385 | yes |'
+          in text)  # the variant with an L2 budget of 0.5
+  assert 'Strongest PGN attack variant: raw G input' in text
+  assert '| 0.780 | PGN (normalized) | 0.33 x PGN (normalized) c_L=8 (0.760)' in text
+  assert '| pgn_c_l2_w0.25_s1234_normalized | evaluated | PGN (normalized) c_L=2 |' in text
+  assert '| 0.200 | - |' in text  # the AutoAttack-style column beside PGD-100
+  assert ('| fgm_eps0.1_w0.25_s* | 1234, 1235, 1236 | 0.780 ± 0.000 (0.780-0.780) | '
+          '0.300 ± 0.005 (0.295-0.305) |') in text
+  assert 'PGN (normalized) c_L=2: 1 of 3; PGD-AT eps=0.25: 0 of 3.' in text
+  assert '`python -m tf_pgn.experiments run --sweep=normalized_capacity --root=runs/sweeps/x`' in (
+      text)
+  folder = out / 'sweep' / 'fgm_eps0.5_w0.25_s1234'
+  assert {p.name for p in (folder / 'eval_pgn_normalized').iterdir()} == {'results.json',
+                                                                          'results.md'}
+  summary = json.loads((out / 'sweep' / 'summary.json').read_text())['jobs']
+  assert {r['job']: r['autoattack_eps0.5_acc'] for r in summary
+          if r['autoattack_eps0.5_acc'] is not None} == {'pgn_c_l2_w0.25_s1234_normalized': 0.2}
+
+
+def test_generated_text_holds_no_machine_paths(tmp_path):
+  """The report quotes the root as given and the data's provenance without its paths; only the
+  notes block is free text."""
+  root = _sweep(tmp_path / 'sweep', True)
+  data = os.path.join(os.path.expanduser('~'), '.cache', 'tf_pgn', 'cifar-10-batches-py')
+  for job in os.listdir(root):
+    path = os.path.join(root, job, 'eval', 'results.json')
+    if os.path.isfile(path):
+      results = json.load(open(path))
+      results['data'] = dict(fingerprint='f', provenance=(
+          f'unverified: {data} is not the official files and has no checksums.md5'))
+      json.dump(results, open(path, 'w'))
+  path = tmp_path / 'R.md'
+  proc = run_cli('-m', 'tf_pgn.experiments', 'report', f'--root={root}', '--data_dir=~/data',
+                 f'--out={tmp_path / "results"}', f'--report={path}')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  text = path.read_text().replace(str(tmp_path), 'TMP')
+  assert 'not the official files and not pinned by checksums' in text
+  assert '--data_dir=~/data' in text
+  for machine in (os.path.expanduser('~'), socket.gethostname(), platform.processor() or '~~'):
+    assert machine not in text, machine
