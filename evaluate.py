@@ -34,7 +34,7 @@ flags.DEFINE_integer('cw_search_steps', None, 'C&W binary-search steps over c (d
 flags.DEFINE_float('cw_lr', None, 'C&W Adam learning rate (default 5e-3).')
 flags.DEFINE_float('cw_initial_const', None, 'C&W first value of c (default 1e-2).')
 flags.DEFINE_list('pgn_c_l_list', None, 'PGN attack: distance weights c_L, one generator each '
-                  '(default 2,4,8).')
+                  '(default 1,2,4,8).')
 flags.DEFINE_float('pgn_gen_width', None, 'PGN attack: generator width multiplier (default 0.25).')
 flags.DEFINE_float('pgn_lr', None, 'PGN attack: Adam learning rate of the generator (default '
                    '2e-3).')
@@ -42,7 +42,7 @@ flags.DEFINE_integer('pgn_attack_epochs', None, 'PGN attack: training epochs (de
 flags.DEFINE_integer('pgn_attack_train_size', None, 'PGN attack: first N training images '
                      '(default 50000: all).')
 flags.DEFINE_enum('pgn_grad_input', None, ['raw', 'normalized', 'sign'], 'PGN attack: G\'s '
-                  'gradient input: the paper\'s raw gradient, or scale-free (default raw).')
+                  'gradient input: the paper\'s raw gradient, or scale-free (default normalized).')
 flags.DEFINE_float('pgn_eps', None, 'PGN attack: project x_adv into this L2 ball (default: no '
                    'budget, c_L alone sets the size).')
 flags.DEFINE_integer('batch_size', None, 'Examples per attack batch (default 256).')

@@ -50,11 +50,12 @@ class TrainConfig:
   # backprop) as the authors' code does. Off by default: standard adversarial training treats
   # x_adv as a constant for F, and the through-path lets F learn to weaken G's input.
   pgn_grad_through_adv: bool = False
-  # G as an adversary (issue: the paper's raw input gradient is ~1e-6 per pixel, so G cannot see
-  # it). G's gradient input (models.GRAD_INPUTS): 'raw' is the paper's, 'normalized' and 'sign'
-  # are scale-free. G's updates per F update; G's output layer zeroed at the start (x_adv = x);
-  # an L2 budget on x_adv - x (x_adv projected into the ball; None: no budget).
-  pgn_grad_input: str = 'raw'
+  # G as an adversary. G's gradient input (models.generator_input_gradient): 'raw' is the
+  # paper's, ~1e-6 per pixel, which G cannot see beside its other inputs of order 1; 'normalized'
+  # (per example, unit RMS per pixel; the default: README, "G's gradient input") and 'sign' are
+  # scale-free. G's updates per F update; G's output layer zeroed at the start (x_adv = x); an
+  # L2 budget on x_adv - x (x_adv projected into the ball; None: no budget).
+  pgn_grad_input: str = 'normalized'
   pgn_gen_steps: int = 1
   pgn_zero_init: bool = False
   pgn_eps: float | None = None

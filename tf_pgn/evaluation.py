@@ -86,13 +86,12 @@ class EvalConfig:
   cw_initial_const: float = 1e-2
   # PGN as an attack (Figure 3): a fresh generator against the fixed classifier, one per c_L,
   # trained on the whole training set ("fully trained", section 4.3). Its loss -CE + c_L ||d||^2
-  # has its optimum near ||d|| = (slope of CE along d) / (2 c_L). Calibrated on the cpu preset's
-  # FGM-AT eps 0.02 classifier (`evaluate.py --attacks=pgn` with these settings): after 2 epochs
-  # at the cpu preset's generator learning rate 2e-3, c_L 4 and 2 reach mean L2 0.23 and 0.45
-  # (accuracy 0.57 and 0.46), inside Figure 3's FGM / PGD budgets, while c_L 1 ran away to L2
-  # ~3 within one epoch; the paper's 5e-4 for 1 epoch on 10,000 images left c_L 4 at L2 0.02
-  # and c_L 1 at 0.15 (an attack that barely moved).
-  pgn_c_l_list: tuple = (2.0, 4.0, 8.0)
+  # has its optimum near ||d|| = (slope of CE along d) / (2 c_L). With the normalized gradient
+  # input (the default; the paper's raw one is ~1e-6 per pixel and G hardly uses it) c_L 1 to 8
+  # span mean L2 ~0.1-0.4 on the cpu preset's eps-0.5 FGM-AT model, inside Figure 3's FGM / PGD
+  # budgets; with --pgn_grad_input=raw, c_L 2, 4, 8 reach only L2 0.07, 0.03, 0.01 there and
+  # c_L 1 runs away to L2 ~3 within one epoch.
+  pgn_c_l_list: tuple = (1.0, 2.0, 4.0, 8.0)
   pgn_gen_width: float = 0.25
   pgn_lr: float = 2e-3
   pgn_attack_epochs: int = 2
@@ -100,7 +99,7 @@ class EvalConfig:
   pgn_batch_size: int = 128
   # G's gradient input (models.generator_input_gradient) and an optional hard L2 budget on its
   # perturbation (then each c_L's key carries the eps: pgn_c_l2_eps0.5).
-  pgn_grad_input: str = 'raw'
+  pgn_grad_input: str = 'normalized'
   pgn_eps: float | None = None
   # Soundness check: PGD with a budget no image needs.
   unbounded_eps: float = 8.0

@@ -91,6 +91,10 @@ STRONG_PGD_STEPS = 100
 EVAL_SETTINGS = dict(attacks=('fgm', 'mim', 'pgd', 'deepfool', 'cw'),
                      eps_list=(REFERENCE_EPS, STRONG_PGD_EPS), pgd_steps=STRONG_PGD_STEPS)
 BUDGET_ATTACKS = ('fgm', 'mim', 'pgd')
+# Figure 3's PGN attack in <job>/eval: the paper's generator (raw gradient input) at the c_L that
+# bracket the FGM / PGD budgets for it; other attack variants go to <job>/eval_pgn_<variant>
+# (`evaluate.py --attacks=pgn --pgn_grad_input=...`).
+FIGURE3_PGN = dict(pgn_grad_input='raw', pgn_c_l_list=(2.0, 4.0, 8.0))
 # The worst case over an AutoAttack-style ensemble at RobustBench's budget, where an evaluation
 # ran it (results.json's attacks key).
 AUTOATTACK_KEY = f'autoattack_eps{STRONG_PGD_EPS:g}'

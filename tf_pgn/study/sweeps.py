@@ -14,7 +14,8 @@ from tf_pgn.config import TrainConfig, make_config
 from tf_pgn.study import results as results_lib
 from tf_pgn.study.protocol import (BEST_PGN_VARIANT, CAPACITY_WIDTHS, EPS_VALUES,
                                    EVAL_SETTINGS, EXTRA_SEEDS, FIGURE3_DEFENSES, FIGURE3_EPS,
-                                   FIGURE3_TARGET_EPS, HPARAMS, LEVER_C_L, MIDDLE_C_L, PGN_CURVES, PROGRESS_DEFENSES, PROGRESS_EXAMPLES,
+                                   FIGURE3_PGN, FIGURE3_TARGET_EPS, HPARAMS, LEVER_C_L,
+                                   MIDDLE_C_L, PGN_CURVES, PROGRESS_DEFENSES, PROGRESS_EXAMPLES,
                                    SEED_POINTS, TABLE2, VARIANT_FIELDS, ExperimentError,
                                    variant_name)
 
@@ -110,7 +111,8 @@ def eval_settings(job: Job) -> dict:
   """The evaluation of ``job``: EVAL_SETTINGS, with Figure 3's on the FGM-AT and PGD-AT jobs
   trained at FIGURE3_TARGET_EPS."""
   if job.defense in FIGURE3_DEFENSES and job.hparam_value == FIGURE3_TARGET_EPS:
-    return dict(EVAL_SETTINGS, attacks=EVAL_SETTINGS['attacks'] + ('pgn',), eps_list=FIGURE3_EPS)
+    return dict(EVAL_SETTINGS, attacks=EVAL_SETTINGS['attacks'] + ('pgn',), eps_list=FIGURE3_EPS,
+                **FIGURE3_PGN)
   return dict(EVAL_SETTINGS)
 
 
