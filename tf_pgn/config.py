@@ -81,13 +81,6 @@ class TrainConfig:
   # tf.debugging.enable_check_numerics: a NaN/Inf stops the run naming the op that made it (slow).
   debug_numerics: bool = False
 
-  @property
-  def pgd_step(self) -> float:
-    """PGD step size; the authors' default eps / steps * 5/3 unless set."""
-    if self.pgd_step_size is not None:
-      return self.pgd_step_size
-    return self.eps / self.pgd_steps * 5.0 / 3.0
-
   def validate(self) -> 'TrainConfig':
     """Raises ConfigError with a one-line fix for the first invalid field."""
     if self.dataset not in DATASETS:
