@@ -27,7 +27,7 @@ from tf_pgn import metrics, plots
 from tf_pgn.attacks import carlini_wagner_l2, deepfool_l2, predict, run_attack
 from tf_pgn.attacks.gradient import fgm_l2, mim_l2, pgd_l2
 from tf_pgn.attacks.pgn_attack import PGNAttack
-from tf_pgn.config import GRAD_INPUTS
+from tf_pgn.config import GRAD_INPUTS, setting
 from tf_pgn.export import load_classifier
 from tf_pgn.io_utils import write_json_atomic, write_text_atomic
 
@@ -70,20 +70,23 @@ class EvalError(ValueError):
 
 @dataclasses.dataclass
 class EvalConfig:
-  """Attack settings of one evaluation; the defaults follow the paper where it has one."""
-  dataset: str = 'cifar10'
-  num_examples: int = 1000  # the first test images (exact pixels here; RobustBench's convention)
-  attacks: tuple = ATTACKS
+  """Attack settings of one evaluation; the defaults follow the paper where it has one. Each
+  field is a flag of ``evaluate.py`` (``tf_pgn.cli.flags``)."""
+  dataset: str = setting('cifar10', 'cifar10 or cifar100.')
+  # The first test images (exact pixels here; RobustBench's convention).
+  num_examples: int = setting(1000, 'Evaluate on the first N test images.')
+  attacks: tuple = setting(ATTACKS, f'Comma list of {",".join(ATTACKS)}.')
   # FGM / MIM / PGD budgets; Table 2 of the paper uses eps = 0.02.
-  eps_list: tuple = (0.1, 0.25, 0.5, 1.0)
-  pgd_steps: int = 20  # step 2.5 * eps / steps (Madry et al. 2018)
-  mim_steps: int = 10  # step eps / steps
-  deepfool_overshoot: float = 0.02
+  eps_list: tuple = setting((0.1, 0.25, 0.5, 1.0), 'L2 budgets of FGM, MIM and PGD (Table 2 of '
+                            'the paper uses 0.02).')
+  pgd_steps: int = setting(20, 'PGD iterations, step 2.5 * eps / steps (Madry et al. 2018).')
+  mim_steps: int = setting(10, 'MIM iterations, step eps / steps.')
+  deepfool_overshoot: float = setting(0.02, 'DeepFool overshoot.')
   # C&W L2: at most 100 iterations in the paper (section 4.2).
-  cw_iterations: int = 100
-  cw_search_steps: int = 5
-  cw_lr: float = 5e-3
-  cw_initial_const: float = 1e-2
+  cw_iterations: int = setting(100, 'C&W Adam steps per search step (100 in the paper).')
+  cw_search_steps: int = setting(5, 'C&W binary-search steps over c.')
+  cw_lr: float = setting(5e-3, 'C&W Adam learning rate.')
+  cw_initial_const: float = setting(1e-2, 'C&W first value of c.')
   # PGN as an attack (Figure 3): a fresh generator against the fixed classifier, one per c_L,
   # trained on the whole training set ("fully trained", section 4.3). Its loss -CE + c_L ||d||^2
   # has its optimum near ||d|| = (slope of CE along d) / (2 c_L). Calibrated on the cpu preset's
@@ -92,21 +95,25 @@ class EvalConfig:
   # (accuracy 0.57 and 0.46), inside Figure 3's FGM / PGD budgets, while c_L 1 ran away to L2
   # ~3 within one epoch; the paper's 5e-4 for 1 epoch on 10,000 images left c_L 4 at L2 0.02
   # and c_L 1 at 0.15 (an attack that barely moved).
-  pgn_c_l_list: tuple = (2.0, 4.0, 8.0)
-  pgn_gen_width: float = 0.25
-  pgn_lr: float = 2e-3
-  pgn_attack_epochs: int = 2
-  pgn_attack_train_size: int = 50000
-  pgn_batch_size: int = 128
+  pgn_c_l_list: tuple = setting((2.0, 4.0, 8.0), 'PGN attack: distance weights c_L, one '
+                                'generator each.')
+  pgn_gen_width: float = setting(0.25, 'PGN attack: generator width multiplier.')
+  pgn_lr: float = setting(2e-3, 'PGN attack: Adam learning rate of the generator.')
+  pgn_attack_epochs: int = setting(2, 'PGN attack: training epochs.')
+  pgn_attack_train_size: int = setting(50000, 'PGN attack: first N training images (50000: '
+                                       'all).')
+  pgn_batch_size: int = setting(128, 'PGN attack: training batch size.')
   # G's gradient input (models.generator_input_gradient) and an optional hard L2 budget on its
   # perturbation (then each c_L's key carries the eps: pgn_c_l2_eps0.5).
-  pgn_grad_input: str = 'raw'
-  pgn_eps: float | None = None
+  pgn_grad_input: str = setting('raw', 'PGN attack: G\'s gradient input: the paper\'s raw '
+                                'gradient, or scale-free.', GRAD_INPUTS)
+  pgn_eps: float | None = setting(None, 'PGN attack: project x_adv into this L2 ball (none: no '
+                                  'budget, c_L alone sets the size).')
   # Soundness check: PGD with a budget no image needs.
-  unbounded_eps: float = 8.0
-  unbounded_steps: int = 50
-  batch_size: int = 256
-  seed: int = 1234
+  unbounded_eps: float = setting(8.0, 'Soundness check: L2 budget of the unbounded PGD.')
+  unbounded_steps: int = setting(50, 'Soundness check: iterations of the unbounded PGD.')
+  batch_size: int = setting(256, 'Examples per attack batch.')
+  seed: int = setting(1234, 'Seed of the PGN attack generators.')
 
   def validate(self) -> 'EvalConfig':
     """Raises EvalError with a one-line fix for the first invalid field."""
