@@ -239,9 +239,12 @@ class PGN:
 
 
 def update_ema(ema_classifier: keras.Model, classifier: keras.Model, decay: float) -> None:
-  """EMA of F's weights, in cross-replica context (applied to every replica's copy)."""
+  """EMA of F's trainable weights, in cross-replica context (applied to every replica's copy).
+  F's other weights (batch-norm statistics, moving averages already) are copied, as Keras'
+  optimizer EMA leaves them: averaged again they would lag behind, from their initial values,
+  the weights they normalise (the ConvPool-CNN has none)."""
   for ema_w, w in zip(ema_classifier.weights, classifier.weights):
-    ema_w.assign(decay * ema_w + (1.0 - decay) * w)
+    ema_w.assign(decay * ema_w + (1.0 - decay) * w if w.trainable else w)
 
 
 def from_config(cfg: TrainConfig):
