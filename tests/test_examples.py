@@ -22,7 +22,7 @@ def test_digits_example_trains_and_evaluates_pgd_at_and_pgn(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'digits: 128 training, 32 test images' in proc.stdout
   number = r'(\d\.\d{3}|-)'
-  for row in (r'PGD-AT eps 1', r'PGN c_L 1'):
+  for row in (r'PGD-AT eps 1', r'PGN c_L 0\.25'):
     assert re.search(rf'^\| {row} \| {number} \| {number} \| {number} \|$', proc.stdout, re.M), (
         proc.stdout[-2000:])
   for name in ('pgd', 'pgn'):  # the SavedModel, the TensorBoard logs; the backup deleted at the end
