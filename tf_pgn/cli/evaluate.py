@@ -49,5 +49,5 @@ def main(argv, config_flags: tuple):
 def run():
   """The ``tf-pgn-evaluate`` console script."""
   config_flags = _define_flags()
-  show_in_help(('ckpt', 'source_ckpt', 'out', 'data_dir') + config_flags)
+  show_in_help(('ckpt', 'source_ckpt', 'out', 'data_dir') + config_flags, __doc__)
   app.run(lambda argv: main(argv, config_flags))

@@ -49,9 +49,13 @@ def define_config_flags(config_class, default_note: str,
   return tuple(names)
 
 
-def show_in_help(names) -> None:
-  """Lists the flags ``names`` under ``--help`` (absl's help shows the main module's flags; these
-  are defined here and in the command's module, whatever script runs them)."""
+def show_in_help(names, doc: str) -> None:
+  """Lists the flags ``names`` under ``--help`` after ``doc`` (absl's help shows the main
+  module's docstring and flags; these are defined here and in the command's module, and the main
+  module may be a console script with neither)."""
+  main = sys.modules['__main__']
+  if not main.__doc__:
+    main.__doc__ = doc
   for name in names:
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
 

@@ -44,5 +44,5 @@ def main(argv, config_flags: tuple):
 def run():
   """The ``tf-pgn-train`` console script."""
   config_flags = _define_flags()
-  show_in_help(('preset', 'run_dir', 'data_dir') + config_flags)
+  show_in_help(('preset', 'run_dir', 'data_dir') + config_flags, __doc__)
   app.run(lambda argv: main(argv, config_flags))
