@@ -20,10 +20,10 @@ class ConfigError(ValueError):
   """A configuration value is invalid; the message says which and how to fix it."""
 
 
-def setting(default, help: str, choices: tuple | None = None):
+def setting(default, help_text: str, choices: tuple | None = None):
   """A config field with its command-line help (and, for an enum flag, its choices): the flags
   of ``train.py`` and ``evaluate.py`` are made from these (``tf_pgn.cli.flags``)."""
-  metadata = dict(help=help) if choices is None else dict(help=help, choices=choices)
+  metadata = dict(help=help_text) if choices is None else dict(help=help_text, choices=choices)
   return dataclasses.field(default=default, metadata=metadata)
 
 
