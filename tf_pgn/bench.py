@@ -146,11 +146,11 @@ def pgn_parts_ms(trainer, x, y) -> dict:
   against the whole step (forward + one backward pass through all of them + two Adam updates)."""
   from tf_pgn import models  # pylint: disable=g-import-not-at-top
   onehot = tf.one_hot(y, 10)
-  grad = tf.function(lambda: models.true_class_gradient(trainer.logits, x, onehot)[0])
+  grad = tf.function(lambda: models.true_class_gradient(trainer.players.logits, x, onehot)[0])
   parts = {
       'input_gradient': grad,  # F forward + backward to x
       'generator_forward': tf.function(lambda: trainer.generate(x, onehot)[0]),  # incl. the above
-      'classifier_forward': tf.function(lambda: trainer.logits(x, training=True)),
+      'classifier_forward': tf.function(lambda: trainer.players.logits(x, training=True)),
   }
   seconds = median_seconds({name: lambda fn=fn: np.asarray(fn()) for name, fn in parts.items()},
                            1, FLAGS.repeats)

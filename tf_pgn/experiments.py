@@ -41,7 +41,7 @@ def _define_flags() -> None:
   flags.DEFINE_string('root', None, 'Folder of the sweep\'s jobs (default '
                       'runs/sweeps/<dataset>_<preset>).')
   flags.DEFINE_string('data_dir', None, 'Folder with the official CIFAR python archive (or set '
-                      '$TF_PGN_DATA_DIR); without either, keras.datasets downloads it.')
+                      '$TF_PGN_DATA_DIR); without either, the official archive is downloaded.')
   flags.DEFINE_integer('num_examples', 1000, 'run: evaluate on the first N test images.')
   flags.DEFINE_list('jobs', None, 'run, progress: only these jobs (comma list of job names; '
                     'progress: default every FGM-AT and PGN job).')

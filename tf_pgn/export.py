@@ -33,7 +33,7 @@ def export_saved_model(model, path: str) -> None:
 
 
 def load_saved_model(path: str):
-  """A callable mapping float32 [N, 32, 32, 3] images in [0, 1] to logits."""
+  """A callable mapping float32 [N, H, W, C] images in [0, 1] to logits."""
   if not tf.saved_model.contains_saved_model(path):
     raise ModelLoadError(f'{path} holds no SavedModel')
   loaded = tf.saved_model.load(path)
@@ -43,10 +43,13 @@ def load_saved_model(path: str):
 
 
 class SavedModelClassifier:
-  """Calls a loaded SavedModel's ``serve`` endpoint; holds the object that owns its variables."""
+  """Calls a loaded SavedModel's ``serve`` endpoint; holds the object that owns its variables.
+  ``input_shape`` is the endpoint's, batch axis included."""
 
   def __init__(self, loaded):
     self._loaded = loaded
+    signature = loaded.serve.concrete_functions[0].structured_input_signature
+    self.input_shape = tuple(signature[0][0].shape)
 
   def __call__(self, x, training=False):
     del training  # inference only
@@ -75,7 +78,7 @@ def load_classifier(path: str):
     return model, num_classes, f'{path} (EMA weights of {os.path.basename(latest)})'
   if os.path.isdir(path) and tf.saved_model.contains_saved_model(path):
     model = load_saved_model(path)
-    num_classes = int(model(tf.zeros([1, 32, 32, 3])).shape[-1])
+    num_classes = int(model(tf.zeros([1, *model.input_shape[1:]])).shape[-1])
     return model, num_classes, f'{path} (SavedModel)'
   raise ModelLoadError(f'{path} is neither a run directory (with config.json), an epoch snapshot '
                        'of one nor a SavedModel directory: pass --ckpt=runs/NAME, '
