@@ -233,12 +233,14 @@ class Trainer:
                resumed_mid_epoch=done > 0)
     row['test_acc'] = evaluate_accuracy(self.model.ema_classifier, self.test_split)
     row[f'probe_pgd{cfg.probe_eps:g}_acc'] = self._probe_accuracy()
+    # The snapshot and the metrics row come before the epoch's checkpoint: a kill between redoes
+    # them, where after it the rerun would go on without them.
     if cfg.snapshot_every_epochs and (epoch + 1) % cfg.snapshot_every_epochs == 0:
-      self._snapshot(epoch + 1)  # before the epoch's checkpoint: a kill between redoes both
-    self.epoch.assign(epoch + 1)
-    self.save()
+      self._snapshot(epoch + 1)
     if self.is_chief:
       self._append_metrics(row)
+    self.epoch.assign(epoch + 1)
+    self.save()
     for k, v in row.items():
       if isinstance(v, float):
         tf.summary.scalar(f'epoch/{k}', v, step=epoch + 1)
