@@ -1,10 +1,14 @@
 """Fault injection: kill -9 during a step, a checkpoint write or the export; a corrupt checkpoint;
-a full disk."""
+two processes on one folder; a full disk."""
+import contextlib
 import errno
 import glob
+import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +19,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, run_cli
-from tf_pgn import evaluation
+from tf_pgn import evaluation, experiments, locks
 from tf_pgn.config import make_config
 from tf_pgn.export import load_saved_model
 from tf_pgn.io_utils import WriteError, read_jsonl
@@ -319,3 +323,92 @@ def test_evaluate_py_on_a_full_disk_says_so_in_one_line_and_resumes_once_space_i
   rerun = run_cli(*command)
   assert rerun.returncode == 0, rerun.stderr[-2000:]
   assert 'whitebox_fgm_eps0.5: resuming after 2 finished batch(es)' in rerun.stdout
+
+
+# -- two processes on one folder ----------------------------------------------------------------
+def _wait_for(path, proc, seconds=240):
+  deadline = time.time() + seconds
+  while not os.path.exists(path):
+    assert proc.poll() is None and time.time() < deadline, f'no {path}'
+    time.sleep(0.05)
+
+
+_HOLD = """
+import sys, time
+from tf_pgn import locks
+with locks.hold(sys.argv[1]):
+  print('held', flush=True)
+  time.sleep(600)
+"""
+
+
+@contextlib.contextmanager
+def _held_by_another_process(directory):
+  """``directory``'s lock held by a process of its own, killed (SIGKILL) at the end; yields its
+  PID."""
+  with subprocess.Popen([sys.executable, '-c', _HOLD, directory], cwd=REPO, env=_ENV,
+                        stdout=subprocess.PIPE, text=True) as proc:
+    try:
+      assert proc.stdout.readline() == 'held\n'
+      yield proc.pid
+    finally:
+      proc.kill()
+
+
+def test_a_second_train_py_on_a_run_directory_is_refused_until_the_first_dies(cifar10_dir,
+                                                                              tmp_path):
+  run_dir = str(tmp_path / 'run')
+  command = [sys.executable, 'train.py', '--preset=tiny', '--defense=pgn',
+             f'--run_dir={run_dir}', f'--data_dir={cifar10_dir}']
+  first = subprocess.Popen(command + ['--epochs=100'], cwd=REPO, env=_ENV,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    _wait_for(os.path.join(run_dir, 'config.json'), first)
+    second = subprocess.run(command + ['--epochs=1'], cwd=REPO, env=_ENV, capture_output=True,
+                            text=True, timeout=300)
+    assert first.poll() is None  # the first still trains
+  finally:
+    first.kill()
+    first.wait()
+  _assert_one_line_error(second, 'train.py', f'{run_dir} is in use by PID {first.pid} on host '
+                         f'{socket.gethostname()}')
+  third = subprocess.run(command + ['--epochs=1'], cwd=REPO, env=_ENV, capture_output=True,
+                         text=True, timeout=300)  # takes over the killed process's lock
+  assert third.returncode == 0, third.stderr[-2000:]
+  assert 'resuming' in third.stdout
+  assert not os.path.exists(os.path.join(run_dir, locks.LOCK_NAME))  # gone with its holder
+
+
+def test_evaluation_and_sweeps_refuse_a_folder_another_process_holds(reference_run, cifar10_dir,
+                                                                     tmp_path):
+  out = str(tmp_path / 'eval')
+  with _held_by_another_process(out) as pid:
+    proc = run_cli('evaluate.py', f'--ckpt={reference_run}', f'--out={out}', '--attacks=fgm',
+                   '--eps_list=0.5', '--num_examples=16', '--batch_size=16',
+                   f'--data_dir={cifar10_dir}')
+    _assert_one_line_error(proc, 'evaluate.py', f'{out} is in use by PID {pid} on host '
+                           f'{socket.gethostname()}')
+  assert not os.path.exists(os.path.join(out, 'partial'))
+  root = str(tmp_path / 'root')
+  shutil.copytree(reference_run, os.path.join(root, 'pgn_c_l50_w0.0625_s1234'))
+  jobs = experiments.sweep_jobs('table2', 'tiny')
+  with _held_by_another_process(root) as pid:
+    with pytest.raises(locks.LockError, match=f'{re.escape(root)} is in use by PID {pid} '):
+      experiments.run_sweep(jobs, root, 'tiny', 'cifar10', cifar10_dir, max_minutes=0)
+    with pytest.raises(locks.LockError, match=f'PID {pid} '):
+      experiments.run_progress(root, 'cifar10', cifar10_dir)
+  # The holder was killed: its lock is taken over.
+  status = experiments.run_sweep(jobs, root, 'tiny', 'cifar10', cifar10_dir, max_minutes=0)
+  assert set(status.values()) == {'not started'}
+
+
+def test_a_folder_this_process_holds_is_held_again_and_a_dead_holders_lock_taken_over(
+    tmp_path):
+  lock = tmp_path / locks.LOCK_NAME
+  lock.write_text(json.dumps(dict(pid=999999, host='gone', started='then', command='killed')))
+  with locks.hold(str(tmp_path)):
+    assert json.loads(lock.read_text())['pid'] == os.getpid()
+    with locks.hold(str(tmp_path / '.')):  # the same folder by another name: no self-deadlock
+      pass
+    assert lock.exists()
+  assert not lock.exists()

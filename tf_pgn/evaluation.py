@@ -9,7 +9,8 @@ Carlini et al. 2019 ("On Evaluating Adversarial Robustness") flag gradient maski
 
 An output folder holds ``results.json``, ``results.md`` (Table 2's layout),
 ``accuracy_vs_l2.png`` (Figures 3-4) and ``partial/<box>_<attack>.json``, one per finished
-(attack, budget), which a rerun of the same evaluation reuses.
+(attack, budget), which a rerun of the same evaluation reuses. One evaluation at a time writes a
+folder (``tf_pgn.locks``).
 """
 import dataclasses
 import json
@@ -23,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_pgn import data as data_lib
-from tf_pgn import metrics, plots
+from tf_pgn import locks, metrics, plots
 from tf_pgn.attacks import carlini_wagner_l2, deepfool_l2, predict, run_attack
 from tf_pgn.attacks.gradient import fgm_l2, mim_l2, pgd_l2
 from tf_pgn.attacks.pgn_attack import PGNAttack
@@ -349,6 +350,8 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
     ModelLoadError: a path is neither a run directory nor a SavedModel.
     EvalError: a model's number of classes does not match ``cfg.dataset``.
     DataError: the dataset cannot be read.
+    LockError: another process evaluates into ``out_dir``.
+    WriteError: a result could not be written (a full disk); a rerun reuses the finished ones.
   """
   start = time.perf_counter()
   out_dir = out_dir or os.path.join(ckpt, 'eval')
@@ -356,47 +359,48 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
   crafters = {'whitebox': target}
   if source_ckpt:
     crafters['blackbox'] = _load_model(source_ckpt, cfg.dataset, '--source_ckpt')
-  ds = data_lib.load(cfg.dataset, data_dir)
-  test = data_lib.subset(ds.test, cfg.num_examples)
-  x, y = data_lib.to_float(test.x), test.y
-  if ds.provenance.startswith('unverified'):
-    print(f'warning: data {ds.provenance}', flush=True)
-  session = _Session(cfg, target, x, y, os.path.join(out_dir, 'partial'), ds.fingerprint)
-  attacks = _build_attacks(cfg, ds.num_classes,
-                           data_lib.subset(ds.train, cfg.pgn_attack_train_size))
-  params = cfg.attack_params()
-  entries = {}
-  for name in cfg.attacks:
-    for setting in attacks[name].settings:
-      entries[_key(name, setting)] = dict(
-          attack=name, **setting,
-          **{box: session.result(attacks[name], setting, box, crafter)
-             for box, crafter in crafters.items()})
-  unbounded = attacks['pgd_unbounded']
-  results = dict(
-      model=target.description, ckpt=ckpt, dataset=cfg.dataset, num_examples=len(y),
-      num_classes=ds.num_classes, out_dir=out_dir,
-      data=dict(fingerprint=ds.fingerprint, provenance=ds.provenance),
-      benign_accuracy=metrics.accuracy(session.pred_clean, y),
-      attack_settings={name: dict(params[name], budgets=attacks[name].settings)
-                       for name in cfg.attacks},
-      attacks=entries,
-      unbounded_pgd=dict(eps=cfg.unbounded_eps, **params['pgd_unbounded'], **session.result(
-          unbounded, unbounded.settings[0], 'whitebox', target)),
-      notes=_NOTES)
-  if source_ckpt:
-    results.update(source_ckpt=source_ckpt, source_model=crafters['blackbox'].description,
-                   source_benign_accuracy=metrics.accuracy(
-                       predict(crafters['blackbox'].model, x, cfg.batch_size), y))
-  results['checks'] = soundness_checks(results)
-  for check in results['checks']:
-    print(f'check {check["name"]}: {"ok" if check["passed"] else "WARNING"}: {check["detail"]}')
-  results['seconds'] = time.perf_counter() - start
-  results = _json_safe(results)
-  write_json_atomic(os.path.join(out_dir, 'results.json'), results)
-  write_text_atomic(os.path.join(out_dir, 'results.md'), results_markdown(results))
-  plots.accuracy_vs_l2(_plot_panels(results), os.path.join(out_dir, 'accuracy_vs_l2.png'))
-  return results
+  with locks.hold(out_dir):
+    ds = data_lib.load(cfg.dataset, data_dir)
+    test = data_lib.subset(ds.test, cfg.num_examples)
+    x, y = data_lib.to_float(test.x), test.y
+    if ds.provenance.startswith('unverified'):
+      print(f'warning: data {ds.provenance}', flush=True)
+    session = _Session(cfg, target, x, y, os.path.join(out_dir, 'partial'), ds.fingerprint)
+    attacks = _build_attacks(cfg, ds.num_classes,
+                             data_lib.subset(ds.train, cfg.pgn_attack_train_size))
+    params = cfg.attack_params()
+    entries = {}
+    for name in cfg.attacks:
+      for setting in attacks[name].settings:
+        entries[_key(name, setting)] = dict(
+            attack=name, **setting,
+            **{box: session.result(attacks[name], setting, box, crafter)
+               for box, crafter in crafters.items()})
+    unbounded = attacks['pgd_unbounded']
+    results = dict(
+        model=target.description, ckpt=ckpt, dataset=cfg.dataset, num_examples=len(y),
+        num_classes=ds.num_classes, out_dir=out_dir,
+        data=dict(fingerprint=ds.fingerprint, provenance=ds.provenance),
+        benign_accuracy=metrics.accuracy(session.pred_clean, y),
+        attack_settings={name: dict(params[name], budgets=attacks[name].settings)
+                         for name in cfg.attacks},
+        attacks=entries,
+        unbounded_pgd=dict(eps=cfg.unbounded_eps, **params['pgd_unbounded'], **session.result(
+            unbounded, unbounded.settings[0], 'whitebox', target)),
+        notes=_NOTES)
+    if source_ckpt:
+      results.update(source_ckpt=source_ckpt, source_model=crafters['blackbox'].description,
+                     source_benign_accuracy=metrics.accuracy(
+                         predict(crafters['blackbox'].model, x, cfg.batch_size), y))
+    results['checks'] = soundness_checks(results)
+    for check in results['checks']:
+      print(f'check {check["name"]}: {"ok" if check["passed"] else "WARNING"}: {check["detail"]}')
+    results['seconds'] = time.perf_counter() - start
+    results = _json_safe(results)
+    write_json_atomic(os.path.join(out_dir, 'results.json'), results)
+    write_text_atomic(os.path.join(out_dir, 'results.md'), results_markdown(results))
+    plots.accuracy_vs_l2(_plot_panels(results), os.path.join(out_dir, 'accuracy_vs_l2.png'))
+    return results
 
 
 # -- checks and reports ----------------------------------------------------------------------

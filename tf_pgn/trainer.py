@@ -4,8 +4,9 @@ A run directory holds ``config.json`` (the flags), ``ckpt/`` (CheckpointManager:
 both optimizers, the EMA classifier, the random generator, epoch and step), ``tb/`` (TensorBoard),
 ``metrics.jsonl`` (one line per epoch) and, when training ends, ``export/classifier`` (SavedModel
 of the EMA classifier) and, for PGN, ``export/generator``. Under ``--distribute`` only the chief
-writes there (``tf_pgn.distribute``). A write that fails (a full disk) stops the run in one line
-(``io_utils.WriteError``) and leaves the last complete checkpoint.
+writes there (``tf_pgn.distribute``), holding the directory's lock (``tf_pgn.locks``) while it runs.
+A write that fails (a full disk) stops the run in one line (``io_utils.WriteError``) and leaves the
+last complete checkpoint.
 """
 import contextlib
 import json
@@ -21,6 +22,7 @@ from tqdm import tqdm
 
 from tf_pgn import data as data_lib
 from tf_pgn import distribute
+from tf_pgn import locks
 from tf_pgn.attacks.gradient import pgd_l2
 from tf_pgn.config import TrainConfig
 from tf_pgn.defenses import AdversarialTrainer
@@ -187,11 +189,17 @@ class Trainer:
 
   # -- loop --------------------------------------------------------------------------------
   def run(self) -> dict:
-    """Trains to ``cfg.epochs`` and exports; returns the last epoch's metrics.
+    """Trains to ``cfg.epochs`` and exports; returns the last epoch's metrics. The chief holds the
+    run directory's lock meanwhile.
 
     Raises:
+      LockError: another process trains in the run directory.
       WriteError: a checkpoint, metrics, snapshot or export could not be written.
     """
+    with locks.hold(self.run_dir) if self.is_chief else contextlib.nullcontext():
+      return self._run()
+
+  def _run(self) -> dict:
     cfg = self.cfg
     os.makedirs(self.own_dir, exist_ok=True)
     if self.is_chief:
