@@ -1,5 +1,5 @@
 """Fault injection: kill -9 during a step, a checkpoint write or the export; a corrupt checkpoint;
-two processes on one folder; a full disk."""
+two processes on one folder; a full disk; kills at random moments (tests/soak_kills.py)."""
 import contextlib
 import errno
 import glob
@@ -412,3 +412,16 @@ def test_a_folder_this_process_holds_is_held_again_and_a_dead_holders_lock_taken
       pass
     assert lock.exists()
   assert not lock.exists()
+
+
+# -- kills at random moments --------------------------------------------------------------------
+def test_soak_script_a_few_random_kills_of_training_and_evaluation_change_nothing(cifar10_dir,
+                                                                                 tmp_path):
+  """tests/soak_kills.py in short (README: the full soak); it prints a line per kill."""
+  proc = subprocess.run([sys.executable, os.path.join('tests', 'soak_kills.py'),
+                         '--train_kills=3', '--eval_kills=2', '--seed=1',
+                         f'--data_dir={cifar10_dir}', f'--workdir={tmp_path}'], cwd=REPO,
+                        env=_ENV, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  kills = [l for l in proc.stdout.splitlines() if re.match(r'(train|eval) kill \d', l)]
+  assert len(kills) == 5 and all(l.endswith(': identical') for l in kills), proc.stdout
