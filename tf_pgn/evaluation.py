@@ -9,8 +9,10 @@ Carlini et al. 2019 ("On Evaluating Adversarial Robustness") flag gradient maski
 
 An output folder holds ``results.json``, ``results.md`` (Table 2's layout),
 ``accuracy_vs_l2.png`` (Figures 3-4) and ``partial/<box>_<attack>.json``, one per finished
-(attack, budget), which a rerun of the same evaluation reuses.
+(attack, budget), which a rerun of the same evaluation reuses. One evaluation at a time writes a
+folder (``tf_pgn.locks``).
 """
+import contextlib
 import dataclasses
 import json
 import math
@@ -23,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_pgn import data as data_lib
-from tf_pgn import metrics, plots
+from tf_pgn import locks, metrics, plots
 from tf_pgn.attacks import carlini_wagner_l2, deepfool_l2, predict, run_attack
 from tf_pgn.attacks.gradient import fgm_l2, mim_l2, pgd_l2
 from tf_pgn.attacks.pgn_attack import PGNAttack
@@ -383,6 +385,8 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
     ModelLoadError: a path is neither a run directory nor a SavedModel.
     EvalError: a model's number of classes does not match ``cfg.dataset``.
     DataError: the dataset cannot be read.
+    LockError: another process evaluates into ``out_dir``.
+    WriteError: a result could not be written (a full disk); a rerun reuses the finished ones.
   """
   start = time.perf_counter()
   out_dir = out_dir or os.path.join(ckpt, 'eval')
@@ -390,21 +394,22 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
   crafters = {'whitebox': target}
   if source_ckpt:
     crafters['blackbox'] = _load_model(source_ckpt, cfg.dataset, '--source_ckpt')
-  ds = data_lib.load(cfg.dataset, data_dir)
-  test = data_lib.subset(ds.test, cfg.num_examples)
-  x, y = data_lib.to_float(test.x), test.y
-  if ds.provenance.startswith('unverified'):
-    print(f'warning: data {ds.provenance}', flush=True)
-  train = data_lib.subset(ds.train, cfg.pgn_attack_train_size)
-  results = dict(model=target.description, ckpt=ckpt, dataset=cfg.dataset, num_examples=len(y),
-                 num_classes=ds.num_classes, out_dir=out_dir,
-                 data=dict(fingerprint=ds.fingerprint, provenance=ds.provenance),
-                 **_attack_all(cfg, crafters, x, y, ds.num_classes,
-                               lambda: (data_lib.to_float(train.x), train.y),
-                               os.path.join(out_dir, 'partial'), cfg.dataset, ds.fingerprint))
-  if source_ckpt:
-    results['source_ckpt'] = source_ckpt
-  return _finish(results, start, out_dir)
+  with locks.hold(out_dir):
+    ds = data_lib.load(cfg.dataset, data_dir)
+    test = data_lib.subset(ds.test, cfg.num_examples)
+    x, y = data_lib.to_float(test.x), test.y
+    if ds.provenance.startswith('unverified'):
+      print(f'warning: data {ds.provenance}', flush=True)
+    train = data_lib.subset(ds.train, cfg.pgn_attack_train_size)
+    results = dict(model=target.description, ckpt=ckpt, dataset=cfg.dataset,
+                   num_examples=len(y), num_classes=ds.num_classes, out_dir=out_dir,
+                   data=dict(fingerprint=ds.fingerprint, provenance=ds.provenance),
+                   **_attack_all(cfg, crafters, x, y, ds.num_classes,
+                                 lambda: (data_lib.to_float(train.x), train.y),
+                                 os.path.join(out_dir, 'partial'), cfg.dataset, ds.fingerprint))
+    if source_ckpt:
+      results['source_ckpt'] = source_ckpt
+    return _finish(results, start, out_dir)
 
 
 def evaluate_model(classifier, x, y, attacks=None, eps_list=None, source=None, train_data=None,
@@ -446,13 +451,14 @@ def evaluate_model(classifier, x, y, attacks=None, eps_list=None, source=None, t
   if train_data is not None:
     train = (np.asarray(train_data[0], np.float32),
              np.asarray(train_data[1]).reshape(-1).astype(np.int32))
-  results = dict(model=crafters['whitebox'].description, dataset=data_name, num_examples=len(y),
-                 num_classes=num_classes, out_dir=out_dir,
-                 **_attack_all(cfg, crafters, x, y, num_classes,
-                               None if train is None else lambda: train,
-                               out_dir and os.path.join(out_dir, 'partial'), data_name,
-                               data_lib.fingerprint(data_lib.Split(x, y))))
-  return _finish(results, start, out_dir)
+  with locks.hold(out_dir) if out_dir else contextlib.nullcontext():
+    results = dict(model=crafters['whitebox'].description, dataset=data_name,
+                   num_examples=len(y), num_classes=num_classes, out_dir=out_dir,
+                   **_attack_all(cfg, crafters, x, y, num_classes,
+                                 None if train is None else lambda: train,
+                                 out_dir and os.path.join(out_dir, 'partial'), data_name,
+                                 data_lib.fingerprint(data_lib.Split(x, y))))
+    return _finish(results, start, out_dir)
 
 
 def _as_model(classifier) -> _Model:

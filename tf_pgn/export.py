@@ -5,6 +5,8 @@ import tempfile
 
 import tensorflow as tf
 
+from tf_pgn.io_utils import reporting_write_errors
+
 
 class ModelLoadError(ValueError):
   """A path is neither a run directory nor a SavedModel."""
@@ -12,24 +14,29 @@ class ModelLoadError(ValueError):
 
 def export_saved_model(model, path: str) -> None:
   """Writes ``model`` as a SavedModel (endpoint ``serve``) at ``path``, atomically: a reader sees
-  the old export or the complete new one, never a half-written folder."""
+  the old export or the complete new one, never a half-written folder.
+
+  Raises:
+    WriteError: the export could not be written (a full disk); its temporary folder is removed.
+  """
   parent = os.path.dirname(os.path.abspath(path))
-  os.makedirs(parent, exist_ok=True)
-  for stale in os.listdir(parent):  # left by an export that was killed
-    if stale.startswith(('.export-', '.old-')):
-      shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
-  tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
-  try:
-    model.export(os.path.join(tmp, 'model'), format='tf_saved_model', verbose=False)
-    old = None
-    if os.path.exists(path):
-      old = tempfile.mkdtemp(prefix='.old-', dir=parent)
-      os.rename(path, os.path.join(old, 'model'))
-    os.rename(os.path.join(tmp, 'model'), path)
-    if old:
-      shutil.rmtree(old)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+  with reporting_write_errors(path):
+    os.makedirs(parent, exist_ok=True)
+    for stale in os.listdir(parent):  # left by an export that was killed
+      if stale.startswith(('.export-', '.old-')):
+        shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
+    tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
+    try:
+      model.export(os.path.join(tmp, 'model'), format='tf_saved_model', verbose=False)
+      old = None
+      if os.path.exists(path):
+        old = tempfile.mkdtemp(prefix='.old-', dir=parent)
+        os.rename(path, os.path.join(old, 'model'))
+      os.rename(os.path.join(tmp, 'model'), path)
+      if old:
+        shutil.rmtree(old)
+    finally:
+      shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_saved_model(path: str):

@@ -10,6 +10,7 @@ import dataclasses
 import os
 import time
 
+from tf_pgn import locks
 from tf_pgn.config import TrainConfig, make_config
 from tf_pgn.study import results as results_lib
 from tf_pgn.study.protocol import (BEST_PGN_VARIANT, CAPACITY_WIDTHS, EPS_VALUES,
@@ -143,26 +144,31 @@ def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | 
   own), ``eval_overrides`` fields of the job's ``eval_settings`` (tests: seconds per job).
 
   Returns {job name: 'skipped' | 'done' | 'not started'}.
+
+  Raises:
+    LockError: another process runs a sweep (or progress) on ``root``.
   """
   from tf_pgn import evaluation, trainer  # pylint: disable=g-import-not-at-top
   start, status = time.monotonic(), {}
-  for i, job in enumerate(jobs):
-    run_dir = os.path.join(root, job.name)
-    eval_cfg = evaluation.make_eval_config(**dict(eval_settings(job), dataset=dataset,
-                                                  num_examples=num_examples,
-                                                  **(eval_overrides or {})))
-    if _finished(run_dir, eval_cfg):
-      status[job.name] = 'skipped'
-      print(f'[{i + 1}/{len(jobs)}] {job.name}: finished, skipping', flush=True)
-      continue
-    if max_minutes is not None and time.monotonic() - start >= 60 * max_minutes:
-      status[job.name] = 'not started'
-      continue
-    print(f'[{i + 1}/{len(jobs)}] {job.name}: training and evaluating in {run_dir}', flush=True)
-    cfg = job.train_config(preset, dataset, **(train_overrides or {}))
-    trainer.train(cfg, run_dir, data_dir)
-    evaluation.evaluate(eval_cfg, run_dir, os.path.join(run_dir, 'eval'), data_dir)
-    status[job.name] = 'done'
+  with locks.hold(root):  # and each job's run directory and eval/ their own
+    for i, job in enumerate(jobs):
+      run_dir = os.path.join(root, job.name)
+      eval_cfg = evaluation.make_eval_config(**dict(eval_settings(job), dataset=dataset,
+                                                    num_examples=num_examples,
+                                                    **(eval_overrides or {})))
+      if _finished(run_dir, eval_cfg):
+        status[job.name] = 'skipped'
+        print(f'[{i + 1}/{len(jobs)}] {job.name}: finished, skipping', flush=True)
+        continue
+      if max_minutes is not None and time.monotonic() - start >= 60 * max_minutes:
+        status[job.name] = 'not started'
+        continue
+      print(f'[{i + 1}/{len(jobs)}] {job.name}: training and evaluating in {run_dir}',
+            flush=True)
+      cfg = job.train_config(preset, dataset, **(train_overrides or {}))
+      trainer.train(cfg, run_dir, data_dir)
+      evaluation.evaluate(eval_cfg, run_dir, os.path.join(run_dir, 'eval'), data_dir)
+      status[job.name] = 'done'
   left = [name for name, s in status.items() if s == 'not started']
   if left:
     print(f'--max_minutes={max_minutes:g} spent; not started: {", ".join(left)}; rerun the same '
@@ -184,13 +190,14 @@ def run_progress(root: str, dataset: str, data_dir: str | None = None, names=Non
   if names and sorted(set(names) - set(jobs)):
     raise ExperimentError(f'no job(s) {", ".join(sorted(set(names) - set(jobs)))} in {root}')
   done = {}
-  for job in jobs:
-    done[job] = 0
-    for epoch, prefix in results_lib.snapshots(os.path.join(root, job)):
-      out = os.path.join(root, job, 'progress', f'epoch-{epoch}')
-      if _evaluated_on(out, eval_cfg):
-        continue
-      print(f'{job} epoch {epoch}: C&W on {num_examples} images into {out}', flush=True)
-      evaluation.evaluate(eval_cfg, prefix, out, data_dir)
-      done[job] += 1
+  with locks.hold(root):
+    for job in jobs:
+      done[job] = 0
+      for epoch, prefix in results_lib.snapshots(os.path.join(root, job)):
+        out = os.path.join(root, job, 'progress', f'epoch-{epoch}')
+        if _evaluated_on(out, eval_cfg):
+          continue
+        print(f'{job} epoch {epoch}: C&W on {num_examples} images into {out}', flush=True)
+        evaluation.evaluate(eval_cfg, prefix, out, data_dir)
+        done[job] += 1
   return done
