@@ -265,7 +265,9 @@ def _job_dir(root, defense, test_acc, probe=(0.3, 0.3), results=None, trained=Tr
   variant = tuple((k, v) for k, v in (('pgn_grad_input', grad_input),
                                       ('pgn_grad_through_adv', through_adv))
                   if v != protocol.VARIANT_FIELDS[k][0])
-  cfg = make_config('cpu', defense=defense, width=width, seed=seed, **dict(variant), **hparam)
+  # Every variant field given, as the sweeps' jobs give them (today's defaults are not the paper's).
+  cfg = make_config('cpu', defense=defense, width=width, seed=seed, pgn_grad_input=grad_input,
+                    pgn_grad_through_adv=through_adv, **hparam)
   name = sweeps.Job(defense, protocol.HPARAMS[defense], hparam and next(iter(hparam.values())),
                     width, seed, variant).name
   run_dir = root / name

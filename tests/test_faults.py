@@ -19,10 +19,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, run_cli
-from tf_pgn import evaluation, experiments, locks
+from tf_pgn import evaluation, locks
 from tf_pgn.config import make_config
 from tf_pgn.export import load_saved_model
 from tf_pgn.io_utils import WriteError, read_jsonl
+from tf_pgn.study import sweeps
 from tf_pgn.trainer import Trainer
 
 _ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO)
@@ -391,14 +392,14 @@ def test_evaluation_and_sweeps_refuse_a_folder_another_process_holds(reference_r
   assert not os.path.exists(os.path.join(out, 'partial'))
   root = str(tmp_path / 'root')
   shutil.copytree(reference_run, os.path.join(root, 'pgn_c_l50_w0.0625_s1234'))
-  jobs = experiments.sweep_jobs('table2', 'tiny')
+  jobs = sweeps.sweep_jobs('table2', 'tiny')
   with _held_by_another_process(root) as pid:
     with pytest.raises(locks.LockError, match=f'{re.escape(root)} is in use by PID {pid} '):
-      experiments.run_sweep(jobs, root, 'tiny', 'cifar10', cifar10_dir, max_minutes=0)
+      sweeps.run_sweep(jobs, root, 'tiny', 'cifar10', cifar10_dir, max_minutes=0)
     with pytest.raises(locks.LockError, match=f'PID {pid} '):
-      experiments.run_progress(root, 'cifar10', cifar10_dir)
+      sweeps.run_progress(root, 'cifar10', cifar10_dir)
   # The holder was killed: its lock is taken over.
-  status = experiments.run_sweep(jobs, root, 'tiny', 'cifar10', cifar10_dir, max_minutes=0)
+  status = sweeps.run_sweep(jobs, root, 'tiny', 'cifar10', cifar10_dir, max_minutes=0)
   assert set(status.values()) == {'not started'}
 
 

@@ -101,7 +101,7 @@ def job_row(run_dir: str) -> dict:
       dataset=cfg.dataset, defense=cfg.defense, hparam=hparam,
       hparam_value=getattr(cfg, hparam) if hparam else None, width=cfg.width,
       gen_width=cfg.gen_width, seed=cfg.seed, through_adv=cfg.pgn_grad_through_adv,
-      variant=variant_name(dataclasses.asdict(cfg)),
+      variant=variant_name(dataclasses.asdict(cfg)) if cfg.defense == 'pgn' else '',
       epochs=epochs[-1]['epoch'] if epochs else 0,
       test_acc=epochs[-1]['test_acc'] if epochs else None,
       num_examples=results.get('num_examples'), benign_accuracy=results.get('benign_accuracy'),
