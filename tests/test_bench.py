@@ -6,10 +6,12 @@ from conftest import run_cli
 def test_bench_writes_table_and_ratios(tmp_path):
   out = tmp_path / 'bench.json'
   proc = run_cli('-m', 'tf_pgn.bench', '--width=0.0625', '--batch_size=8', '--warmup=1',
-                 '--repeats=1', '--defenses=naive,fgm,pgd10,pgn,pgn:bf16,pgn:through', f'--out={out}')
+                 '--repeats=1', '--defenses=naive,fgm,pgd10,pgn,pgn:bf16,pgn:through,'
+                 'pgn:normalized_gen2', f'--out={out}')
   assert proc.returncode == 0, proc.stderr[-2000:]
   result = json.loads(out.read_text())
-  assert set(result['steps']) == {'naive', 'fgm', 'pgd10', 'pgn', 'pgn:bf16', 'pgn:through'}
+  assert set(result['steps']) == {'naive', 'fgm', 'pgd10', 'pgn', 'pgn:bf16', 'pgn:through',
+                                   'pgn:normalized_gen2'}
   assert all(r['images_per_second'] > 0 for r in result['steps'].values())
   assert result['pgn_over_fgm_time'] > 0 and result['pgd10_over_pgn_time'] > 0
   assert 0 < result['naive_step_fraction_of_matmul'] < 2

@@ -1,4 +1,5 @@
 """Each bad input to train.py gives a one-line message naming the problem, and exit code 2."""
+import dataclasses
 import json
 import os
 import re
@@ -73,3 +74,44 @@ def test_config_json_written_before_the_pgn_levers_reads_as_the_paper_generator(
     del old[name]
   cfg = config.TrainConfig.from_dict(old)
   assert {k: getattr(cfg, k) for k in config.LEGACY_VALUES} == config.LEGACY_VALUES
+
+
+# The flags each command had before they were made from the config's fields.
+_TRAIN_FLAGS = ('dataset', 'defense', 'width', 'gen_width', 'epochs', 'batch_size', 'lr', 'gen_lr',
+                'ema_decay', 'train_size', 'test_size', 'augment', 'eps', 'pgd_steps',
+                'pgd_step_size', 'c_l', 'adv_coeff', 'pgn_grad_through_adv', 'pgn_grad_input',
+                'pgn_gen_steps', 'pgn_zero_init', 'pgn_eps', 'probe_eps', 'probe_size', 'seed',
+                'checkpoint_every_steps', 'checkpoint_every_minutes', 'snapshot_every_epochs',
+                'jit_compile', 'mixed_precision', 'deterministic', 'debug_numerics', 'distribute',
+                'cpu_replicas')
+_EVAL_FLAGS = ('dataset', 'num_examples', 'attacks', 'eps_list', 'pgd_steps', 'cw_iterations',
+               'cw_search_steps', 'cw_lr', 'cw_initial_const', 'pgn_c_l_list', 'pgn_gen_width',
+               'pgn_lr', 'pgn_attack_epochs', 'pgn_attack_train_size', 'pgn_grad_input',
+               'pgn_eps', 'batch_size', 'seed')
+
+
+def test_every_config_field_is_a_flag_of_its_type_with_its_help():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from tf_pgn.cli.flags import define_config_flags  # pylint: disable=g-import-not-at-top
+  from tf_pgn.evaluation import EvalConfig, make_eval_config  # pylint: disable=g-import-not-at-top
+  parsed = {}
+  for cls, old, argv in (
+      (config.TrainConfig, _TRAIN_FLAGS, ['--c_l=8', '--noaugment', '--train_size=256',
+                                          '--pgn_grad_input=sign', '--distribute=mirrored']),
+      (EvalConfig, _EVAL_FLAGS, ['--eps_list=0.1,0.5', '--attacks=cw', '--pgn_eps=0.5'])):
+    values = flags.FlagValues()
+    names = define_config_flags(cls, '(default {})', values)
+    assert set(old) <= set(names) and names == tuple(f.name for f in dataclasses.fields(cls))
+    assert all(f.metadata.get('help') for f in dataclasses.fields(cls))
+    values(['prog', *argv])
+    parsed[cls] = {k: values[k].value for k in names}
+  train = config.make_config('cpu', **parsed[config.TrainConfig])
+  assert (train.c_l, train.augment, train.train_size, train.pgn_grad_input, train.width,
+          train.distribute) == (8.0, False, 256, 'sign', 0.25, 'mirrored')
+  evaluation = make_eval_config(**parsed[EvalConfig])
+  assert evaluation.eps_list == (0.1, 0.5) and evaluation.attacks == ('cw',)
+  assert evaluation.pgn_eps == 0.5 and evaluation.num_examples == 1000
+  with pytest.raises(flags.IllegalFlagValueError):
+    values = flags.FlagValues()
+    define_config_flags(config.TrainConfig, '', values)
+    values(['prog', '--distribute=everywhere'])

@@ -1,4 +1,5 @@
 """CIFAR readers (official layout, restricted unpickler, checks) and the tf.data pipelines."""
+import hashlib
 import os
 import pickle
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import cifar100_dict, write_cifar100
+from conftest import cifar100_dict, provide_cifar10, write_cifar100
 from tf_pgn import data
 
 
@@ -26,6 +27,34 @@ def test_cifar100_loader_reads_official_layout(tmp_path, as_tar):
   np.testing.assert_array_equal(ds.train.y, train[b'fine_labels'])
   # Channel-major rows: pixel (0, 0) of image 0 has R, G, B at offsets 0, 1024, 2048.
   np.testing.assert_array_equal(ds.train.x[0, 0, 0], train[b'data'][0, [0, 1024, 2048]])
+
+
+def test_download_refuses_a_wrong_md5_then_extracts_and_loads(tmp_path, monkeypatch):
+  """Without a data folder, load() downloads the archive (here a file:// one), keeps it only
+  with the official MD5 (patched to this archive's) and reads the extracted folder."""
+  archive = write_cifar100(str(tmp_path / 'server'), as_tar=True)
+  monkeypatch.setitem(data.URLS, 'cifar100', f'file://{archive}')
+  monkeypatch.setattr(data, 'DOWNLOAD_DIR', str(tmp_path / 'cache'))
+  monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+  with pytest.raises(data.DataError, match='MD5 .* the official archive has eb9058c3'):
+    data.load('cifar100')
+  assert os.listdir(tmp_path / 'cache') == []  # nothing half-downloaded is left
+  with open(archive, 'rb') as f:
+    monkeypatch.setitem(data.OFFICIAL_MD5['cifar100'], 'cifar-100-python.tar.gz',
+                        hashlib.md5(f.read()).hexdigest())
+  ds = data.load('cifar100')
+  assert ds.train.x.shape == (50, 32, 32, 3)
+  assert sorted(os.listdir(tmp_path / 'cache')) == ['cifar-100-python', 'cifar-100-python.tar.gz']
+
+
+def test_without_data_rebuild_or_network_a_data_test_is_skipped_in_one_line(tmp_path,
+                                                                            monkeypatch):
+  """A fresh clone without ../shared and without internet: the fixture skips, saying why."""
+  monkeypatch.setitem(data.URLS, 'cifar10', f'file://{tmp_path}/nowhere/cifar-10-python.tar.gz')
+  with pytest.raises(pytest.skip.Exception) as skipped:
+    provide_cifar10(str(tmp_path / 'empty'), prepare=str(tmp_path / 'prepare_cifar10.py'))
+  reason = str(skipped.value)
+  assert '\n' not in reason and 'no CIFAR-10 in' in reason and 'could not download' in reason
 
 
 class _Evil:

@@ -59,7 +59,7 @@ def test_pgn_generator_objective_decreases_against_fixed_classifier():
 
   f0 = _snapshot(t.classifier)
   before = gen_objective()
-  step = tf.function(lambda a, b: t.pgn_train_step(a, b, train_classifier=False))
+  step = tf.function(lambda a, b: t.defense.train_step(t.players, a, b, train_classifier=False))
   for _ in range(10):
     step(x, y)
   assert not _changed(f0, t.classifier)

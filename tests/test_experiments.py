@@ -1,18 +1,22 @@
-"""tf_pgn.experiments on real CIFAR-10: a two-job sweep end to end, its skip on rerun, the summary,
-Figure 5's robustness curves and the report; the report's verdict rules on synthetic job folders."""
+"""The study (tf_pgn.study, command line tf_pgn.experiments) on real CIFAR-10: a two-job sweep end
+to end, its skip on rerun, the summary, Figure 5's robustness curves and the report; the report's
+verdicts, PGN variants, seeds and PGN-attack folders on synthetic job folders."""
 import csv
 import json
 import os
+import platform
 import re
 import shutil
+import socket
 
 import pytest
 
 import numpy as np
 
 from conftest import cifar100_dict, run_cli, write_cifar100
-from tf_pgn import evaluation, experiments, report, trainer
+from tf_pgn import evaluation, trainer
 from tf_pgn.config import make_config
+from tf_pgn.study import claims, protocol, render, results, sweeps
 
 JOBS = ['naive_w0.0625_s1234', 'pgn_c_l8_w0.0625_s1234']
 # 32 steps at a high learning rate: the tiny preset's 8 leave a constant classifier, which C&W
@@ -31,31 +35,31 @@ ACCURACIES = ['benign_accuracy', 'test_acc', 'cw_success_rate', 'fgm_eps0.02_acc
 def root(cifar10_dir, tmp_path_factory):
   """Two jobs of the robustness_curve sweep at the tiny preset, trained and evaluated."""
   path = str(tmp_path_factory.mktemp('sweep'))
-  jobs = experiments.sweep_jobs('robustness_curve', 'tiny', JOBS)
-  status = experiments.run_sweep(jobs, path, 'tiny', 'cifar10', cifar10_dir, num_examples=16,
+  jobs = sweeps.sweep_jobs('robustness_curve', 'tiny', JOBS)
+  status = sweeps.run_sweep(jobs, path, 'tiny', 'cifar10', cifar10_dir, num_examples=16,
                                  train_overrides=TINY_TRAIN, eval_overrides=TINY_EVAL)
   assert status == dict.fromkeys(JOBS, 'done')
   return path
 
 
 def test_sweeps_name_their_jobs_and_reject_unknown_ones():
-  curve = experiments.sweep_jobs('robustness_curve', 'cpu')
+  curve = sweeps.sweep_jobs('robustness_curve', 'cpu')
   assert [j.name for j in curve[:4]] == ['naive_w0.25_s1234', 'pgn_c_l0.5_w0.25_s1234',
                                          'pgn_c_l2_w0.25_s1234', 'pgn_c_l8_w0.25_s1234']
   assert len(curve) == 10 and curve[-1].name == 'pgd_eps0.5_w0.25_s1234'
-  capacity = experiments.sweep_jobs('capacity', 'cpu')
+  capacity = sweeps.sweep_jobs('capacity', 'cpu')
   assert [j.name for j in capacity] == ['pgn_c_l8_w0.125_s1234', 'pgn_c_l8_w0.25_s1234',
                                         'pgn_c_l8_w0.5_s1234']
   cfg = capacity[2].train_config('cpu', 'cifar100')
   assert (cfg.dataset, cfg.defense, cfg.c_l, cfg.width, cfg.gen_width, cfg.epochs) == (
       'cifar100', 'pgn', 8.0, 0.5, 0.125, 6)
-  assert [j.name for j in experiments.sweep_jobs('table2', 'cpu')] == [
+  assert [j.name for j in sweeps.sweep_jobs('table2', 'cpu')] == [
       'naive_w0.25_s1234', 'fgm_eps0.02_w0.25_s1234', 'pgn_c_l50_w0.25_s1234',
       'pgd_eps0.02_w0.25_s1234']
-  with pytest.raises(experiments.ExperimentError, match='unknown job.*naive_w0.25_s1234'):
-    experiments.sweep_jobs('capacity', 'cpu', ['naive_w0.25_s1234'])
-  with pytest.raises(experiments.ExperimentError, match='no jobs in'):
-    experiments.collect(os.path.join(os.path.dirname(__file__), 'no_such_root'))
+  with pytest.raises(protocol.ExperimentError, match='unknown job.*naive_w0.25_s1234'):
+    sweeps.sweep_jobs('capacity', 'cpu', ['naive_w0.25_s1234'])
+  with pytest.raises(protocol.ExperimentError, match='no jobs in'):
+    results.collect(os.path.join(os.path.dirname(__file__), 'no_such_root'))
 
 
 def test_finished_jobs_are_skipped_and_max_minutes_launches_no_more(root, monkeypatch):
@@ -64,8 +68,8 @@ def test_finished_jobs_are_skipped_and_max_minutes_launches_no_more(root, monkey
 
   monkeypatch.setattr(trainer, 'train', fail)
   monkeypatch.setattr(evaluation, 'evaluate', fail)
-  jobs = experiments.sweep_jobs('robustness_curve', 'tiny')
-  status = experiments.run_sweep(jobs, root, 'tiny', 'cifar10', num_examples=16, max_minutes=0)
+  jobs = sweeps.sweep_jobs('robustness_curve', 'tiny')
+  status = sweeps.run_sweep(jobs, root, 'tiny', 'cifar10', num_examples=16, max_minutes=0)
   assert status == {j.name: 'skipped' if j.name in JOBS else 'not started' for j in jobs}
   assert sorted(d for d in os.listdir(root) if not d.startswith('.')) == JOBS
 
@@ -81,23 +85,23 @@ def test_a_job_evaluated_without_some_attacks_of_its_settings_is_evaluated_again
       ('train', os.path.basename(run_dir))))
   monkeypatch.setattr(evaluation, 'evaluate', lambda cfg, run_dir, out, data_dir: calls.append(
       ('evaluate', os.path.basename(run_dir), cfg)))
-  jobs = [j for j in experiments.sweep_jobs('robustness_curve', 'cpu')
+  jobs = [j for j in sweeps.sweep_jobs('robustness_curve', 'cpu')
           if j.name in ('naive_w0.25_s1234', fgm)]
   assert len(jobs) == 2
-  status = experiments.run_sweep(jobs, str(tmp_path), 'cpu', 'cifar10')
+  status = sweeps.run_sweep(jobs, str(tmp_path), 'cpu', 'cifar10')
   assert status == {'naive_w0.25_s1234': 'skipped', fgm: 'done'}
   (_, _), (_, name, cfg) = calls
-  assert name == fgm and 'pgn' in cfg.attacks and cfg.eps_list == experiments.FIGURE3_EPS
+  assert name == fgm and 'pgn' in cfg.attacks and cfg.eps_list == protocol.FIGURE3_EPS
   assert {'pgn_c_l4', 'pgd_eps0.25', 'cw', 'deepfool'} <= set(cfg.result_keys())
   # Figure 3's targets are the eps-0.5 classifiers: the other eps keep the common evaluation.
-  other = next(j for j in experiments.sweep_jobs('robustness_curve', 'cpu')
-               if j.defense == 'pgd' and j.hparam_value != experiments.FIGURE3_TARGET_EPS)
-  assert experiments.eval_settings(other) == experiments.EVAL_SETTINGS
+  other = next(j for j in sweeps.sweep_jobs('robustness_curve', 'cpu')
+               if j.defense == 'pgd' and j.hparam_value != protocol.FIGURE3_TARGET_EPS)
+  assert sweeps.eval_settings(other) == protocol.EVAL_SETTINGS
   # Its evaluation done, the job counts as finished.
   results = _results(0.7, 0.4)
   results['attacks'].update(dict.fromkeys(cfg.result_keys(), {}))
   (tmp_path / fgm / 'eval' / 'results.json').write_text(json.dumps(results))
-  assert experiments.run_sweep(jobs, str(tmp_path), 'cpu', 'cifar10') == dict.fromkeys(
+  assert sweeps.run_sweep(jobs, str(tmp_path), 'cpu', 'cifar10') == dict.fromkeys(
       (j.name for j in jobs), 'skipped')
 
 
@@ -129,7 +133,7 @@ def test_summarize_and_plot_command_lines(root):
   assert table[0]['hparam'] == '' and float(table[1]['rho_cw_mean']) == rows[1]['rho_cw_mean']
   with open(os.path.join(root, 'robustness_curves.png'), 'rb') as f:
     assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-  (left_title, left), (right_title, right) = experiments.robustness_curves(rows)
+  (left_title, left), (right_title, right) = render.robustness_curves(rows)
   assert 'width 0.0625' in left_title and sorted(left) == ['PGN', 'naive']
   assert 'PGN' in right_title and list(right) == ['width 0.0625']
   assert right['width 0.0625'] == [(pgn['rho_cw_mean'], pgn['test_acc'], 'c_L=8')]
@@ -137,11 +141,11 @@ def test_summarize_and_plot_command_lines(root):
 
 def test_progress_runs_cw_on_each_epoch_snapshot_of_fgm_and_pgn_jobs(root, cifar10_dir):
   pgn = os.path.join(root, JOBS[1])
-  assert [e for e, _ in experiments.snapshots(pgn)] == [1]
-  done = experiments.run_progress(root, 'cifar10', cifar10_dir, num_examples=16,
+  assert [e for e, _ in results.snapshots(pgn)] == [1]
+  done = sweeps.run_progress(root, 'cifar10', cifar10_dir, num_examples=16,
                                   eval_overrides=TINY_EVAL)
   assert done == {JOBS[1]: 1}  # the naive job is not one of PROGRESS_DEFENSES
-  (row,) = experiments.progress(pgn)
+  (row,) = results.progress(pgn)
   # The last epoch's snapshot is the evaluated classifier: the same C&W gives the same rho.
   with open(os.path.join(pgn, 'eval', 'results.json')) as f:
     final = json.load(f)
@@ -150,7 +154,7 @@ def test_progress_runs_cw_on_each_epoch_snapshot_of_fgm_and_pgn_jobs(root, cifar
   assert row['rho_cw_mean'] == pytest.approx(final['attacks']['cw']['whitebox']['rho_mean'],
                                              rel=1e-3)
   assert row['rho_cw_std_error'] > 0
-  assert experiments.run_progress(root, 'cifar10', cifar10_dir, num_examples=16,
+  assert sweeps.run_progress(root, 'cifar10', cifar10_dir, num_examples=16,
                                   eval_overrides=TINY_EVAL) == {JOBS[1]: 0}
 
 
@@ -170,13 +174,14 @@ def test_report_command_line_on_a_real_sweep(root, tmp_path):
   text = path.read_text()
   assert f'python -m tf_pgn.experiments report --root={root}' in text
   assert '![benign accuracy against rho_cw](../results/' in text
-  assert text.count('**not measured yet**') == 5  # no FGM-AT / PGD-AT job, no bench.json
+  # No FGM-AT / PGD-AT job, no bench.json: claims 1, 3 and 4 for both PGN variants, 2 and 5.
+  assert text.count('**not measured yet**') == 8
   # The time line sums what the jobs' files record.
   training = sum(json.loads(line)['epoch_seconds'] for job in JOBS
                  for line in open(os.path.join(root, job, 'metrics.jsonl')))
   evaluating = sum(json.load(open(os.path.join(root, job, 'eval', 'results.json')))['seconds']
                    for job in JOBS)
-  hours = report.recorded_hours(report.load(root))
+  hours = results.load(root).recorded_hours()
   assert hours['training'] == pytest.approx(training / 3600) and training > 0
   assert hours['evaluation'] == pytest.approx(evaluating / 3600) and evaluating > 0
   assert f'Time the jobs record: training {training / 3600:.2f} h' in text
@@ -188,7 +193,7 @@ def test_a_cifar100_sweep_trains_evaluates_and_reports(tmp_path):
   rng = np.random.default_rng(3)
   write_cifar100(str(tmp_path / 'data'), train=cifar100_dict(256, rng), rng=rng, test_size=128)
   root, job = str(tmp_path / 'cifar100_tiny'), 'pgn_c_l50_w0.0625_s1234'
-  status = experiments.run_sweep(experiments.sweep_jobs('table2', 'tiny', [job]), root, 'tiny',
+  status = sweeps.run_sweep(sweeps.sweep_jobs('table2', 'tiny', [job]), root, 'tiny',
                                  'cifar100', str(tmp_path / 'data'), num_examples=16,
                                  eval_overrides=TINY_EVAL)
   assert status == {job: 'done'}
@@ -205,8 +210,9 @@ def test_a_cifar100_sweep_trains_evaluates_and_reports(tmp_path):
 
 
 # -- report verdicts on synthetic job folders ------------------------------------------------
-def _results(benign, rho, budgets=None, pgn=()):
-  """eval/results.json's structure: C&W rho, {attack: {eps: accuracy}}, PGN (c_L, L2, acc)."""
+def _results(benign, rho, budgets=None, pgn=(), autoattack=None):
+  """eval/results.json's structure: C&W rho, {attack: {eps: accuracy}}, PGN (c_L, L2, acc) with
+  the raw G input of a results.json that predates the field, the AutoAttack-style accuracy."""
   budgets = budgets or {a: {0.02: benign, 0.5: benign / 2} for a in ('fgm', 'mim', 'pgd')}
   curve = dict(radii=[0.0, 0.5, 1.0], accuracy=[benign, benign / 2, 0.0])
   attacks = {'cw': dict(attack='cw', whitebox=dict(accuracy=0.0, mean_l2=rho, rho_mean=rho,
@@ -218,23 +224,52 @@ def _results(benign, rho, budgets=None, pgn=()):
     for eps, acc in accs.items():
       attacks[f'{attack}_eps{eps:g}'] = dict(attack=attack, eps=eps,
                                              whitebox=dict(accuracy=acc, mean_l2=eps))
-  for c_l, l2, acc in pgn:
-    attacks[f'pgn_c_l{c_l:g}'] = dict(attack='pgn', c_l=c_l,
-                                      whitebox=dict(accuracy=acc, mean_l2=l2))
+  if autoattack is not None:
+    attacks['autoattack_eps0.5'] = dict(attack='autoattack', eps=0.5,
+                                        whitebox=dict(accuracy=autoattack, mean_l2=0.5))
   settings = {a: dict(budgets=[{'eps': e} for e in accs], steps=100)
               for a, accs in budgets.items()}
-  return dict(dataset='cifar10', num_examples=1000, benign_accuracy=benign, attacks=attacks,
-              attack_settings=settings, checks=[])
+  results = dict(dataset='cifar10', num_examples=1000, benign_accuracy=benign, attacks=attacks,
+                 attack_settings=settings, checks=[])
+  return _with_pgn(results, pgn)
+
+
+def _with_pgn(results, pgn, grad_input=None, eps=None):
+  """``results`` with PGN attacks (c_L, mean L2, accuracy) of G input ``grad_input`` (None: the
+  field absent) and L2 budget ``eps``, keyed as evaluate.py keys them."""
+  for c_l, l2, acc in pgn:
+    budget = dict(c_l=c_l, **({} if eps is None else dict(eps=eps)))
+    key = 'pgn' + ''.join(f'_{k}{v:g}' for k, v in budget.items())
+    results['attacks'][key] = dict(attack='pgn', **budget, whitebox=dict(accuracy=acc,
+                                                                          mean_l2=l2))
+    settings = results['attack_settings'].setdefault('pgn', dict(budgets=[]))
+    settings['budgets'].append(budget)
+    if grad_input:
+      settings['grad_input'] = grad_input
+  return results
+
+
+def _pgn_eval(root, job, folder, benign, pgn, grad_input, eps=None):
+  """<job>/<folder>/results.json as `evaluate.py --attacks=pgn --pgn_grad_input=...` writes it."""
+  results = _with_pgn(dict(dataset='cifar10', num_examples=1000, benign_accuracy=benign,
+                           attacks={}, attack_settings={}, checks=[], seconds=360.0),
+                      pgn, grad_input, eps)
+  (root / job / folder).mkdir()
+  (root / job / folder / 'results.json').write_text(json.dumps(results))
+  (root / job / folder / 'results.md').write_text('# PGN attack\n')
 
 
 def _job_dir(root, defense, test_acc, probe=(0.3, 0.3), results=None, trained=True,
-             width=0.25, through_adv=False, **hparam):
+             width=0.25, seed=1234, through_adv=False, grad_input='raw', **hparam):
   """A job folder as the trainer and the evaluation leave it, checkpoint and export included."""
-  cfg = make_config('cpu', defense=defense, width=width, pgn_grad_through_adv=through_adv,
-                    **hparam)
-  variant = (('pgn_grad_through_adv', True),) if through_adv else ()
-  name = experiments.Job(defense, experiments.HPARAMS[defense],
-                         hparam and next(iter(hparam.values())), width, cfg.seed, variant).name
+  variant = tuple((k, v) for k, v in (('pgn_grad_input', grad_input),
+                                      ('pgn_grad_through_adv', through_adv))
+                  if v != protocol.VARIANT_FIELDS[k][0])
+  # Every variant field given, as the sweeps' jobs give them (today's defaults are not the paper's).
+  cfg = make_config('cpu', defense=defense, width=width, seed=seed, pgn_grad_input=grad_input,
+                    pgn_grad_through_adv=through_adv, **hparam)
+  name = sweeps.Job(defense, protocol.HPARAMS[defense], hparam and next(iter(hparam.values())),
+                    width, seed, variant).name
   run_dir = root / name
   (run_dir / 'ckpt').mkdir(parents=True)
   (run_dir / 'ckpt' / 'ckpt-1.index').write_bytes(b'weights')
@@ -253,8 +288,8 @@ def _job_dir(root, defense, test_acc, probe=(0.3, 0.3), results=None, trained=Tr
 
 
 def _sweep(root, paper_holds: bool):
-  """Figure 5 curves, FGM-AT probe, a PGN attack, capacity and bench.json in which each claim
-  of the paper holds clearly (or clearly fails)."""
+  """Figure 5 curves, the seed spread of one job per curve, FGM-AT probe, a PGN attack, capacity
+  and bench.json in which each claim of the paper holds clearly (or clearly fails)."""
   root.mkdir()
   _job_dir(root, 'naive', 0.80, results=_results(0.8, 0.2))
   fgm_probe = (0.4, 0.3, 0.2) if paper_holds else (0.2, 0.25, 0.3)
@@ -264,9 +299,13 @@ def _sweep(root, paper_holds: bool):
     budgets = {'fgm': {0.02: 0.69, 0.5: 0.40}, 'mim': {0.02: 0.69, 0.5: 0.4},
                'pgd': {0.02: 0.69, 0.5: 0.35}}
     _job_dir(root, 'fgm', acc, fgm_probe, _results(acc, rho, budgets, pgn), eps=eps)
-  for c_l, acc, rho in ((8.0, 0.79, 0.44), (2.0, 0.72, 0.70)):
-    _job_dir(root, 'pgn', acc, results=_results(acc, rho if paper_holds else rho - 0.3),
-             c_l=c_l)
+  pgn_rho = 0.44 if paper_holds else 0.14
+  for c_l, acc, rho in ((8.0, 0.79, pgn_rho), (2.0, 0.72, 0.70 if paper_holds else 0.40)):
+    _job_dir(root, 'pgn', acc, results=_results(acc, rho), c_l=c_l)
+  for seed, delta in ((1235, 0.005), (1236, -0.005)):  # rho_cw std 0.005 on each curve
+    _job_dir(root, 'fgm', 0.78, fgm_probe, _results(0.78, 0.30 + delta), seed=seed, eps=0.1)
+    _job_dir(root, 'pgd', 0.78, results=_results(0.78, 0.31 + delta), seed=seed, eps=0.1)
+    _job_dir(root, 'pgn', 0.79, results=_results(0.79, pgn_rho + delta), seed=seed, c_l=8.0)
   for width, rho in ((0.125, 0.3), (0.5, 0.6)):
     _job_dir(root, 'pgn', 0.79, results=_results(0.79, rho if paper_holds else 0.9 - rho),
              c_l=8.0, width=width)
@@ -278,49 +317,64 @@ def _sweep(root, paper_holds: bool):
   return str(root)
 
 
+def _verdicts(study) -> dict:
+  return {(n, q): v for n, q, v in render.verdicts(study)}
+
+
+PAPER_ROWS = [(1, 'raw G input'), (2, ''), (3, 'raw G input'), (4, 'raw G input'), (5, '')]
+
+
 @pytest.mark.parametrize('paper_holds', [True, False])
 def test_report_verdicts_follow_their_rules(tmp_path, paper_holds):
-  sweep = report.load(_sweep(tmp_path / 'sweep', paper_holds))
-  verdicts = [fn(sweep) for _, _, _, fn in report.CLAIMS]
+  verdicts = _verdicts(render.Study.load(_sweep(tmp_path / 'sweep', paper_holds)))
   expected = 'reproduced' if paper_holds else 'not reproduced'
-  assert [v.verdict for v in verdicts] == [expected] * 5, verdicts
+  assert [verdicts[k].verdict for k in PAPER_ROWS] == [expected] * 5, verdicts
   # Compared at the top (0.78) and bottom (0.72) of the common accuracies, FGM-AT interpolated.
-  assert 'accuracy 0.720 rho_cw is PGN' in verdicts[0].why
-  assert 'FGM-AT 0.450, PGD-AT 0.460' in verdicts[0].why and 'accuracy 0.780' in verdicts[0].why
-  assert 'c_L=0.25 (mean L2 3.000)' in verdicts[2].why  # beyond the budgets: not compared
+  claim1 = verdicts[1, 'raw G input'].why
+  assert 'accuracy 0.720 rho_cw is PGN' in claim1
+  assert 'FGM-AT 0.450, PGD-AT 0.460' in claim1 and 'accuracy 0.780' in claim1
+  assert 'Seed std of rho_cw: PGN 0.005, FGM-AT 0.005, PGD-AT 0.005' in claim1
+  assert 'c_L=0.25 (mean L2 3.000)' in verdicts[3, 'raw G input'].why  # beyond the budgets
+  # No normalized PGN job and no eval_pgn_* folder: the best variant's rows say what to run.
+  assert '--sweep=normalized_curve' in verdicts[1, 'normalized G input'].why
+  assert ('--pgn_grad_input=normalized' in verdicts[3, 'normalized G input'].why and
+          'eval_pgn_normalized' in verdicts[3, 'normalized G input'].why)
+  assert '--sweep=normalized_capacity' in verdicts[4, 'normalized G input'].why
+  assert {v.verdict for k, v in verdicts.items() if k not in PAPER_ROWS} == {'not measured yet'}
 
 
 def test_capacity_at_fewer_widths_than_the_sweep_is_at_most_partly(tmp_path):
   root = _sweep(tmp_path / 'sweep', True)
   shutil.rmtree(os.path.join(root, 'pgn_c_l8_w0.5_s1234'))
-  verdict = report.capacity_moves_curve(report.load(root))
+  verdict = _verdicts(render.Study.load(root))[4, 'raw G input']
   assert verdict.verdict == 'partly', verdict
   assert 'Only 2 of the 3 widths' in verdict.why and '--sweep=capacity' in verdict.why
 
 
 def test_balancing_interpolates_each_curve_at_common_benign_accuracies(tmp_path):
-  sweep = report.load(_sweep(tmp_path / 'sweep', True))
+  study = render.Study.load(_sweep(tmp_path / 'sweep', True))
+  sweep = study.sweep
   # Curves at width 0.25: FGM-AT and PGD-AT 0.70-0.78, PGN 0.72-0.79; overlap 0.72-0.78.
-  assert report.balance_levels(sweep) == pytest.approx([0.78, 0.75, 0.72])
-  rows = [r for r in sweep.rows if r['defense'] == 'fgm']
-  fgm = report.balanced(sweep, sorted(rows, key=lambda r: r['test_acc']), 0.75)
+  assert claims.balance_levels([sweep.curve(d) for d in ('fgm', 'pgd', 'pgn')]) == pytest.approx(
+      [0.78, 0.75, 0.72])
+  rows = sweep.curve('fgm')  # the seed-1234 jobs, by test accuracy
+  fgm = claims.balanced(rows, 0.75, sweep.cw_curves())
   # 0.75 lies 5/8 of the way from eps 0.5 (acc 0.70, rho 0.50) to eps 0.1 (acc 0.78, rho 0.30).
   assert fgm['rho_cw_mean'] == pytest.approx(0.375)
   assert fgm['pgd_eps0.02_acc'] == pytest.approx(0.69)
   assert fgm['cw_curve']['accuracy'] == pytest.approx([0.75, 0.375, 0.0])
   assert fgm['jobs'] == '0.38 x FGM-AT eps=0.5 (0.700) + 0.62 x FGM-AT eps=0.1 (0.780)'
-  assert report.balanced(sweep, rows, 0.65) is None  # beyond the curve by more than ACC_TOL
+  assert claims.balanced(rows, 0.65) is None  # beyond the curve by more than ACC_TOL
   # The naive network (0.80) is at none of the levels; its own row joins when it is.
-  assert 'naive' not in report._at_level(sweep, 0.75)
-  assert report._at_level(sweep, 0.795)['naive']['jobs'] == 'naive (0.800)'
+  assert list(render.balanced_at(study, 0.75)) == ['FGM-AT', 'PGD-AT', 'PGN']
+  assert render.balanced_at(study, 0.795)['naive']['jobs'] == 'naive (0.800)'
 
 
 def test_fgm_claim_reads_rho_cw_at_the_epoch_snapshots_before_the_probe(tmp_path):
   root = tmp_path / 'sweep'
   root.mkdir()
   job = _job_dir(root, 'fgm', 0.8, probe=(0.5, 0.4, 0.2), results=_results(0.8, 0.3), eps=0.02)
-  sweep = report.load(str(root))
-  assert report.fgm_trades_robustness(sweep).verdict == 'reproduced'  # the probe falls
+  assert _verdicts(render.Study.load(str(root)))[2, ''].verdict == 'reproduced'  # probe falls
   # C&W at the snapshots: rho_cw rises 0.30 -> 0.34 (standard errors 0.01): not reproduced.
   for epoch, rho in ((1, 0.30), (2, 0.32), (3, 0.34)):
     (root / job / 'epochs').mkdir(exist_ok=True)
@@ -329,24 +383,24 @@ def test_fgm_claim_reads_rho_cw_at_the_epoch_snapshots_before_the_probe(tmp_path
     results['attacks']['cw']['whitebox']['rho_std_error'] = 0.01
     (root / job / 'progress' / f'epoch-{epoch}').mkdir(parents=True)
     (root / job / 'progress' / f'epoch-{epoch}' / 'results.json').write_text(json.dumps(results))
-  verdict = report.fgm_trades_robustness(report.load(str(root)))
+  verdict = _verdicts(render.Study.load(str(root)))[2, '']
   assert verdict.verdict == 'not reproduced', verdict
   assert 'rho_cw 0.340 at epoch 3' in verdict.why and 'a fall of 0.000' in verdict.why
 
 
 def test_the_through_adv_ablation_stays_off_the_curves_and_is_compared_with_its_twin(tmp_path):
-  jobs = experiments.sweep_jobs('through_adv', 'cpu')
+  jobs = sweeps.sweep_jobs('through_adv', 'cpu')
   assert [j.name for j in jobs] == ['pgn_c_l8_w0.25_s1234', 'pgn_c_l8_w0.25_s1234_through_adv']
   assert [j.train_config('cpu', 'cifar10').pgn_grad_through_adv for j in jobs] == [False, True]
   root = _sweep(tmp_path / 'sweep', True)
   ablation = _job_dir(tmp_path / 'sweep', 'pgn', 0.75, results=_results(0.75, 0.9), c_l=8.0,
                       through_adv=True)
-  sweep = report.load(root)
+  sweep = results.load(root)
   assert [r['job'] for r in sweep.ablation] == [ablation]
-  assert ablation not in [r['job'] for r in sweep.rows]
-  (_, left), _ = experiments.robustness_curves(experiments.collect(root))
+  assert ablation not in [r['job'] for r in sweep.curve('pgn')]
+  (_, left), _ = render.robustness_curves(results.collect(root))
   assert (0.9, 0.75, 'c_L=8') not in left['PGN']
-  section = '\n'.join(report._through_adv_section(sweep))
+  section = _section(root, tmp_path, '## F differentiating through x_adv')
   assert '| pgn_c_l8_w0.25_s1234 | off | evaluated | 0.790 | 0.440 / 0.440 |' in section
   assert f'| {ablation} | on | evaluated | 0.750 | 0.900 / 0.900 |' in section
   assert ('PGN c_L=8 at width 0.25: the flag changes test acc by -0.040, rho_cw mean by +0.460, '
@@ -358,9 +412,10 @@ def test_the_through_adv_ablation_stays_off_the_curves_and_is_compared_with_its_
           'flag: 0.900 / 0.375.') in section
   assert 'Step time' not in section  # bench.json without a pgn:through step
   bench = json.loads((tmp_path / 'sweep' / 'bench.json').read_text())
-  bench['steps']['pgn:through'] = dict(defense='pgn:through', ms_per_step=300.0)
+  bench['steps']['pgn:through'] = dict(defense='pgn:through', ms_per_step=300.0,
+                                       images_per_second=128e3 / 300.0)
   (tmp_path / 'sweep' / 'bench.json').write_text(json.dumps(bench))
-  section = '\n'.join(report._through_adv_section(report.load(root)))
+  section = _section(root, tmp_path, '## F differentiating through x_adv')
   assert 'PGN 200.0 ms, with the flag 300.0 ms (1.50x)' in section
 
 
@@ -371,23 +426,31 @@ def test_report_marks_missing_data_and_pending_jobs(tmp_path):
   _job_dir(root, 'pgd', 0.7, results=_results(0.7, 0.5), eps=0.5)
   _job_dir(root, 'pgn', 0.7, c_l=8.0)  # trained, not evaluated
   fgm = _job_dir(root, 'fgm', 0.7, probe=(), trained=False, eps=0.5)  # no epoch yet
-  sweep = report.load(str(root), '--root=R')
-  verdicts = [fn(sweep) for _, _, _, fn in report.CLAIMS]
-  assert [v.verdict for v in verdicts] == ['not measured yet'] * 5, verdicts
-  assert 'run --sweep=table2 --root=R' in verdicts[0].why
-  assert 'evaluate.py --ckpt=' in verdicts[2].why and '--attacks=fgm,mim,pgd,pgn' in verdicts[2].why
-  assert 'experiments speed --root=R' in verdicts[4].why
+  verdicts = _verdicts(render.Study.load(str(root), '--root=R'))
+  assert [v.verdict for v in verdicts.values()] == ['not measured yet'] * 8, verdicts
+  assert 'run --sweep=robustness_curve --root=R' in verdicts[1, 'raw G input'].why
+  claim3 = verdicts[3, 'raw G input'].why
+  assert 'evaluate.py --ckpt=' in claim3 and '--attacks=fgm,mim,pgd,pgn' in claim3
+  assert 'experiments speed --root=R' in verdicts[5, ''].why
   path = tmp_path / 'REPRODUCTION.md'
-  report.write_report(str(root), str(tmp_path / 'results'), str(path))
+  render.write_report(str(root), str(tmp_path / 'results'), str(path))
   assert f'{fgm} (training, epoch 0 of 6); pgn_c_l8_w0.25_s1234 (trained' in path.read_text()
-  with pytest.raises(experiments.ExperimentError, match='no jobs in'):
-    report.write_report(str(tmp_path / 'results'), str(tmp_path / 'x'), str(path))
+  with pytest.raises(protocol.ExperimentError, match='no jobs in'):
+    render.write_report(str(tmp_path / 'results'), str(tmp_path / 'x'), str(path))
+
+
+def _section(root, tmp_path, heading):
+  """The report's section under ``heading`` (up to the next section)."""
+  path = tmp_path / 'section' / 'R.md'
+  render.write_report(root, str(tmp_path / 'section'), str(path))
+  text = path.read_text()
+  return text[text.index(heading):].split('\n## ')[0]
 
 
 def test_report_copies_small_files_only_and_keeps_the_notes(tmp_path):
   root = _sweep(tmp_path / 'sweep', True)
   out, path = tmp_path / 'results', tmp_path / 'docs' / 'REPRODUCTION.md'
-  report.write_report(root, str(out), str(path))
+  render.write_report(root, str(out), str(path))
   folder = out / 'sweep'
   copied = {str(p.relative_to(folder)) for p in folder.rglob('*') if p.is_file()}
   assert {'summary.json', 'summary.csv', 'bench.json', 'robustness_curves.png',
@@ -400,6 +463,90 @@ def test_report_copies_small_files_only_and_keeps_the_notes(tmp_path):
   notes = '<!-- notes -->\nThe PGD-AT eps 0.5 job ran twice.\n<!-- /notes -->'
   path.write_text(re.sub('<!-- notes -->.*<!-- /notes -->', notes,
                          text.replace('## Verdicts', '## Stale'), flags=re.S))
-  report.write_report(root, str(out), str(path))
+  render.write_report(root, str(out), str(path))
   assert path.read_text() == text.replace(text[text.index('<!-- notes -->'):
                                                text.index('<!-- /notes -->') + 15], notes)
+
+
+def _variant_sweep(root):
+  """_sweep (the paper's claims hold) with the normalized PGN curve (one seed), the normalized
+  PGN attack and one with an L2 budget on FGM-AT eps 0.5, and an AutoAttack-style result."""
+  _sweep(root, True)
+  for c_l, acc, rho in ((2.0, 0.71, 0.90), (8.0, 0.76, 0.70), (32.0, 0.79, 0.50)):
+    _job_dir(root, 'pgn', acc, results=_results(acc, rho, autoattack=0.2 if c_l == 2 else None),
+             c_l=c_l, grad_input='normalized')
+  fgm = 'fgm_eps0.5_w0.25_s1234'
+  _pgn_eval(root, fgm, 'eval_pgn_normalized', 0.70, [(2.0, 0.3, 0.40), (4.0, 0.1, 0.55)],
+            'normalized')
+  _pgn_eval(root, fgm, 'eval_pgn_normalized_eps0.5', 0.70, [(2.0, 0.45, 0.30)], 'normalized',
+            eps=0.5)
+  return str(root)
+
+
+def test_the_report_judges_the_best_pgn_variant_and_each_pgn_attack_variant(tmp_path):
+  root = _variant_sweep(tmp_path / 'sweep')
+  study = render.Study.load(root, '--root=R')
+  attacks = study.sweep.pgn_attacks['fgm_eps0.5_w0.25_s1234']
+  assert {v: a['folder'] for v, a in attacks.items()} == {
+      'raw': 'eval', 'normalized': 'eval_pgn_normalized',
+      'normalized_eps0.5': 'eval_pgn_normalized_eps0.5'}
+  verdicts = _verdicts(study)
+  assert [verdicts[k].verdict for k in PAPER_ROWS] == ['reproduced'] * 5
+  # The normalized curve (0.71-0.79) beats both baselines, but its seed spread is unmeasured.
+  best = verdicts[1, 'normalized G input']
+  assert best.verdict == 'partly', best
+  assert 'rho_cw is PGN (normalized) 0.567, FGM-AT 0.300, PGD-AT 0.310' in best.why
+  assert ('Seed spread not measured on 3 seeds for PGN (normalized) (at most partly): run '
+          '`python -m tf_pgn.experiments run --sweep=seeds --root=R`') in best.why
+  # Of the other attack variants the normalized one lies farthest below FGM / PGD.
+  assert verdicts[3, 'normalized G input'].verdict == 'reproduced'
+  assert 'fgm_eps0.5_w0.25_s1234, c_L=4 at mean L2 0.100: PGN 0.550, FGM 0.642, PGD 0.633' in (
+      verdicts[3, 'normalized G input'].why)
+  assert verdicts[4, 'normalized G input'].verdict == 'not measured yet'
+  out, path = tmp_path / 'results', tmp_path / 'R.md'
+  render.write_report(root, str(out), str(path), root_text='runs/sweeps/x')
+  text = path.read_text()
+  for row in ('| 1 (raw G input) | PGN is more robust', '| 1 (normalized G input) | PGN is more',
+              '| 3 (normalized G input) |', '| 4 (normalized G input) |'):
+    assert row in text, row
+  assert '### PGN attack, normalized G input (eval_pgn_normalized/)' in text
+  assert ('| fgm_eps0.5_w0.25_s1234 | 2 | 0.50 | 0.450 | 0.300 | 0.430 | 0.385 | yes |'
+          in text)  # the variant with an L2 budget of 0.5
+  assert 'Strongest PGN attack variant: raw G input' in text
+  assert '| 0.780 | PGN (normalized) | 0.33 x PGN (normalized) c_L=8 (0.760)' in text
+  assert '| pgn_c_l2_w0.25_s1234_normalized | evaluated | PGN (normalized) c_L=2 |' in text
+  assert '| 0.200 | - |' in text  # the AutoAttack-style column beside PGD-100
+  assert ('| fgm_eps0.1_w0.25_s* | 1234, 1235, 1236 | 0.780 ± 0.000 (0.780-0.780) | '
+          '0.300 ± 0.005 (0.295-0.305) |') in text
+  assert 'PGN (normalized) c_L=2: 1 of 3; PGD-AT eps=0.25: 0 of 3.' in text
+  assert '`python -m tf_pgn.experiments run --sweep=normalized_capacity --root=runs/sweeps/x`' in (
+      text)
+  folder = out / 'sweep' / 'fgm_eps0.5_w0.25_s1234'
+  assert {p.name for p in (folder / 'eval_pgn_normalized').iterdir()} == {'results.json',
+                                                                          'results.md'}
+  summary = json.loads((out / 'sweep' / 'summary.json').read_text())['jobs']
+  assert {r['job']: r['autoattack_eps0.5_acc'] for r in summary
+          if r['autoattack_eps0.5_acc'] is not None} == {'pgn_c_l2_w0.25_s1234_normalized': 0.2}
+
+
+def test_generated_text_holds_no_machine_paths(tmp_path):
+  """The report quotes the root as given and the data's provenance without its paths; only the
+  notes block is free text."""
+  root = _sweep(tmp_path / 'sweep', True)
+  data = os.path.join(os.path.expanduser('~'), '.cache', 'tf_pgn', 'cifar-10-batches-py')
+  for job in os.listdir(root):
+    path = os.path.join(root, job, 'eval', 'results.json')
+    if os.path.isfile(path):
+      results = json.load(open(path))
+      results['data'] = dict(fingerprint='f', provenance=(
+          f'unverified: {data} is not the official files and has no checksums.md5'))
+      json.dump(results, open(path, 'w'))
+  path = tmp_path / 'R.md'
+  proc = run_cli('-m', 'tf_pgn.experiments', 'report', f'--root={root}', '--data_dir=~/data',
+                 f'--out={tmp_path / "results"}', f'--report={path}')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  text = path.read_text().replace(str(tmp_path), 'TMP')
+  assert 'not the official files and not pinned by checksums' in text
+  assert '--data_dir=~/data' in text
+  for machine in (os.path.expanduser('~'), socket.gethostname(), platform.processor() or '~~'):
+    assert machine not in text, machine

@@ -108,3 +108,32 @@ def test_zero_output_layer_starts_generator_at_the_identity():
   models.zero_output_layer(g)
   l = g([tf.random.normal(x.shape), x, onehot])
   np.testing.assert_array_equal(l, np.zeros_like(l))
+
+
+def test_generator_is_built_for_any_image_shape_and_keeps_the_cifar_layout():
+  cifar = models.build_generator(10, gen_width=0.125)
+  assert cifar.count_params() == models.build_generator(10, 0.125, input_shape=(32, 32, 3)
+                                                        ).count_params()
+  assert not any(isinstance(l, keras.layers.Cropping2D) for l in cifar.layers)
+  for shape in ((8, 8, 1), (28, 28, 1), (30, 17, 2)):
+    g = models.build_generator(5, gen_width=0.125, input_shape=shape)
+    x = tf.random.uniform([2, *shape], seed=4)
+    assert g([x, x, tf.one_hot([0, 4], 5)]).shape == (2, *shape)
+
+
+def test_input_gradient_calls_the_classifier_without_a_training_flag():
+  """A plain callable (no ``training`` argument) and a batch-norm model in inference mode: the
+  moving statistics stay where they are."""
+  x = tf.random.uniform([4, 8, 8, 1], seed=6)
+  onehot = tf.one_hot([0, 1, 2, 3], 4)
+  plain = lambda z: tf.reshape(z, [4, -1])[:, :4] * 3.0
+  grad, logits = models.true_class_gradient(plain, x, onehot)
+  assert grad.shape == x.shape and logits.shape == (4, 4)
+  inputs = keras.Input((8, 8, 1))
+  h = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inputs))
+  bn_model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(h))
+  moving = [w.numpy().copy() for w in bn_model.non_trainable_weights]
+  for mode in ('raw', 'normalized', 'sign'):
+    models.generator_input_gradient(bn_model, x, onehot, mode)
+  for before, after in zip(moving, bn_model.non_trainable_weights):
+    np.testing.assert_array_equal(before, after.numpy())

@@ -34,7 +34,8 @@ flags.DEFINE_integer('repeats', 5, 'Timed rounds (one step of each defense per r
 flags.DEFINE_bool('jit_compile', False, 'Compile the train steps with XLA.')
 flags.DEFINE_string('defenses', 'naive,fgm,pgd7,pgd10,pgn', 'Which steps to time; a suffix '
                     ':bf16 times the step under --mixed_precision (e.g. pgn,pgn:bf16), '
-                    ':through the PGN step with --pgn_grad_through_adv.')
+                    ':through the PGN step with --pgn_grad_through_adv, :normalized with '
+                    '--pgn_grad_input=normalized, :normalized_gen2 also with --pgn_gen_steps=2.')
 flags.DEFINE_string('out', 'bench.json', 'Where to write the results.')
 flags.DEFINE_integer('intra_op_threads', 0, 'TensorFlow intra-op threads (0: its default).')
 flags.DEFINE_integer('inter_op_threads', 0, 'TensorFlow inter-op threads (0: its default).')
@@ -89,20 +90,28 @@ def attack_rates(classifier, x, y, cw_iterations: int = 20) -> dict:
               cw_iterations_images_per_second=cw_iterations * x.shape[0] / seconds['cw'])
 
 
+# Suffixes of --defenses (defense:variant) and the config fields each sets; a plain pgn step is
+# the paper's (raw gradient input).
+PGN_VARIANTS = {'through': dict(pgn_grad_through_adv=True),
+                'normalized': dict(pgn_grad_input='normalized'),
+                'normalized_gen2': dict(pgn_grad_input='normalized', pgn_gen_steps=2)}
+STEP_VARIANTS = {'': {}, 'bf16': dict(mixed_precision=True), **PGN_VARIANTS}
+
+
 def bench_steps(names: list, x, y) -> dict:
   """{name: row} for the train steps ``names``, timed round-robin (``median_seconds``)."""
   trainers = {}
   for name in names:
     step_name, _, variant = name.partition(':')
-    if variant not in ('', 'bf16', 'through') or (variant == 'through' and step_name != 'pgn'):
+    if variant not in STEP_VARIANTS or (variant in PGN_VARIANTS and step_name != 'pgn'):
       raise app.UsageError(f'--defenses: unknown suffix :{variant} in {name} (use :bf16, or '
-                           ':through after pgn)')
+                           f'after pgn one of {", ".join(":" + v for v in PGN_VARIANTS)})')
     defense, pgd_steps = (('pgd', int(step_name[3:])) if step_name.startswith('pgd')
                           else (step_name, 10))
+    overrides = {'pgn_grad_input': 'raw', **STEP_VARIANTS[variant]}
     cfg = make_config('paper', defense=defense, pgd_steps=pgd_steps, eps=0.5, width=FLAGS.width,
                       gen_width=FLAGS.gen_width or FLAGS.width, batch_size=FLAGS.batch_size,
-                      jit_compile=FLAGS.jit_compile, mixed_precision=variant == 'bf16',
-                      pgn_grad_through_adv=variant == 'through')
+                      jit_compile=FLAGS.jit_compile, **overrides)
     trainers[name] = AdversarialTrainer(cfg, 10)
   seconds = median_seconds({name: lambda t=t: t.train_step(x, y)['loss'].numpy()
                             for name, t in trainers.items()}, FLAGS.warmup, FLAGS.repeats)
@@ -122,11 +131,11 @@ def pgn_parts_ms(trainer, x, y) -> dict:
   against the whole step (forward + one backward pass through all of them + two Adam updates)."""
   from tf_pgn import models  # pylint: disable=g-import-not-at-top
   onehot = tf.one_hot(y, 10)
-  grad = tf.function(lambda: models.true_class_gradient(trainer.logits, x, onehot)[0])
+  grad = tf.function(lambda: models.true_class_gradient(trainer.players.logits, x, onehot)[0])
   parts = {
       'input_gradient': grad,  # F forward + backward to x
       'generator_forward': tf.function(lambda: trainer.generate(x, onehot)[0]),  # incl. the above
-      'classifier_forward': tf.function(lambda: trainer.logits(x, training=True)),
+      'classifier_forward': tf.function(lambda: trainer.players.logits(x, training=True)),
   }
   seconds = median_seconds({name: lambda fn=fn: np.asarray(fn()) for name, fn in parts.items()},
                            1, FLAGS.repeats)

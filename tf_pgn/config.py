@@ -1,8 +1,8 @@
 """Typed training configuration and named presets.
 
 Every hyper-parameter of the paper (Lee, Han, Lee 2019, section 4.1 and the authors' code, see
-``shared/design/reference.md``) is named once here; ``train.py`` flags override a preset field by
-field.
+``shared/design/reference.md``) is named once here, with its help text: ``train.py``'s flags are
+made from the fields (``tf_pgn.cli.flags``) and override a preset field by field.
 """
 import dataclasses
 import json
@@ -20,73 +20,87 @@ class ConfigError(ValueError):
   """A configuration value is invalid; the message says which and how to fix it."""
 
 
+def setting(default, help_text: str, choices: tuple | None = None):
+  """A config field with its command-line help (and, for an enum flag, its choices): the flags
+  of ``train.py`` and ``evaluate.py`` are made from these (``tf_pgn.cli.flags``)."""
+  metadata = dict(help=help_text) if choices is None else dict(help=help_text, choices=choices)
+  return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass
 class TrainConfig:
   """One training run. Defaults are the paper's settings (``--preset=paper``)."""
-  dataset: str = 'cifar10'
-  defense: str = 'pgn'
+  # Free strings, not enum flags: validate() refuses an unknown one in one line.
+  dataset: str = setting('cifar10', 'cifar10 or cifar100.')
+  defense: str = setting('pgn', 'naive, fgm, pgd or pgn.')
   # Classifier F (Table 1) and generator G (Figure 1) width multipliers.
-  width: float = 1.0
-  gen_width: float = 1.0
+  width: float = setting(1.0, 'Classifier width multiplier (Table 1 filters x width).')
+  gen_width: float = setting(1.0, 'Generator width multiplier (Figure 1 channels x width).')
   # Optimisation (section 4.1; authors' code): Adam 5e-4 for both networks, batch 128, 200 epochs.
-  epochs: int = 200
-  batch_size: int = 128
-  lr: float = 5e-4
-  gen_lr: float = 5e-4
-  ema_decay: float = 0.998
+  epochs: int = setting(200, 'Training epochs.')
+  batch_size: int = setting(128, 'Batch size.')
+  lr: float = setting(5e-4, 'Adam learning rate of the classifier.')
+  gen_lr: float = setting(5e-4, 'Adam learning rate of the generator.')
+  ema_decay: float = setting(0.998, 'EMA decay of the classifier weights.')
   # Data: None means the whole split.
-  train_size: int | None = None
-  test_size: int | None = None
-  augment: bool = True
+  train_size: int | None = setting(None, 'Use the first N training images.')
+  test_size: int | None = setting(None, 'Use the first N test images for per-epoch accuracy.')
+  augment: bool = setting(True, 'Random flip + shift augmentation.')
   # FGM / PGD adversarial training, L2 (Madry et al. 2018): step = eps / steps * 5/3.
-  eps: float = 0.02
-  pgd_steps: int = 10
-  pgd_step_size: float | None = None
+  eps: float = setting(0.02, 'L2 budget of FGM/PGD adversarial training.')
+  pgd_steps: int = setting(10, 'PGD iterations.')
+  pgd_step_size: float | None = setting(None, 'PGD step (default eps / pgd_steps * 5/3).')
   # PGN (Eq. 4): classifier loss (1 - adv_coeff) CE(F(x)) + adv_coeff CE(F(x_adv));
   # generator loss -CE(F(x_adv)) + c_l * mean ||x_adv - x||_2^2.
-  c_l: float = 50.0
-  adv_coeff: float = 1.0
+  c_l: float = setting(50.0, 'PGN: weight of the squared L2 distance in G\'s loss (Eq. 4).')
+  adv_coeff: float = setting(1.0, 'Weight of the adversarial term in F\'s loss.')
   # Whether F's update differentiates through x_adv (and so through the input gradient, double
   # backprop) as the authors' code does. Off by default: standard adversarial training treats
   # x_adv as a constant for F, and the through-path lets F learn to weaken G's input.
-  pgn_grad_through_adv: bool = False
-  # G as an adversary (issue: the paper's raw input gradient is ~1e-6 per pixel, so G cannot see
-  # it). G's gradient input (models.GRAD_INPUTS): 'raw' is the paper's, 'normalized' and 'sign'
-  # are scale-free. G's updates per F update; G's output layer zeroed at the start (x_adv = x);
-  # an L2 budget on x_adv - x (x_adv projected into the ball; None: no budget).
-  pgn_grad_input: str = 'raw'
-  pgn_gen_steps: int = 1
-  pgn_zero_init: bool = False
-  pgn_eps: float | None = None
+  pgn_grad_through_adv: bool = setting(
+      False, 'PGN: F\'s update differentiates through x_adv and the input gradient, as the '
+      'authors\' code does.')
+  # G as an adversary. G's gradient input (models.generator_input_gradient): 'raw' is the
+  # paper's, ~1e-6 per pixel, which G cannot see beside its other inputs of order 1; 'normalized'
+  # (the default: README, "G's gradient input") and 'sign' are scale-free. G's updates per F
+  # update; G's output layer zeroed at the start (x_adv = x); an L2 budget on
+  # x_adv - x (x_adv projected into the ball; None: no budget).
+  pgn_grad_input: str = setting(
+      'normalized', 'PGN: G\'s gradient input: the paper\'s raw gradient of the mean true-class '
+      'probability, or per example scaled to unit RMS (normalized) or its sign.', GRAD_INPUTS)
+  pgn_gen_steps: int = setting(1, 'PGN: generator updates per classifier update.')
+  pgn_zero_init: bool = setting(False, 'PGN: zero G\'s output layer at the start (x_adv = x).')
+  pgn_eps: float | None = setting(None, 'PGN: project x_adv into this L2 ball around x (none: no '
+                                  'budget).')
   # Per-epoch robustness probe: PGD-L2 at probe_eps on the first probe_size test images.
-  probe_eps: float = 0.5
-  probe_size: int = 256
-  probe_steps: int = 10
+  probe_eps: float = setting(0.5, 'L2 eps of the per-epoch PGD robustness probe.')
+  probe_size: int = setting(256, 'Test images in the per-epoch robustness probe.')
+  probe_steps: int = setting(10, 'PGD iterations of the per-epoch robustness probe.')
   # Bookkeeping.
-  seed: int = 1234
-  checkpoint_every_steps: int = 200
-  checkpoint_every_minutes: float | None = None  # also save when this long has passed
-  keep_checkpoints: int = 3
-  # Every this many epochs the EMA classifier's weights stay in epochs/epoch-N (a checkpoint
-  # prefix evaluate.py --ckpt takes): Figure 2 right's rho_cw by epoch. 0: none.
-  snapshot_every_epochs: int = 10
-  jit_compile: bool = False
-  mixed_precision: bool = False  # bfloat16 compute, float32 variables (tf_pgn.defenses)
-  deterministic: bool = False
-  # tf.distribute strategy (tf_pgn.distribute): none, mirrored (local GPUs, else cpu_replicas
-  # logical CPUs) or multi_worker ($TF_CONFIG). Not part of the architecture: a run resumes on
-  # any number of replicas.
-  distribute: str = 'none'
-  cpu_replicas: int | None = None
-  # tf.debugging.enable_check_numerics: a NaN/Inf stops the run naming the op that made it (slow).
-  debug_numerics: bool = False
-
-  @property
-  def pgd_step(self) -> float:
-    """PGD step size; the authors' default eps / steps * 5/3 unless set."""
-    if self.pgd_step_size is not None:
-      return self.pgd_step_size
-    return self.eps / self.pgd_steps * 5.0 / 3.0
+  seed: int = setting(1234, 'Random seed (weights, data order, augmentation, PGD).')
+  checkpoint_every_steps: int = setting(200, 'Checkpoint interval in steps.')
+  checkpoint_every_minutes: float | None = setting(
+      None, 'Also checkpoint when this many minutes have passed since the last checkpoint.')
+  keep_checkpoints: int = setting(3, 'Checkpoints kept in <run_dir>/ckpt.')
+  # Figure 2 right's rho_cw by epoch.
+  snapshot_every_epochs: int = setting(
+      10, 'Keep the EMA classifier of every Nth epoch in <run_dir>/epochs/epoch-N (evaluate.py '
+      '--ckpt takes it; 0: none).')
+  jit_compile: bool = setting(False, 'Compile the train step with XLA.')
+  mixed_precision: bool = setting(
+      False, 'Compute in bfloat16 with float32 variables (CPUs with AVX512-BF16/AMX, Ampere+ '
+      'GPUs); the EMA and exports stay float32.')
+  deterministic: bool = setting(False, 'Deterministic ops (bit-identical resume; slower).')
+  # Not part of the architecture: a run resumes on any number of replicas.
+  distribute: str = setting(
+      'none', 'tf.distribute strategy (tf_pgn.distribute): one device, all local GPUs (or '
+      '--cpu_replicas logical CPUs), or the hosts of $TF_CONFIG.', STRATEGIES)
+  cpu_replicas: int | None = setting(
+      None, 'Split the CPU into this many logical devices (for --distribute=mirrored without '
+      'GPUs: tests, not speed).')
+  debug_numerics: bool = setting(
+      False, 'Check every op for NaN/Inf and name the first op that makes one '
+      '(tf.debugging.enable_check_numerics; slow).')
 
   def validate(self) -> 'TrainConfig':
     """Raises ConfigError with a one-line fix for the first invalid field."""

@@ -9,13 +9,19 @@ Integrity: every file read is hashed (MD5). Files that match the official digest
 ``checksums.md5`` (``md5sum`` format) beside them pins any other copy, e.g. one rebuilt offline
 (``python -m tf_pgn.data --write_checksums DIR``); a file that disagrees with either is refused.
 A copy that is neither official nor pinned loads with a one-line warning (structural checks only).
+
+Without a data folder (``--data_dir`` or ``$TF_PGN_DATA_DIR``) the official archive is downloaded
+once into ``~/.keras/datasets`` (``download``: MD5-checked, then extracted).
 """
 import dataclasses
 import hashlib
 import io
 import os
 import pickle
+import shutil
 import tarfile
+import tempfile
+import urllib.request
 
 import numpy as np
 import tensorflow as tf
@@ -71,6 +77,9 @@ OFFICIAL_MD5 = {
                  'test': 'f0ef6b0ae62326f3e7ffdfab6717acfc'},
 }
 CHECKSUMS_FILE = 'checksums.md5'
+URLS = {'cifar10': 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz',
+        'cifar100': 'https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz'}
+DOWNLOAD_DIR = os.path.join('~', '.keras', 'datasets')
 
 # What the official pickles contain: dicts of bytes, lists, ints and numpy uint8 arrays.
 _ALLOWED_GLOBALS = {
@@ -257,14 +266,12 @@ def _find_source(path: str, folder: str, archive: str) -> str:
 def load(dataset: str, data_dir: str | None = None) -> Dataset:
   """Loads CIFAR-10 or CIFAR-100 (fine labels).
 
-  From ``data_dir``, else ``$TF_PGN_DATA_DIR``, else the normal ``keras.datasets`` download.
+  From ``data_dir``, else ``$TF_PGN_DATA_DIR``, else the official archive (``download``).
   """
   if dataset not in _LAYOUT:
     raise DataError(f'unknown dataset {dataset!r}: use one of {", ".join(_LAYOUT)}')
   folder, archive, train_m, test_m, label_key, k = _LAYOUT[dataset]
-  data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
-  if not data_dir:
-    return _download(dataset, k)
+  data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or download(dataset)
   if not os.path.exists(data_dir):
     raise DataError(f'--data_dir {data_dir} does not exist')
   src = _find_source(data_dir, folder, archive)
@@ -274,18 +281,54 @@ def load(dataset: str, data_dir: str | None = None) -> Dataset:
   return Dataset(dataset, k, train, test, provenance, fingerprint(train, test))
 
 
-def _download(dataset: str, k: int) -> Dataset:
-  import keras  # pylint: disable=g-import-not-at-top
-  module = keras.datasets.cifar10 if dataset == 'cifar10' else keras.datasets.cifar100
+def download(dataset: str, folder: str | None = None, timeout: float = 60.0) -> str:
+  """The folder holding ``dataset``'s official files: downloads the official archive into
+  ``folder`` (default ``~/.keras/datasets``) unless it or its extracted folder is there, refuses
+  it unless its MD5 is the official one, and extracts it beside itself. ``load`` then verifies
+  every file it reads. Raises DataError (one line) when the archive cannot be had."""
+  name, archive = _LAYOUT[dataset][:2]
+  folder = os.path.expanduser(folder or DOWNLOAD_DIR)
+  path = os.path.join(folder, archive)
+  if os.path.exists(os.path.join(folder, name)):
+    return folder
+  if not os.path.exists(path):
+    _fetch(URLS[dataset], path, OFFICIAL_MD5[dataset][archive], timeout)
+  # Extracted beside the archive, then renamed into place: a killed extraction leaves no folder.
+  tmp = tempfile.mkdtemp(prefix='.extract-', dir=folder)
   try:
-    (xt, yt), (xs, ys) = module.load_data()
-  except Exception as e:  # no internet, proxy, ...
-    raise DataError(f'could not download {dataset} ({type(e).__name__}); download the official '
-                    f'python archive and pass --data_dir or set ${DATA_DIR_ENV}') from None
-  train, test = (Split(xt, yt.reshape(-1).astype(np.int32)),
-                 Split(xs, ys.reshape(-1).astype(np.int32)))
-  return Dataset(dataset, k, train, test, 'keras.datasets download (hash checked by keras)',
-                 fingerprint(train, test))
+    with tarfile.open(path, 'r:gz') as tar:
+      tar.extractall(tmp, members=[m for m in tar.getmembers() if m.name.startswith(name + '/')],
+                     filter='data')
+    os.replace(os.path.join(tmp, name), os.path.join(folder, name))
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise DataError(f'{path} is not a readable archive ({e}); delete it to download it '
+                    'again') from None
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+  return folder
+
+
+def _fetch(url: str, path: str, md5: str, timeout: float) -> None:
+  """Downloads ``url`` to ``path`` (atomically) if its MD5 is ``md5``."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  digest = hashlib.md5()
+  with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), prefix='.download-',
+                                   delete=False) as f:
+    try:
+      with urllib.request.urlopen(url, timeout=timeout) as response:
+        for chunk in iter(lambda: response.read(1 << 20), b''):
+          digest.update(chunk)
+          f.write(chunk)
+    except (OSError, ValueError) as e:  # no network, refused, a timeout, a bad URL
+      os.remove(f.name)
+      raise DataError(f'could not download {url} ({type(e).__name__}: {e}); download the '
+                      f'official archive yourself and pass --data_dir or set ${DATA_DIR_ENV}'
+                      ) from None
+  if digest.hexdigest() != md5:
+    os.remove(f.name)
+    raise DataError(f'{url} gave a file with MD5 {digest.hexdigest()}, the official archive has '
+                    f'{md5}: the download is corrupt or altered; try again')
+  os.replace(f.name, path)
 
 
 def subset(split: Split, size: int | None) -> Split:

@@ -1,8 +1,12 @@
-"""The four defenses of the paper as compiled train steps: naive, FGM-AT, PGD-AT and PGN.
+"""The four defenses of the paper as train steps: naive, FGM-AT, PGD-AT and PGN.
 
-Each step is one ``tf.function`` with GradientTape. Baselines share one classifier update on
-x_adv = perturb(x, y); PGN (Eq. 4) computes the input gradient, runs G and updates F and G from
-the same forward pass with their own Adam optimizers.
+A defense is a small frozen dataclass (``Naive()``, ``FGM(eps)``, ``PGD(eps, steps)``,
+``PGN(c_l)``) whose ``train_step(players, x, y)`` is one optimisation step on one batch with
+GradientTape. It knows no architecture: the networks and their optimizers come in ``Players``.
+Baselines share one classifier update on x_adv = perturb(x, y); PGN (Eq. 4) computes the input
+gradient, runs G and updates F and G from the same forward pass with their own optimizers. The
+same steps run in the command line's loop (``AdversarialTrainer``, ``tf_pgn.trainer``) and in
+``model.fit`` (``tf_pgn.adversarial_model.AdversarialModel``).
 
 Distribution (``tf_pgn.distribute``): the steps run per replica under ``strategy.run``. Every
 batch mean is a sum over the replica's examples divided by the global batch, so the optimizers'
@@ -10,6 +14,8 @@ all-reduce (a sum over replicas) gives the single-device gradient; the EMA is up
 step in cross-replica context.
 """
 import contextlib
+import dataclasses
+from typing import ClassVar
 
 import keras
 import tensorflow as tf
@@ -25,7 +31,7 @@ def per_example_ce(y, logits):
 
 def sq_l2(x_adv, x):
   """sum over pixels of (x_adv - x)^2, per example."""
-  return tf.reduce_sum(tf.square(x_adv - x), axis=[1, 2, 3])
+  return tf.reduce_sum(tf.square(x_adv - x), axis=list(range(1, x.shape.rank)))
 
 
 def cross_entropy(y, logits):
@@ -69,14 +75,201 @@ def _correct(y, logits):
   return tf.equal(tf.argmax(logits, -1, tf.int32), y)
 
 
+@dataclasses.dataclass
+class Players:
+  """What a train step plays with: the two players of Eq. 4's game, F and (PGN only) G, each
+  with its optimizer, F's number of classes, and the random generator of PGD's start."""
+  classifier: keras.Model
+  classifier_optimizer: keras.optimizers.Optimizer
+  num_classes: int
+  generator: keras.Model | None = None
+  generator_optimizer: keras.optimizers.Optimizer | None = None
+  rng: tf.random.Generator | None = None
+
+  def logits(self, x, training=False):
+    """F's logits in float32 (F computes in bfloat16 under --mixed_precision)."""
+    return tf.cast(self.classifier(x, training=training), tf.float32)
+
+
+# -- baselines -------------------------------------------------------------------------------
+class _Baseline:
+  """The baselines' step; a subclass says how x_adv is made (``perturb``)."""
+  uses_generator: ClassVar[bool] = False
+  metrics: ClassVar[tuple] = ('loss', 'train_acc', 'pert_l2')
+  adv_coeff = 1.0
+
+  def train_step(self, players: Players, x, y) -> dict:
+    """min_F (1 - a) CE(F(x), y) + a CE(F(x_adv), y), x_adv a constant (Madry et al. 2018).
+
+    Returns this replica's share of the global-batch means of the loss, the accuracy on x_adv and
+    the L2 norm of x_adv - x."""
+    n = _global_batch(x)
+    x_adv = self.perturb(players, x, y)
+    a = self.adv_coeff
+    with tf.GradientTape() as tape:
+      logits_adv = players.logits(x_adv, training=True)
+      loss = a * _mean(per_example_ce(y, logits_adv), n)
+      if a < 1.0:
+        loss += (1.0 - a) * _mean(per_example_ce(y, players.logits(x, training=True)), n)
+    variables = players.classifier.trainable_variables
+    players.classifier_optimizer.apply(tape.gradient(loss, variables), variables)
+    return dict(loss=loss, train_acc=_mean(_correct(y, logits_adv), n),
+                pert_l2=_mean(tf.sqrt(sq_l2(x_adv, x)), n))
+
+
+@dataclasses.dataclass(frozen=True)
+class Naive(_Baseline):
+  """Standard training, min_F CE(F(x), y): x_adv is x, so the adversarial term alone is the clean
+  loss (one forward pass)."""
+
+  def perturb(self, players, x, y):
+    del players, y
+    return x
+
+
+@dataclasses.dataclass(frozen=True)
+class FGM(_Baseline):
+  """FGM-AT: x_adv = clip(x + eps g / ||g||_2), g = grad_x CE(F(x), y) (Goodfellow et al. 2015,
+  L2); F's loss weighs CE on x_adv by ``adv_coeff``, CE on x by 1 - adv_coeff."""
+  eps: float = 0.02
+  adv_coeff: float = 1.0
+
+  def perturb(self, players, x, y):
+    return tf.stop_gradient(fgm_l2(players.logits, x, y, self.eps))
+
+
+@dataclasses.dataclass(frozen=True)
+class PGD(_Baseline):
+  """PGD-AT (Madry et al. 2018, L2): ``steps`` projected normalised-gradient steps from a uniform
+  random start in the eps-ball; ``step_size`` defaults to the authors' eps / steps * 5/3."""
+  eps: float = 0.02
+  steps: int = 10
+  step_size: float | None = None
+  adv_coeff: float = 1.0
+
+  @property
+  def step(self) -> float:
+    return self.step_size if self.step_size is not None else self.eps / self.steps * 5.0 / 3.0
+
+  def perturb(self, players, x, y):
+    return pgd_l2(players.logits, x, y, self.eps, self.step, self.steps, rng=players.rng)
+
+
+# -- PGN -------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class PGN:
+  """The perturbation generator network's minimax game (Eq. 4), with the levers of G as an
+  adversary: ``grad_input`` (G's gradient input, ``models.generator_input_gradient``), ``gen_steps``
+  G updates per F update, ``zero_init`` (G's output layer zeroed at the start: x_adv = x), ``eps``
+  (x_adv projected into this L2 ball; None: no budget) and ``grad_through_adv`` (F's update also
+  differentiates through x_adv and the input gradient, as the authors' code does)."""
+  c_l: float = 50.0
+  adv_coeff: float = 1.0
+  grad_input: str = 'raw'
+  gen_steps: int = 1
+  zero_init: bool = False
+  eps: float | None = None
+  grad_through_adv: bool = False
+  uses_generator: ClassVar[bool] = True
+  metrics: ClassVar[tuple] = ('loss', 'gen_loss', 'train_acc', 'clean_acc', 'pert_l2',
+                              'pert_sq_l2')
+
+  def prepare_generator(self, generator: keras.Model) -> keras.Model:
+    """G at the start of training: its output layer zeroed if ``zero_init``."""
+    if self.zero_init:
+      models.zero_output_layer(generator)
+    return generator
+
+  def generate(self, players: Players, x, onehot, batch_size=None):
+    """x_adv = tanh_box(x, G(grad_x F, x, y)) and F's logits on x (section 3.2, Figure 1),
+    projected into the L2 ball of radius ``eps`` if set; ``batch_size`` is that of the mean the
+    raw input gradient is taken of (default this batch). F runs in training mode: this forward
+    pass also gives F's clean loss."""
+    grad_x, logits = models.generator_input_gradient(
+        lambda z: players.logits(z, training=True), x, onehot, self.grad_input, batch_size)
+    if not self.grad_through_adv:
+      grad_x = tf.stop_gradient(grad_x)  # x_adv then depends on G only: F sees it as a constant
+    l = tf.cast(players.generator([grad_x, x, onehot], training=True), tf.float32)
+    x_adv = models.tanh_box(x, l)
+    if self.eps is not None:
+      x_adv = project_l2(x, x_adv, self.eps)
+    return x_adv, logits
+
+  def train_step(self, players: Players, x, y, train_classifier=True) -> dict:
+    """One step of the minimax game of Eq. 4, both networks updated from one forward pass:
+
+      F: min (1 - a) CE(F(x), y) + a CE(F(x_adv), y)
+      G: min -CE(F(x_adv), y) + c_L * mean ||x_adv - x||_2^2,   x_adv = box(x, G(grad_x F, x, y))
+
+    and, unless F differentiates through x_adv, one backward pass: x_adv is then a constant for
+    F, so grad_F of G's loss is -grad_F CE(F(x_adv)), and CE(F(x)) is a constant for G. With
+    S = loss_G - (1 - a) / a * CE(F(x)):  grad_G S = grad_G loss_G  and  -a grad_F S = grad_F loss_F.
+    With ``gen_steps`` k > 1, G first takes k - 1 steps of its own on the batch.
+    """
+    a = self.adv_coeff
+    if train_classifier:
+      for _ in range(self.gen_steps - 1):
+        self.train_step(players, x, y, train_classifier=False)
+    one_backward = train_classifier and a > 0 and not self.grad_through_adv
+    n = _global_batch(x)
+    onehot = tf.one_hot(y, players.num_classes)
+    with tf.GradientTape(persistent=not one_backward) as tape:
+      x_adv, logits = self.generate(players, x, onehot, n)
+      logits_adv = players.logits(x_adv, training=True)
+      ce_adv = _mean(per_example_ce(y, logits_adv), n)
+      ce_clean = _mean(per_example_ce(y, logits), n)
+      dist = _mean(sq_l2(x_adv, x), n)
+      loss_g = -ce_adv + self.c_l * dist
+      loss_f = a * ce_adv + (1.0 - a) * ce_clean
+      joint = loss_g - (1.0 - a) / a * ce_clean if one_backward else None
+    g_vars, f_vars = players.generator.trainable_variables, players.classifier.trainable_variables
+    if one_backward:
+      grads = tape.gradient(joint, g_vars + f_vars)
+      grads_g, grads_f = grads[:len(g_vars)], [-a * g for g in grads[len(g_vars):]]
+    else:
+      grads_g = tape.gradient(loss_g, g_vars)
+      grads_f = tape.gradient(loss_f, f_vars) if train_classifier else None
+      del tape
+    players.generator_optimizer.apply(grads_g, g_vars)
+    if train_classifier:
+      players.classifier_optimizer.apply(grads_f, f_vars)
+    return dict(loss=loss_f, gen_loss=loss_g, train_acc=_mean(_correct(y, logits_adv), n),
+                clean_acc=_mean(_correct(y, logits), n), pert_l2=_mean(tf.sqrt(sq_l2(x_adv, x)), n),
+                pert_sq_l2=dist)
+
+
+def update_ema(ema_classifier: keras.Model, classifier: keras.Model, decay: float) -> None:
+  """EMA of F's trainable weights, in cross-replica context (applied to every replica's copy).
+  F's other weights (batch-norm statistics, moving averages already) are copied, as Keras'
+  optimizer EMA leaves them: averaged again they would lag behind, from their initial values,
+  the weights they normalise (the ConvPool-CNN has none)."""
+  for ema_w, w in zip(ema_classifier.weights, classifier.weights):
+    ema_w.assign(decay * ema_w + (1.0 - decay) * w if w.trainable else w)
+
+
+def from_config(cfg: TrainConfig):
+  """The defense ``cfg`` names, with its settings."""
+  if cfg.defense == 'naive':
+    return Naive()
+  if cfg.defense == 'fgm':
+    return FGM(cfg.eps, cfg.adv_coeff)
+  if cfg.defense == 'pgd':
+    return PGD(cfg.eps, cfg.pgd_steps, cfg.pgd_step_size, cfg.adv_coeff)
+  return PGN(cfg.c_l, cfg.adv_coeff, cfg.pgn_grad_input, cfg.pgn_gen_steps, cfg.pgn_zero_init,
+             cfg.pgn_eps, cfg.pgn_grad_through_adv)
+
+
 class AdversarialTrainer:
-  """Classifier F (+ its EMA), generator G for PGN, their optimizers and the train step."""
+  """The command line's players, built from a ``TrainConfig``: the ConvPool-CNN F (+ its EMA),
+  G for PGN, an Adam each, and ``train_step``: the defense's step on every replica, then the
+  EMA."""
 
   def __init__(self, cfg: TrainConfig, num_classes: int,
                strategy: tf.distribute.Strategy | None = None):
     self.cfg = cfg
     self.num_classes = num_classes
     self.strategy = strategy or tf.distribute.get_strategy()
+    self.defense = from_config(cfg)
     keras.utils.set_random_seed(cfg.seed)
     policy = MIXED_POLICY if cfg.mixed_precision else 'float32'
     with self.strategy.scope():
@@ -90,120 +283,31 @@ class AdversarialTrainer:
       # Keras 3 optimizers create slots lazily; build them so checkpoints restore into them.
       self.opt_f.build(self.classifier.trainable_variables)
       self.generator = self.opt_g = None
-      if cfg.defense == 'pgn':
+      if self.defense.uses_generator:
         with _dtype_policy(policy):
-          self.generator = models.build_generator(num_classes, cfg.gen_width)
-        if cfg.pgn_zero_init:
-          models.zero_output_layer(self.generator)
+          self.generator = self.defense.prepare_generator(
+              models.build_generator(num_classes, cfg.gen_width))
         self.opt_g = keras.optimizers.Adam(cfg.gen_lr)
         self.opt_g.build(self.generator.trainable_variables)
       self.rng = tf.random.Generator.from_seed(cfg.seed)
-    step = self.pgn_train_step if cfg.defense == 'pgn' else self.baseline_train_step
-    replica_step = tf.function(step, jit_compile=True) if cfg.jit_compile else step
+    self.players = Players(self.classifier, self.opt_f, num_classes, self.generator, self.opt_g,
+                           self.rng)
+    replica_step = lambda x, y: self.defense.train_step(self.players, x, y)
+    if cfg.jit_compile:
+      replica_step = tf.function(replica_step, jit_compile=True)
     self.train_step = tf.function(lambda x, y: self._run_replicated(replica_step, x, y))
 
   def _run_replicated(self, replica_step, x, y):
     """One optimisation step on every replica, then the EMA; returns the global-batch metrics."""
     out = self.strategy.run(replica_step, (x, y))
-    self._update_ema()
+    update_ema(self.ema_classifier, self.classifier, self.cfg.ema_decay)
     return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
             for k, v in out.items()}
 
-  def logits(self, x, training=False):
-    """F's logits in float32 (F computes in bfloat16 under --mixed_precision)."""
-    return tf.cast(self.classifier(x, training=training), tf.float32)
+  def generate(self, x, onehot):
+    """PGN's x_adv and F's logits on x (``PGN.generate``)."""
+    return self.defense.generate(self.players, x, onehot)
 
-  # -- baselines ---------------------------------------------------------------------------
-  def perturb(self, x, y):
-    """x_adv of the baseline defense: x (naive), FGM-L2 or PGD-L2 with random start."""
-    cfg = self.cfg
-    if cfg.defense == 'fgm':
-      return tf.stop_gradient(fgm_l2(self.logits, x, y, cfg.eps))
-    if cfg.defense == 'pgd':
-      return pgd_l2(self.logits, x, y, cfg.eps, cfg.pgd_step, cfg.pgd_steps, rng=self.rng)
-    return x
-
-  def baseline_train_step(self, x, y):
-    """min_F (1 - a) CE(F(x), y) + a CE(F(x_adv), y), x_adv a constant (Madry et al. 2018)."""
-    n = _global_batch(x)
-    x_adv = self.perturb(x, y)
-    # naive: x_adv is x, so the adversarial term alone is the clean loss (one forward pass).
-    a = self.cfg.adv_coeff if self.cfg.defense != 'naive' else 1.0
-    with tf.GradientTape() as tape:
-      logits_adv = self.logits(x_adv, training=True)
-      loss = a * _mean(per_example_ce(y, logits_adv), n)
-      if a < 1.0:
-        loss += (1.0 - a) * _mean(per_example_ce(y, self.logits(x, training=True)), n)
-    variables = self.classifier.trainable_variables
-    self.opt_f.apply(tape.gradient(loss, variables), variables)
-    return dict(loss=loss, train_acc=_mean(_correct(y, logits_adv), n),
-                pert_l2=_mean(tf.sqrt(sq_l2(x_adv, x)), n))
-
-  # -- PGN ---------------------------------------------------------------------------------
-  def generate(self, x, onehot, batch_size=None):
-    """x_adv = tanh_box(x, G(grad_x F, x, y)) and F's logits on x (section 3.2, Figure 1),
-    projected into the L2 ball of radius ``pgn_eps`` if set; ``batch_size`` is that of the mean
-    the raw input gradient is taken of (default this batch)."""
-    cfg = self.cfg
-    grad_x, logits = models.generator_input_gradient(self.logits, x, onehot, cfg.pgn_grad_input,
-                                                     batch_size)
-    if not cfg.pgn_grad_through_adv:
-      grad_x = tf.stop_gradient(grad_x)  # x_adv then depends on G only: F sees it as a constant
-    l = tf.cast(self.generator([grad_x, x, onehot], training=True), tf.float32)
-    x_adv = models.tanh_box(x, l)
-    if cfg.pgn_eps is not None:
-      x_adv = project_l2(x, x_adv, cfg.pgn_eps)
-    return x_adv, logits
-
-  def pgn_train_step(self, x, y, train_classifier=True):
-    """One step of the minimax game of Eq. 4, both networks updated from one forward pass:
-
-      F: min (1 - a) CE(F(x), y) + a CE(F(x_adv), y)
-      G: min -CE(F(x_adv), y) + c_L * mean ||x_adv - x||_2^2,   x_adv = box(x, G(grad_x F, x, y))
-
-    and, unless F differentiates through x_adv, one backward pass: x_adv is then a constant for
-    F, so grad_F of G's loss is -grad_F CE(F(x_adv)), and CE(F(x)) is a constant for G. With
-    S = loss_G - (1 - a) / a * CE(F(x)):  grad_G S = grad_G loss_G  and  -a grad_F S = grad_F loss_F.
-    With ``pgn_gen_steps`` k > 1, G first takes k - 1 steps of its own on the batch.
-    """
-    cfg, a = self.cfg, self.cfg.adv_coeff
-    if train_classifier:
-      for _ in range(cfg.pgn_gen_steps - 1):
-        self.pgn_train_step(x, y, train_classifier=False)
-    one_backward = train_classifier and a > 0 and not cfg.pgn_grad_through_adv
-    n = _global_batch(x)
-    onehot = tf.one_hot(y, self.num_classes)
-    with tf.GradientTape(persistent=not one_backward) as tape:
-      x_adv, logits = self.generate(x, onehot, n)
-      logits_adv = self.logits(x_adv, training=True)
-      ce_adv = _mean(per_example_ce(y, logits_adv), n)
-      ce_clean = _mean(per_example_ce(y, logits), n)
-      dist = _mean(sq_l2(x_adv, x), n)
-      loss_g = -ce_adv + cfg.c_l * dist
-      loss_f = a * ce_adv + (1.0 - a) * ce_clean
-      joint = loss_g - (1.0 - a) / a * ce_clean if one_backward else None
-    g_vars, f_vars = self.generator.trainable_variables, self.classifier.trainable_variables
-    if one_backward:
-      grads = tape.gradient(joint, g_vars + f_vars)
-      grads_g, grads_f = grads[:len(g_vars)], [-a * g for g in grads[len(g_vars):]]
-    else:
-      grads_g = tape.gradient(loss_g, g_vars)
-      grads_f = tape.gradient(loss_f, f_vars) if train_classifier else None
-      del tape
-    self.opt_g.apply(grads_g, g_vars)
-    if train_classifier:
-      self.opt_f.apply(grads_f, f_vars)
-    return dict(loss=loss_f, gen_loss=loss_g, train_acc=_mean(_correct(y, logits_adv), n),
-                clean_acc=_mean(_correct(y, logits), n), pert_l2=_mean(tf.sqrt(sq_l2(x_adv, x)), n),
-                pert_sq_l2=dist)
-
-  def _update_ema(self):
-    """EMA of F's weights, in cross-replica context (applied to every replica's copy)."""
-    d = self.cfg.ema_decay
-    for ema_w, w in zip(self.ema_classifier.weights, self.classifier.weights):
-      ema_w.assign(d * ema_w + (1.0 - d) * w)
-
-  # -- checkpointing -----------------------------------------------------------------------
   def trackables(self) -> dict:
     """Everything a checkpoint must hold to resume bit-identically (besides epoch/step)."""
     objs = dict(classifier=self.classifier, ema_classifier=self.ema_classifier,

@@ -6,8 +6,10 @@ from tf_pgn.config import ConfigError
 from tf_pgn.data import DataError
 from tf_pgn.distribute import DistributeError
 from tf_pgn.export import ModelLoadError
+from tf_pgn.io_utils import WriteError
+from tf_pgn.locks import LockError
 
-USER_ERRORS = (ConfigError, DataError, DistributeError, ModelLoadError)
+USER_ERRORS = (ConfigError, DataError, DistributeError, LockError, ModelLoadError, WriteError)
 
 
 @contextlib.contextmanager

@@ -14,8 +14,10 @@ Evaluating Adversarial Robustness") and AutoAttack's flags flag gradient masking
 
 An output folder holds ``results.json``, ``results.md`` (Table 2's layout),
 ``accuracy_vs_l2.png`` (Figures 3-4) and ``partial/<box>_<attack>.json``, one per finished
-(attack, budget), which a rerun of the same evaluation reuses.
+(attack, budget), which a rerun of the same evaluation reuses. One evaluation at a time writes a
+folder (``tf_pgn.locks``).
 """
+import contextlib
 import dataclasses
 import functools
 import json
@@ -29,20 +31,20 @@ import numpy as np
 import tensorflow as tf
 
 from tf_pgn import data as data_lib
-from tf_pgn import metrics, plots
+from tf_pgn import locks, metrics, plots
 from tf_pgn.attacks import carlini_wagner_l2, deepfool_l2, predict, run_attack
 from tf_pgn.attacks import apgd, fmn, square
 from tf_pgn.attacks.common import margin, value_and_gradient, worst_case
 from tf_pgn.attacks.gradient import fgm_l2, mim_l2, pgd_l2
 from tf_pgn.attacks.pgn_attack import PGNAttack
 from tf_pgn.attacks.runner import finished_batches
-from tf_pgn.config import GRAD_INPUTS
-from tf_pgn.export import load_classifier
+from tf_pgn.config import GRAD_INPUTS, setting
+from tf_pgn.export import SavedModelClassifier, load_classifier
 from tf_pgn.io_utils import write_json_atomic, write_text_atomic
 
 __all__ = ['ATTACKS', 'ATTACK_TABLE', 'AttackSpec', 'DEFAULT_ATTACKS', 'EvalConfig', 'EvalError',
-           'accuracy_vs_l2_series', 'evaluate', 'make_eval_config', 'masking_probes',
-           'results_markdown', 'soundness_checks']
+           'accuracy_vs_l2_series', 'evaluate', 'evaluate_model', 'make_eval_config',
+           'masking_probes', 'results_markdown', 'soundness_checks']
 
 BOXES = {'whitebox': 'white-box', 'blackbox': 'black-box'}
 CURVE_RADII = tuple(round(0.05 * i, 2) for i in range(41))  # 0 to 2 in steps of 0.05
@@ -133,7 +135,7 @@ class AttackSpec:
 class _Context:
   """What an attack's ``make`` may need besides its settings."""
   num_classes: int
-  train: data_lib.Split
+  train_data: Callable | None  # () -> float32 training images and labels (the PGN attack's)
 
 
 def _pgd(steps: int):
@@ -172,9 +174,13 @@ def _pgn_budgets(cfg) -> list:
 
 def _make_pgn(cfg, context: _Context):
   def make(model, setting):
+    if context.train_data is None:
+      raise EvalError('the pgn attack trains a generator: pass training images (train_data)')
+    x, y = context.train_data()
     attack = PGNAttack(model, context.num_classes, setting['c_l'], cfg.pgn_gen_width, cfg.pgn_lr,
-                       cfg.pgn_batch_size, cfg.seed, cfg.pgn_grad_input, setting.get('eps'))
-    history = attack.fit(data_lib.to_float(context.train.x), context.train.y,
+                       cfg.pgn_batch_size, cfg.seed, cfg.pgn_grad_input, setting.get('eps'),
+                       x.shape[1:])
+    history = attack.fit(x[:cfg.pgn_attack_train_size], y[:cfg.pgn_attack_train_size],
                          cfg.pgn_attack_epochs, progress_desc=f'train PGN c_L={setting["c_l"]:g}')
     return attack.attack_fn, dict(train_history=history,
                                   train_seconds=sum(h['seconds'] for h in history))
@@ -260,57 +266,67 @@ DEFAULT_ATTACKS = ('fgm', 'mim', 'pgd', 'deepfool', 'cw', 'pgn')
 
 @dataclasses.dataclass
 class EvalConfig:
-  """Attack settings of one evaluation; the defaults follow the paper where it has one."""
-  dataset: str = 'cifar10'
-  num_examples: int = 1000  # the first test images (exact pixels here; RobustBench's convention)
-  attacks: tuple = DEFAULT_ATTACKS
+  """Attack settings of one evaluation; the defaults follow the paper where it has one. Each
+  field is a flag of ``evaluate.py`` (``tf_pgn.cli.flags``)."""
+  dataset: str = setting('cifar10', 'cifar10 or cifar100.')
+  # The first test images (exact pixels here; RobustBench's convention).
+  num_examples: int = setting(1000, 'Evaluate on the first N test images.')
+  attacks: tuple = setting(DEFAULT_ATTACKS, f'Comma list of {",".join(ATTACKS)} (default: the '
+                           'paper\'s attacks and PGN as an attack).')
   # FGM / MIM / PGD budgets; Table 2 of the paper uses eps = 0.02.
-  eps_list: tuple = (0.1, 0.25, 0.5, 1.0)
-  pgd_steps: int = 20  # step 2.5 * eps / steps (Madry et al. 2018)
-  mim_steps: int = 10  # step eps / steps
-  deepfool_overshoot: float = 0.02
+  eps_list: tuple = setting((0.1, 0.25, 0.5, 1.0), 'L2 budgets of FGM, MIM and PGD (Table 2 of '
+                            'the paper uses 0.02).')
+  pgd_steps: int = setting(20, 'PGD iterations, step 2.5 * eps / steps (Madry et al. 2018).')
+  mim_steps: int = setting(10, 'MIM iterations, step eps / steps.')
+  deepfool_overshoot: float = setting(0.02, 'DeepFool overshoot.')
   # C&W L2: at most 100 iterations in the paper (section 4.2).
-  cw_iterations: int = 100
-  cw_search_steps: int = 5
-  cw_lr: float = 5e-3
-  cw_initial_const: float = 1e-2
+  cw_iterations: int = setting(100, 'C&W Adam steps per search step (100 in the paper).')
+  cw_search_steps: int = setting(5, 'C&W binary-search steps over c.')
+  cw_lr: float = setting(5e-3, 'C&W Adam learning rate.')
+  cw_initial_const: float = setting(1e-2, 'C&W first value of c.')
   # PGN as an attack (Figure 3): a fresh generator against the fixed classifier, one per c_L,
   # trained on the whole training set ("fully trained", section 4.3). Its loss -CE + c_L ||d||^2
-  # has its optimum near ||d|| = (slope of CE along d) / (2 c_L). Calibrated on the cpu preset's
-  # FGM-AT eps 0.02 classifier (`evaluate.py --attacks=pgn` with these settings): after 2 epochs
-  # at the cpu preset's generator learning rate 2e-3, c_L 4 and 2 reach mean L2 0.23 and 0.45
-  # (accuracy 0.57 and 0.46), inside Figure 3's FGM / PGD budgets, while c_L 1 ran away to L2
-  # ~3 within one epoch; the paper's 5e-4 for 1 epoch on 10,000 images left c_L 4 at L2 0.02
-  # and c_L 1 at 0.15 (an attack that barely moved).
-  pgn_c_l_list: tuple = (2.0, 4.0, 8.0)
-  pgn_gen_width: float = 0.25
-  pgn_lr: float = 2e-3
-  pgn_attack_epochs: int = 2
-  pgn_attack_train_size: int = 50000
-  pgn_batch_size: int = 128
+  # has its optimum near ||d|| = (slope of CE along d) / (2 c_L). With the normalized gradient
+  # input (the default; the paper's raw one is ~1e-6 per pixel and G hardly uses it) c_L 1 to 8
+  # span mean L2 ~0.1-0.4 on the cpu preset's eps-0.5 FGM-AT model, inside Figure 3's FGM / PGD
+  # budgets; with --pgn_grad_input=raw, c_L 2, 4, 8 reach only L2 0.07, 0.03, 0.01 there and
+  # c_L 1 runs away to L2 ~3 within one epoch.
+  pgn_c_l_list: tuple = setting((1.0, 2.0, 4.0, 8.0), 'PGN attack: distance weights c_L, one '
+                                'generator each.')
+  pgn_gen_width: float = setting(0.25, 'PGN attack: generator width multiplier.')
+  pgn_lr: float = setting(2e-3, 'PGN attack: Adam learning rate of the generator.')
+  pgn_attack_epochs: int = setting(2, 'PGN attack: training epochs.')
+  pgn_attack_train_size: int = setting(50000, 'PGN attack: first N training images (50000: '
+                                       'all).')
+  pgn_batch_size: int = setting(128, 'PGN attack: training batch size.')
   # G's gradient input (models.generator_input_gradient) and an optional hard L2 budget on its
   # perturbation (then each c_L's key carries the eps: pgn_c_l2_eps0.5).
-  pgn_grad_input: str = 'raw'
-  pgn_eps: float | None = None
-  # APGD (Croce & Hein 2020; AutoAttack's standard version): iterations per run; random restarts
-  # of APGD-CE / APGD-DLR, and runs per target class of APGD-T; APGD-T's target classes.
-  apgd_iterations: int = apgd.N_ITER
-  apgd_restarts: int = 1
-  apgd_targets: int = apgd.NUM_TARGETS
-  # Square L2 (Andriushchenko et al. 2020): query budget (iterations after the first query) and
-  # the share of pixels its first windows cover; AutoAttack's standard version: 5000 and 0.8.
-  square_queries: int = square.N_QUERIES
-  square_p_init: float = square.P_INIT
-  # FMN L2 (Pintor et al. 2021): steps (one gradient each), initial step size (annealed to 1/100
-  # of it) and initial factor of the epsilon update (annealed to 0.001).
-  fmn_steps: int = fmn.STEPS
-  fmn_alpha_init: float = fmn.ALPHA_INIT
-  fmn_gamma_init: float = fmn.GAMMA_INIT
+  pgn_grad_input: str = setting('normalized', 'PGN attack: G\'s gradient input: the paper\'s raw '
+                                'gradient, or scale-free.', GRAD_INPUTS)
+  pgn_eps: float | None = setting(None, 'PGN attack: project x_adv into this L2 ball (none: no '
+                                  'budget, c_L alone sets the size).')
+  # APGD (Croce & Hein 2020; AutoAttack's standard version).
+  apgd_iterations: int = setting(apgd.N_ITER, 'APGD iterations per run.')
+  apgd_restarts: int = setting(1, 'APGD-CE / APGD-DLR random restarts, APGD-T runs per target '
+                               'class (1, as AutoAttack\'s standard version).')
+  apgd_targets: int = setting(apgd.NUM_TARGETS, 'APGD-T target classes: the highest clean '
+                              'logits other than the true class.')
+  # Square L2 (Andriushchenko et al. 2020); AutoAttack's standard version: 5000 and 0.8.
+  square_queries: int = setting(square.N_QUERIES, 'Square attack: query budget per example.')
+  square_p_init: float = setting(square.P_INIT, 'Square attack: share of the pixels its first '
+                                 'windows cover.')
+  # FMN L2 (Pintor et al. 2021).
+  fmn_steps: int = setting(fmn.STEPS, 'FMN steps, one gradient each.')
+  fmn_alpha_init: float = setting(fmn.ALPHA_INIT, 'FMN initial step size, cosine-annealed to '
+                                  '1/100 of it.')
+  fmn_gamma_init: float = setting(fmn.GAMMA_INIT, 'FMN initial factor of the epsilon update, '
+                                  'annealed to 0.001.')
   # Soundness check: PGD with a budget no image needs.
-  unbounded_eps: float = 8.0
-  unbounded_steps: int = 50
-  batch_size: int = 256
-  seed: int = 1234  # PGN attack generators; random starts of APGD, Square's random search
+  unbounded_eps: float = setting(8.0, 'Soundness check: L2 budget of the unbounded PGD.')
+  unbounded_steps: int = setting(50, 'Soundness check: iterations of the unbounded PGD.')
+  batch_size: int = setting(256, 'Examples per attack batch.')
+  seed: int = setting(1234, 'Seed of the PGN attack generators, the random starts of APGD and '
+                      'the Square attack\'s search.')
 
   def validate(self) -> 'EvalConfig':
     """Raises EvalError with a one-line fix for the first invalid field."""
@@ -457,20 +473,24 @@ class _Model:
 
 
 class _Session:
-  """Runs (attack, budget, box) evaluations on fixed examples, reusing finished ones."""
+  """Runs (attack, budget, box) evaluations on fixed examples, reusing finished ones when it has
+  a ``partial_dir``."""
 
-  def __init__(self, cfg: EvalConfig, target: _Model, x, y, partial_dir: str, data: str):
-    self.cfg, self.target, self.x, self.y, self.data = cfg, target, x, y, data
-    self.partial_dir = partial_dir
+  def __init__(self, cfg: EvalConfig, target: _Model, x, y, partial_dir: str | None,
+               dataset: str, data: str):
+    self.cfg, self.target, self.x, self.y = cfg, target, x, y
+    self.partial_dir, self.dataset, self.data = partial_dir, dataset, data
     self.pred_clean = predict(target.model, x, cfg.batch_size).argmax(-1)
 
   def result(self, attack: _Attack, setting: dict, box: str, crafter: _Model) -> dict:
     """x_adv made on ``crafter``, measured on the target; from partial/ when already done."""
     key = f'{box}_{_key(attack.name, setting)}'
+    if self.partial_dir is None:
+      return self._measure(attack, setting, crafter, key)
     path = os.path.join(self.partial_dir, f'{key}.json')
     fingerprint = _json_safe(dict(
         target=self.target.description, crafted_on=crafter.description,
-        dataset=self.cfg.dataset, data=self.data, num_examples=len(self.y), attack=attack.name,
+        dataset=self.dataset, data=self.data, num_examples=len(self.y), attack=attack.name,
         params=attack.spec.params(self.cfg), setting=setting))
     cached = _read_partial(path, fingerprint)
     if cached is not None:
@@ -485,10 +505,18 @@ class _Session:
     reused = finished_batches(batches)
     if reused:
       print(f'{key}: resuming after {reused} finished batch(es) in {batches}', flush=True)
+    out = self._measure(attack, setting, crafter, key, batches, reused)
+    write_json_atomic(path, dict(fingerprint=fingerprint, result=out))
+    shutil.rmtree(batches, ignore_errors=True)
+    return out
+
+  def _measure(self, attack: _Attack, setting: dict, crafter: _Model, key: str,
+               resume_dir: str | None = None, reused: int = 0) -> dict:
+    """Runs the attack (after ``reused`` batches saved in ``resume_dir``) and summarizes it."""
     attack_fn, extra = attack.make(crafter.model, setting)
     start = time.perf_counter()
     x_adv = run_attack(attack_fn, crafter.model, self.x, self.y, self.cfg.batch_size,
-                       progress_desc=key, resume_dir=batches, aux=bool(attack.spec.parts))
+                       progress_desc=key, resume_dir=resume_dir, aux=bool(attack.spec.parts))
     seconds = time.perf_counter() - start
     if attack.spec.parts:
       x_adv, broken_by = x_adv
@@ -499,8 +527,6 @@ class _Session:
         _summarize(self.x, x_adv, self.y, self.pred_clean, pred_adv, attack.spec.minimal_norm),
         seconds=seconds, images_per_second=attacked / seconds if attacked else None,
         resumed_examples=len(self.y) - attacked, **extra))
-    write_json_atomic(path, dict(fingerprint=fingerprint, result=out))
-    shutil.rmtree(batches, ignore_errors=True)
     print(f'{key}: accuracy={out["accuracy"]:.4f} rho_mean={_fmt(out["rho_mean"])} '
           f'n_success={out["n_success"]} ({seconds:.1f} s for {attacked} images)',
           flush=True)
@@ -539,6 +565,8 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
     ModelLoadError: a path is neither a run directory nor a SavedModel.
     EvalError: a model's number of classes does not match ``cfg.dataset``.
     DataError: the dataset cannot be read.
+    LockError: another process evaluates into ``out_dir``.
+    WriteError: a result could not be written (a full disk); a rerun reuses the finished ones.
   """
   start = time.perf_counter()
   out_dir = out_dir or os.path.join(ckpt, 'eval')
@@ -546,27 +574,108 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
   crafters = {'whitebox': target}
   if source_ckpt:
     crafters['blackbox'] = _load_model(source_ckpt, cfg.dataset, '--source_ckpt')
-  ds = data_lib.load(cfg.dataset, data_dir)
-  test = data_lib.subset(ds.test, cfg.num_examples)
-  x, y = data_lib.to_float(test.x), test.y
-  if ds.provenance.startswith('unverified'):
-    print(f'warning: data {ds.provenance}', flush=True)
-  session = _Session(cfg, target, x, y, os.path.join(out_dir, 'partial'), ds.fingerprint)
-  attacks = _build_attacks(cfg, cfg.attacks + ('pgd_unbounded',), _Context(
-      ds.num_classes, data_lib.subset(ds.train, cfg.pgn_attack_train_size)))
+  with locks.hold(out_dir):
+    ds = data_lib.load(cfg.dataset, data_dir)
+    test = data_lib.subset(ds.test, cfg.num_examples)
+    x, y = data_lib.to_float(test.x), test.y
+    if ds.provenance.startswith('unverified'):
+      print(f'warning: data {ds.provenance}', flush=True)
+    train = data_lib.subset(ds.train, cfg.pgn_attack_train_size)
+    results = dict(model=target.description, ckpt=ckpt, dataset=cfg.dataset,
+                   num_examples=len(y), num_classes=ds.num_classes, out_dir=out_dir,
+                   data=dict(fingerprint=ds.fingerprint, provenance=ds.provenance),
+                   **_attack_all(cfg, crafters, x, y, ds.num_classes,
+                                 lambda: (data_lib.to_float(train.x), train.y),
+                                 os.path.join(out_dir, 'partial'), cfg.dataset, ds.fingerprint))
+    if source_ckpt:
+      results['source_ckpt'] = source_ckpt
+    return _finish(results, start, out_dir)
+
+
+def evaluate_model(classifier, x, y, attacks=None, eps_list=None, source=None, train_data=None,
+                   out_dir: str | None = None, data_name: str = 'data', **settings) -> dict:
+  """Evaluates any classifier on images in memory under the attacks of ``tf_pgn.evaluation``:
+  ``tf_pgn.evaluate(classifier, x_test, y_test, attacks=['pgd', 'cw'])``.
+
+  Args:
+    classifier: a Keras model, a SavedModel (its path, or what ``tf.saved_model.load`` gives) or
+      any callable mapping float32 [N, ...] images in [0, 1] to logits [N, K]; called without a
+      ``training`` argument (a Keras model runs in inference mode).
+    x, y: the images (float32 in [0, 1], any shape) and integer labels; every one is attacked.
+    attacks: names of ``ATTACKS`` (default ``DEFAULT_ATTACKS``, the paper's; ``pgn`` only with
+      ``train_data``).
+    eps_list: L2 budgets of FGM, MIM and PGD (default ``EvalConfig``'s).
+    source: a classifier (as ``classifier``) for black-box results: crafted on it.
+    train_data: (images, labels) the PGN attack's generator trains on.
+    out_dir: if given, results.json, results.md, accuracy_vs_l2.png and partial/ (finished
+      attacks, reused by a rerun) are written there.
+    data_name: what the results call the data.
+    **settings: any other ``EvalConfig`` field (pgd_steps, cw_iterations, batch_size, ...).
+
+  Returns:
+    The results (JSON-safe): benign accuracy, and per attack and budget accuracy, rho (Eq. 6)
+    and the rest, with the soundness checks, as ``evaluate`` gives them for a checkpoint.
+  """
+  start = time.perf_counter()
+  if attacks is None:
+    attacks = [a for a in DEFAULT_ATTACKS if a != 'pgn' or train_data is not None]
+  cfg = make_eval_config(attacks=attacks, eps_list=eps_list, **settings)
+  x, y = np.asarray(x, np.float32), np.asarray(y).reshape(-1).astype(np.int32)
+  crafters = {'whitebox': _as_model(classifier)}
+  if source is not None:
+    crafters['blackbox'] = _as_model(source)
+  num_classes = predict(crafters['whitebox'].model, x[:1]).shape[-1]
+  if len(y) and (y.min() < 0 or y.max() >= num_classes):
+    raise EvalError(f'labels span [{y.min()}, {y.max()}] but the classifier has {num_classes} '
+                    'classes')
+  train = None
+  if train_data is not None:
+    train = (np.asarray(train_data[0], np.float32),
+             np.asarray(train_data[1]).reshape(-1).astype(np.int32))
+  with locks.hold(out_dir) if out_dir else contextlib.nullcontext():
+    results = dict(model=crafters['whitebox'].description, dataset=data_name,
+                   num_examples=len(y), num_classes=num_classes, out_dir=out_dir,
+                   **_attack_all(cfg, crafters, x, y, num_classes,
+                                 None if train is None else lambda: train,
+                                 out_dir and os.path.join(out_dir, 'partial'), data_name,
+                                 data_lib.fingerprint(data_lib.Split(x, y))))
+    return _finish(results, start, out_dir)
+
+
+def _as_model(classifier) -> _Model:
+  """A ``_Model`` from a Keras model, a SavedModel (path or loaded object) or a callable."""
+  if isinstance(classifier, (str, os.PathLike)):
+    model, _, description = load_classifier(os.fspath(classifier))
+    return _Model(model, description)
+  if hasattr(classifier, 'serve'):  # what tf.saved_model.load gives
+    return _Model(SavedModelClassifier(classifier), 'a loaded SavedModel')
+  if not callable(classifier):
+    raise EvalError(f'{type(classifier).__name__} is not a classifier: pass a Keras model, a '
+                    'SavedModel or a callable mapping images to logits')
+  name = getattr(classifier, 'name', None) or getattr(classifier, '__name__', '')
+  return _Model(classifier, f'{type(classifier).__name__} {name}'.strip())
+
+
+def _attack_all(cfg: EvalConfig, crafters: dict, x, y, num_classes: int,
+                train_data: Callable | None, partial_dir: str | None, dataset: str,
+                data: str) -> dict:
+  """Every attack and budget of ``cfg`` on (x, y), white-box on ``crafters['whitebox']`` and
+  black-box from ``crafters['blackbox']`` if given; the results' benign accuracy, settings,
+  entries and unbounded PGD (the soundness check's)."""
+  target = crafters['whitebox']
+  session = _Session(cfg, target, x, y, partial_dir, dataset, data)
+  attacks = _build_attacks(cfg, cfg.attacks + ('pgd_unbounded',),
+                           _Context(num_classes, train_data))
   params = cfg.attack_params()
   entries = {}
   for name in cfg.attacks:
-    for setting in attacks[name].settings:
-      entries[_key(name, setting)] = dict(
-          attack=name, **setting,
-          **{box: session.result(attacks[name], setting, box, crafter)
+    for budget in attacks[name].settings:
+      entries[_key(name, budget)] = dict(
+          attack=name, **budget,
+          **{box: session.result(attacks[name], budget, box, crafter)
              for box, crafter in crafters.items()})
   unbounded = attacks['pgd_unbounded']
   results = dict(
-      model=target.description, ckpt=ckpt, dataset=cfg.dataset, num_examples=len(y),
-      num_classes=ds.num_classes, out_dir=out_dir,
-      data=dict(fingerprint=ds.fingerprint, provenance=ds.provenance),
       benign_accuracy=metrics.accuracy(session.pred_clean, y),
       attack_settings={name: dict(params[name], budgets=attacks[name].settings)
                        for name in cfg.attacks},
@@ -575,18 +684,25 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
           unbounded, unbounded.settings[0], 'whitebox', target)),
       probes=masking_probes(target.model, x, y, cfg.batch_size),
       notes=_NOTES)
-  if source_ckpt:
-    results.update(source_ckpt=source_ckpt, source_model=crafters['blackbox'].description,
+  if 'blackbox' in crafters:
+    results.update(source_model=crafters['blackbox'].description,
                    source_benign_accuracy=metrics.accuracy(
                        predict(crafters['blackbox'].model, x, cfg.batch_size), y))
+  return results
+
+
+def _finish(results: dict, start: float, out_dir: str | None) -> dict:
+  """Adds the soundness checks (printed) and the seconds; writes results.json, results.md and
+  accuracy_vs_l2.png to ``out_dir`` if given. Returns the JSON-safe results."""
   results['checks'] = soundness_checks(results)
   for check in results['checks']:
     print(f'check {check["name"]}: {"ok" if check["passed"] else "WARNING"}: {check["detail"]}')
   results['seconds'] = time.perf_counter() - start
   results = _json_safe(results)
-  write_json_atomic(os.path.join(out_dir, 'results.json'), results)
-  write_text_atomic(os.path.join(out_dir, 'results.md'), results_markdown(results))
-  plots.accuracy_vs_l2(_plot_panels(results), os.path.join(out_dir, 'accuracy_vs_l2.png'))
+  if out_dir:
+    write_json_atomic(os.path.join(out_dir, 'results.json'), results)
+    write_text_atomic(os.path.join(out_dir, 'results.md'), results_markdown(results))
+    plots.accuracy_vs_l2(_plot_panels(results), os.path.join(out_dir, 'accuracy_vs_l2.png'))
   return results
 
 

@@ -5,6 +5,8 @@ import tempfile
 
 import tensorflow as tf
 
+from tf_pgn.io_utils import reporting_write_errors
+
 
 class ModelLoadError(ValueError):
   """A path is neither a run directory nor a SavedModel."""
@@ -12,28 +14,33 @@ class ModelLoadError(ValueError):
 
 def export_saved_model(model, path: str) -> None:
   """Writes ``model`` as a SavedModel (endpoint ``serve``) at ``path``, atomically: a reader sees
-  the old export or the complete new one, never a half-written folder."""
+  the old export or the complete new one, never a half-written folder.
+
+  Raises:
+    WriteError: the export could not be written (a full disk); its temporary folder is removed.
+  """
   parent = os.path.dirname(os.path.abspath(path))
-  os.makedirs(parent, exist_ok=True)
-  for stale in os.listdir(parent):  # left by an export that was killed
-    if stale.startswith(('.export-', '.old-')):
-      shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
-  tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
-  try:
-    model.export(os.path.join(tmp, 'model'), format='tf_saved_model', verbose=False)
-    old = None
-    if os.path.exists(path):
-      old = tempfile.mkdtemp(prefix='.old-', dir=parent)
-      os.rename(path, os.path.join(old, 'model'))
-    os.rename(os.path.join(tmp, 'model'), path)
-    if old:
-      shutil.rmtree(old)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+  with reporting_write_errors(path):
+    os.makedirs(parent, exist_ok=True)
+    for stale in os.listdir(parent):  # left by an export that was killed
+      if stale.startswith(('.export-', '.old-')):
+        shutil.rmtree(os.path.join(parent, stale), ignore_errors=True)
+    tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
+    try:
+      model.export(os.path.join(tmp, 'model'), format='tf_saved_model', verbose=False)
+      old = None
+      if os.path.exists(path):
+        old = tempfile.mkdtemp(prefix='.old-', dir=parent)
+        os.rename(path, os.path.join(old, 'model'))
+      os.rename(os.path.join(tmp, 'model'), path)
+      if old:
+        shutil.rmtree(old)
+    finally:
+      shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_saved_model(path: str):
-  """A callable mapping float32 [N, 32, 32, 3] images in [0, 1] to logits."""
+  """A callable mapping float32 [N, H, W, C] images in [0, 1] to logits."""
   if not tf.saved_model.contains_saved_model(path):
     raise ModelLoadError(f'{path} holds no SavedModel')
   loaded = tf.saved_model.load(path)
@@ -43,10 +50,13 @@ def load_saved_model(path: str):
 
 
 class SavedModelClassifier:
-  """Calls a loaded SavedModel's ``serve`` endpoint; holds the object that owns its variables."""
+  """Calls a loaded SavedModel's ``serve`` endpoint; holds the object that owns its variables.
+  ``input_shape`` is the endpoint's, batch axis included."""
 
   def __init__(self, loaded):
     self._loaded = loaded
+    signature = loaded.serve.concrete_functions[0].structured_input_signature
+    self.input_shape = tuple(signature[0][0].shape)
 
   def __call__(self, x, training=False):
     del training  # inference only
@@ -75,7 +85,7 @@ def load_classifier(path: str):
     return model, num_classes, f'{path} (EMA weights of {os.path.basename(latest)})'
   if os.path.isdir(path) and tf.saved_model.contains_saved_model(path):
     model = load_saved_model(path)
-    num_classes = int(model(tf.zeros([1, 32, 32, 3])).shape[-1])
+    num_classes = int(model(tf.zeros([1, *model.input_shape[1:]])).shape[-1])
     return model, num_classes, f'{path} (SavedModel)'
   raise ModelLoadError(f'{path} is neither a run directory (with config.json), an epoch snapshot '
                        'of one nor a SavedModel directory: pass --ckpt=runs/NAME, '

@@ -40,32 +40,38 @@ class TileLabels(keras.layers.Layer):
     return tf.concat([features, tf.cast(tiled, features.dtype)], axis=-1)
 
 
-def build_generator(num_classes: int, gen_width: float = 1.0, name: str = 'generator'
-                   ) -> keras.Model:
-  """Perturbation generator G(grad_x F, x, y) of Figure 1.
+def build_generator(num_classes: int, gen_width: float = 1.0, name: str = 'generator',
+                    input_shape: tuple = (32, 32, 3)) -> keras.Model:
+  """Perturbation generator G(grad_x F, x, y) of Figure 1, for images of ``input_shape``.
 
-  y -> Dense 1024 -> concat y -> Dense 128*8*8 -> 8x8x128 -> concat tiled y -> ConvT4x4 128 s2
-  -> concat tiled y -> ConvT4x4 128 s2 -> concat [grad, 2x - 1] -> Conv3x3 128 -> Conv3x3 3.
-  Returns the pre-box perturbation l (linear output); see ``tanh_box``.
+  y -> Dense 1024 -> concat y -> Dense 128*h*w -> h x w x 128 -> concat tiled y -> ConvT4x4 128
+  s2 -> concat tiled y -> ConvT4x4 128 s2 -> concat [grad, 2x - 1] -> Conv3x3 128 -> Conv3x3 C,
+  with h x w = ceil(H/4) x ceil(W/4) (8 x 8 for CIFAR's 32 x 32 x 3); the upsampled map is
+  cropped to H x W where 4h > H or 4w > W. Returns the pre-box perturbation l (linear output);
+  see ``tanh_box``.
   """
-  grad = keras.Input((32, 32, 3), name='input_gradient')
-  image = keras.Input((32, 32, 3), name='image')
+  height, width, channels = (int(d) for d in input_shape)
+  h0, w0 = -(-height // 4), -(-width // 4)
+  grad = keras.Input((height, width, channels), name='input_gradient')
+  image = keras.Input((height, width, channels), name='image')
   onehot = keras.Input((num_classes,), name='label_onehot')
   act = lambda: keras.layers.LeakyReLU(_LEAK)
   dense_units, ch = _channels(1024, gen_width), _channels(128, gen_width)
   h = act()(keras.layers.Dense(dense_units, kernel_initializer='he_normal')(onehot))
   h = keras.layers.Concatenate()([h, onehot])
-  h = act()(keras.layers.Dense(ch * 8 * 8, kernel_initializer='he_normal')(h))
-  h = keras.layers.Reshape((8, 8, ch))(h)
+  h = act()(keras.layers.Dense(ch * h0 * w0, kernel_initializer='he_normal')(h))
+  h = keras.layers.Reshape((h0, w0, ch))(h)
   for _ in range(2):
     h = TileLabels()([h, onehot])
     h = keras.layers.Conv2DTranspose(ch, 4, strides=2, padding='same',
                                      kernel_initializer='he_normal')(h)
     h = act()(h)
+  if (4 * h0, 4 * w0) != (height, width):
+    h = keras.layers.Cropping2D(((0, 4 * h0 - height), (0, 4 * w0 - width)))(h)
   centred = keras.layers.Rescaling(2.0, offset=-1.0)(image)
   h = keras.layers.Concatenate()([h, grad, centred])
   h = act()(keras.layers.Conv2D(ch, 3, padding='same', kernel_initializer='he_normal')(h))
-  l = keras.layers.Conv2D(3, 3, padding='same', kernel_initializer='he_normal',
+  l = keras.layers.Conv2D(channels, 3, padding='same', kernel_initializer='he_normal',
                           name='perturbation')(h)
   return keras.Model([grad, image, onehot], l, name=name)
 
@@ -93,13 +99,15 @@ def true_class_gradient(classifier, x: tf.Tensor, onehot: tf.Tensor, batch_size=
   1 / batch_size: a replica of a distributed step passes the global batch, and the PGN attack
   its training batch, to keep the scale G was trained on.
   Returns (gradient, logits of x) so that callers reuse the forward pass. Recorded on any outer
-  tape, so a caller may differentiate through it (double backprop).
+  tape, so a caller may differentiate through it (double backprop). ``classifier`` is called as
+  ``classifier(x)``: any callable on [0, 1] images (a Keras model runs in inference mode; a
+  train step that wants F's training mode passes a function that asks for it).
   """
   if batch_size is None:
     batch_size = tf.shape(x)[0]
   with tf.GradientTape() as tape:
     tape.watch(x)
-    logits = classifier(x, training=True)
+    logits = classifier(x)
     p_true = tf.reduce_sum(tf.nn.softmax(logits) * onehot) / tf.cast(batch_size, logits.dtype)
   return tape.gradient(p_true, x), logits
 
@@ -110,7 +118,7 @@ def _true_class_log_prob_gradient(classifier, x: tf.Tensor, onehot: tf.Tensor):
   is tiny or saturated, where d p underflows in float32."""
   with tf.GradientTape() as tape:
     tape.watch(x)
-    logits = classifier(x, training=True)
+    logits = classifier(x)
     log_p_true = tf.reduce_sum(tf.nn.log_softmax(tf.cast(logits, tf.float32)) * onehot)
   return tape.gradient(log_p_true, x), logits
 
@@ -136,5 +144,5 @@ def generator_input_gradient(classifier, x: tf.Tensor, onehot: tf.Tensor, mode: 
   norm = tf.norm(tf.reshape(grad, [tf.shape(grad)[0], -1]), axis=-1)
   pixels = tf.cast(tf.reduce_prod(tf.shape(grad)[1:]), grad.dtype)
   scale = tf.math.divide_no_nan(tf.sqrt(pixels), norm)
-  return grad * scale[:, None, None, None], logits
+  return grad * tf.reshape(scale, [-1] + [1] * (grad.shape.rank - 1)), logits
 

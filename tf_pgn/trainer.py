@@ -4,8 +4,11 @@ A run directory holds ``config.json`` (the flags), ``ckpt/`` (CheckpointManager:
 both optimizers, the EMA classifier, the random generator, epoch and step), ``tb/`` (TensorBoard),
 ``metrics.jsonl`` (one line per epoch) and, when training ends, ``export/classifier`` (SavedModel
 of the EMA classifier) and, for PGN, ``export/generator``. Under ``--distribute`` only the chief
-writes there (``tf_pgn.distribute``).
+writes there (``tf_pgn.distribute``), holding the directory's lock (``tf_pgn.locks``) while it runs.
+A write that fails (a full disk) stops the run in one line (``io_utils.WriteError``) and leaves the
+last complete checkpoint.
 """
+import contextlib
 import json
 import math
 import os
@@ -19,11 +22,13 @@ from tqdm import tqdm
 
 from tf_pgn import data as data_lib
 from tf_pgn import distribute
+from tf_pgn import locks
 from tf_pgn.attacks.gradient import pgd_l2
 from tf_pgn.config import TrainConfig
 from tf_pgn.defenses import AdversarialTrainer
 from tf_pgn.export import export_saved_model
-from tf_pgn.io_utils import read_jsonl, write_json_atomic, write_text_atomic
+from tf_pgn.io_utils import (read_jsonl, reporting_write_errors, write_json_atomic,
+                             write_text_atomic)
 
 
 class TrainError(RuntimeError):
@@ -76,6 +81,25 @@ def _numerics_culprit(error: tf.errors.InvalidArgumentError) -> str:
   if graph:
     text += f' in "{graph.group(1)}"'
   return text
+
+
+def _remove(paths) -> None:
+  """Removes each file or folder of ``paths``."""
+  for path in paths:
+    if os.path.isdir(path):
+      shutil.rmtree(path, ignore_errors=True)
+    else:
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def _remove_unlisted_checkpoints(directory: str) -> None:
+  """Removes what a failed save left in a checkpoint folder: every file of a checkpoint its state
+  file does not list (TF's ``ckpt-N_temp/``, a data or index file) and temporary state files."""
+  state = tf.train.get_checkpoint_state(directory)
+  listed = {os.path.basename(p) for p in state.all_model_checkpoint_paths} if state else set()
+  _remove(os.path.join(directory, name) for name in os.listdir(directory)
+          if name != 'checkpoint' and name.split('.')[0] not in listed)
 
 
 def _predict_fn(model):
@@ -150,7 +174,12 @@ class Trainer:
     return False
 
   def save(self) -> None:
-    self.save_manager.save(checkpoint_number=int(self.step.numpy()))
+    """Checkpoints the current step; a save that fails removes what it wrote, keeping the last
+    complete checkpoint, and raises a WriteError."""
+    number, directory = int(self.step.numpy()), self.save_manager.directory
+    with reporting_write_errors(os.path.join(directory, f'ckpt-{number}'),
+                                cleanup=lambda: _remove_unlisted_checkpoints(directory)):
+      self.save_manager.save(checkpoint_number=number)
     self._last_save = time.monotonic()
 
   def _checkpoint_due(self, step: int) -> bool:
@@ -160,6 +189,17 @@ class Trainer:
 
   # -- loop --------------------------------------------------------------------------------
   def run(self) -> dict:
+    """Trains to ``cfg.epochs`` and exports; returns the last epoch's metrics. The chief holds the
+    run directory's lock meanwhile.
+
+    Raises:
+      LockError: another process trains in the run directory.
+      WriteError: a checkpoint, metrics, snapshot or export could not be written.
+    """
+    with locks.hold(self.run_dir) if self.is_chief else contextlib.nullcontext():
+      return self._run()
+
+  def _run(self) -> dict:
     cfg = self.cfg
     os.makedirs(self.own_dir, exist_ok=True)
     if self.is_chief:
@@ -233,12 +273,14 @@ class Trainer:
                resumed_mid_epoch=done > 0)
     row['test_acc'] = evaluate_accuracy(self.model.ema_classifier, self.test_split)
     row[f'probe_pgd{cfg.probe_eps:g}_acc'] = self._probe_accuracy()
+    # The snapshot and the metrics row come before the epoch's checkpoint: a kill between redoes
+    # them, where after it the rerun would go on without them.
     if cfg.snapshot_every_epochs and (epoch + 1) % cfg.snapshot_every_epochs == 0:
-      self._snapshot(epoch + 1)  # before the epoch's checkpoint: a kill between redoes both
-    self.epoch.assign(epoch + 1)
-    self.save()
+      self._snapshot(epoch + 1)
     if self.is_chief:
       self._append_metrics(row)
+    self.epoch.assign(epoch + 1)
+    self.save()
     for k, v in row.items():
       if isinstance(v, float):
         tf.summary.scalar(f'epoch/{k}', v, step=epoch + 1)
@@ -251,16 +293,18 @@ class Trainer:
   def _snapshot(self, epoch: int) -> None:
     """The EMA classifier's weights at the end of ``epoch`` in epochs/epoch-N (Figure 2 right:
     ``evaluate.py --ckpt=<run>/epochs/epoch-N``). Written under a temporary prefix, then renamed
-    data file first, index last: a reader finds the index only beside complete data. Every
-    worker writes (a save is collective); the others' copies go with their own folder."""
+    data file first, index last: a reader finds the index only beside complete data; a write that
+    fails removes the temporary files. Every worker writes (a save is collective); the others'
+    copies go with their own folder."""
     folder = os.path.join(self.own_dir, 'epochs')
     tmp = os.path.join(folder, '.tmp-snapshot')
-    tf.train.Checkpoint(ema_classifier=self.model.ema_classifier).write(tmp)
     final = os.path.join(folder, f'epoch-{epoch}')
-    suffixes = sorted((p[len(tmp):] for p in tf.io.gfile.glob(tmp + '.*')),
-                      key=lambda suffix: suffix == '.index')
-    for suffix in suffixes:
-      os.replace(tmp + suffix, final + suffix)
+    with reporting_write_errors(final, cleanup=lambda: _remove(tf.io.gfile.glob(tmp + '*'))):
+      tf.train.Checkpoint(ema_classifier=self.model.ema_classifier).write(tmp)
+      suffixes = sorted((p[len(tmp):] for p in tf.io.gfile.glob(tmp + '.*')),
+                        key=lambda suffix: suffix == '.index')
+      for suffix in suffixes:
+        os.replace(tmp + suffix, final + suffix)
 
   def _probe_accuracy(self) -> float:
     """Accuracy of the EMA classifier under PGD-L2 (probe_eps) on the first test images."""

@@ -27,7 +27,7 @@ class PGNAttack:
   """A generator trained against the fixed classifier ``model`` with distance weight ``c_l``.
 
   Args:
-    model: callable mapping float32 [N, 32, 32, 3] images in [0, 1] to logits; never trained.
+    model: callable mapping float32 [N, H, W, C] images in [0, 1] to logits; never trained.
     num_classes: number of classes of ``model``.
     c_l: weight of the squared L2 distance in G's loss; smaller values give larger
       perturbations (the attack's budget).
@@ -38,11 +38,13 @@ class PGNAttack:
     grad_input: how G's gradient input is formed (``models.generator_input_gradient``).
     eps: if set, x_adv is projected into the L2 ball of this radius (a hard budget, so that
       PGN compares with PGD at equal eps).
+    input_shape: H, W, C of the images.
   """
 
   def __init__(self, model, num_classes: int, c_l: float, gen_width: float = 0.25,
                lr: float = 5e-4, batch_size: int = 128, seed: int = 1234,
-               grad_input: str = 'raw', eps: float | None = None):
+               grad_input: str = 'raw', eps: float | None = None,
+               input_shape: tuple = (32, 32, 3)):
     keras.utils.set_random_seed(seed)
     self.model = model
     self.num_classes = num_classes
@@ -50,7 +52,8 @@ class PGNAttack:
     self.batch_size = batch_size
     self.seed = seed
     self.grad_input, self.eps = grad_input, eps
-    self.generator = models.build_generator(num_classes, gen_width, name='pgn_attack_generator')
+    self.generator = models.build_generator(num_classes, gen_width, 'pgn_attack_generator',
+                                            input_shape)
     # The attack starts at x_adv = x (a He-initialised G starts at L2 ~ 5, which one epoch of
     # training does not undo).
     models.zero_output_layer(self.generator)

@@ -1,0 +1,203 @@
+"""The study's jobs (Figures 2-5, Table 2 of the PGN paper) and running them.
+
+A job trains one defense into ``<root>/<job>`` (``trainer.train``) and evaluates its EMA
+classifier into ``<root>/<job>/eval`` (``evaluation.evaluate``). A finished job (export and
+eval/results.json with every attack of its settings) is skipped; an interrupted one resumes, as
+the trainer and the evaluation do. ``run_progress`` runs C&W at the jobs' epoch snapshots
+(Figure 2 right).
+"""
+import dataclasses
+import os
+import time
+
+from tf_pgn import locks
+from tf_pgn.config import TrainConfig, make_config
+from tf_pgn.study import results as results_lib
+from tf_pgn.study.protocol import (BEST_PGN_VARIANT, CAPACITY_WIDTHS, EPS_VALUES,
+                                   EVAL_SETTINGS, EXTRA_SEEDS, FIGURE3_DEFENSES, FIGURE3_EPS,
+                                   FIGURE3_PGN, FIGURE3_TARGET_EPS, HPARAMS, LEVER_C_L,
+                                   MIDDLE_C_L, PGN_CURVES, PROGRESS_DEFENSES, PROGRESS_EXAMPLES,
+                                   SEED_POINTS, TABLE2, VARIANT_FIELDS, ExperimentError,
+                                   variant_name)
+
+__all__ = ['SWEEPS', 'Job', 'eval_settings', 'run_progress', 'run_sweep', 'sweep_jobs']
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+  """One training run of a sweep; width and seed None mean the preset's; ``variant`` holds
+  (field, value) pairs of VARIANT_FIELDS (a PGN variant or ablation)."""
+  defense: str
+  hparam_name: str | None = None
+  hparam_value: float | None = None
+  width: float | None = None
+  seed: int | None = None
+  variant: tuple = ()
+
+  @property
+  def name(self) -> str:
+    hparam = f'_{self.hparam_name}{self.hparam_value:g}' if self.hparam_name else ''
+    variant = variant_name(dict(self.variant))
+    return f'{self.defense}{hparam}_w{self.width:g}_s{self.seed}' + (variant and f'_{variant}')
+
+  def train_config(self, preset: str, dataset: str, **overrides) -> TrainConfig:
+    """The preset's config for this job; ``overrides`` replace other fields of the preset. The
+    variant's fields are always given in full (the paper's value where the variant has none),
+    so a job means the same run whatever TrainConfig's defaults are."""
+    hparam = {self.hparam_name: self.hparam_value} if self.hparam_name else {}
+    variant = {name: paper for name, (paper, _) in VARIANT_FIELDS.items()}
+    variant.update(self.variant)
+    return make_config(preset, **{**overrides, **variant}, dataset=dataset, defense=self.defense,
+                       width=self.width, seed=self.seed, **hparam)
+
+
+def _job(defense: str, value: float | None = None, width: float | None = None,
+         seed: int | None = None, **variant) -> Job:
+  return Job(defense, HPARAMS[defense], value, width, seed, tuple(variant.items()))
+
+
+def _variant_sweeps() -> dict:
+  """<variant>_curve and <variant>_capacity of each PGN curve variant but the paper's."""
+  sweeps = {}
+  for variant, spec in PGN_CURVES.items():
+    if variant:
+      sweeps[f'{variant}_curve'] = [_job('pgn', c, **spec['fields']) for c in spec['c_l']]
+      sweeps[f'{variant}_capacity'] = [_job('pgn', MIDDLE_C_L, w, **spec['fields'])
+                                       for w in CAPACITY_WIDTHS]
+  return sweeps
+
+
+# Named sweeps: Table 2 (its eps and c_L; the naive job is shared with the curve), Figure 5 left
+# (robustness_curve) and right (capacity), the through-x_adv ablation, each other PGN curve
+# variant's curve and capacity, and the seed spread; PGD-AT, the slowest, last in each.
+SWEEPS = {
+    'table2': [_job(d, v) for d, v in TABLE2],
+    'robustness_curve': ([_job('naive')] + [_job('pgn', c) for c in PGN_CURVES['']['c_l']] +
+                         [_job(d, e) for d in ('fgm', 'pgd') for e in EPS_VALUES]),
+    'capacity': [_job('pgn', MIDDLE_C_L, w) for w in CAPACITY_WIDTHS],
+    # The flag that lets F's update differentiate through x_adv (and G's input gradient), which
+    # the authors' code does: the curve's middle PGN job with it and without.
+    'through_adv': [_job('pgn', MIDDLE_C_L),
+                    _job('pgn', MIDDLE_C_L, pgn_grad_through_adv=True)],
+    # G given a gradient it can see (e.g. normalized_curve, normalized_capacity).
+    **_variant_sweeps(),
+    # The other levers on G, each against the best variant's LEVER_C_L job: a zero-initialised
+    # output layer, two G updates per F update.
+    'levers': [_job('pgn', LEVER_C_L, **PGN_CURVES[BEST_PGN_VARIANT]['fields'], **lever)
+               for lever in (dict(pgn_zero_init=True), dict(pgn_gen_steps=2))],
+    # SEED_POINTS again with each of EXTRA_SEEDS: the seed spread claim 1 allows.
+    'seeds': [_job(d, v, seed=s, **PGN_CURVES[variant]['fields'])
+              for d, v, variant in SEED_POINTS for s in EXTRA_SEEDS],
+}
+
+
+def sweep_jobs(sweep: str, preset: str, names=None) -> list:
+  """The jobs of ``sweep`` with the preset's width and seed filled in; only ``names`` if given."""
+  if sweep not in SWEEPS:
+    raise ExperimentError(f'unknown sweep {sweep!r}: use one of {", ".join(SWEEPS)}')
+  base = make_config(preset)
+  jobs = [dataclasses.replace(j, width=base.width if j.width is None else j.width,
+                              seed=base.seed if j.seed is None else j.seed)
+          for j in SWEEPS[sweep]]
+  if names:
+    unknown = sorted(set(names) - {j.name for j in jobs})
+    if unknown:
+      raise ExperimentError(f'unknown job(s) {", ".join(unknown)} in sweep {sweep} at preset '
+                            f'{preset}: choose from {",".join(j.name for j in jobs)}')
+    jobs = [j for j in jobs if j.name in names]
+  return jobs
+
+
+def eval_settings(job: Job) -> dict:
+  """The evaluation of ``job``: EVAL_SETTINGS, with Figure 3's on the FGM-AT and PGD-AT jobs
+  trained at FIGURE3_TARGET_EPS."""
+  if job.defense in FIGURE3_DEFENSES and job.hparam_value == FIGURE3_TARGET_EPS:
+    return dict(EVAL_SETTINGS, attacks=EVAL_SETTINGS['attacks'] + ('pgn',), eps_list=FIGURE3_EPS,
+                **FIGURE3_PGN)
+  return dict(EVAL_SETTINGS)
+
+
+def _evaluated_on(eval_dir: str, eval_cfg) -> bool:
+  """Whether ``eval_dir/results.json`` holds every attack and budget of ``eval_cfg`` on as many
+  examples."""
+  try:
+    results = results_lib.read_json(os.path.join(eval_dir, 'results.json')) or {}
+  except ValueError:
+    return False
+  return (results.get('num_examples') == eval_cfg.num_examples and
+          set(eval_cfg.result_keys()) <= set(results.get('attacks', {})))
+
+
+def _finished(run_dir: str, eval_cfg) -> bool:
+  """Trained, exported, and evaluated on every attack and budget of ``eval_cfg``: a job whose
+  evaluation lacks some (made before they joined the sweep) is evaluated again, which reuses the
+  attacks it has."""
+  return (os.path.isdir(os.path.join(run_dir, 'export', 'classifier')) and
+          _evaluated_on(os.path.join(run_dir, 'eval'), eval_cfg))
+
+
+def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | None = None,
+              num_examples: int = 1000, max_minutes: float | None = None,
+              train_overrides: dict | None = None, eval_overrides: dict | None = None) -> dict:
+  """Trains and evaluates each job in ``<root>/<job.name>``, skipping finished ones and launching
+  none after ``max_minutes``. ``train_overrides`` replace fields of the preset (not the job's
+  own), ``eval_overrides`` fields of the job's ``eval_settings`` (tests: seconds per job).
+
+  Returns {job name: 'skipped' | 'done' | 'not started'}.
+
+  Raises:
+    LockError: another process runs a sweep (or progress) on ``root``.
+  """
+  from tf_pgn import evaluation, trainer  # pylint: disable=g-import-not-at-top
+  start, status = time.monotonic(), {}
+  with locks.hold(root):  # and each job's run directory and eval/ their own
+    for i, job in enumerate(jobs):
+      run_dir = os.path.join(root, job.name)
+      eval_cfg = evaluation.make_eval_config(**dict(eval_settings(job), dataset=dataset,
+                                                    num_examples=num_examples,
+                                                    **(eval_overrides or {})))
+      if _finished(run_dir, eval_cfg):
+        status[job.name] = 'skipped'
+        print(f'[{i + 1}/{len(jobs)}] {job.name}: finished, skipping', flush=True)
+        continue
+      if max_minutes is not None and time.monotonic() - start >= 60 * max_minutes:
+        status[job.name] = 'not started'
+        continue
+      print(f'[{i + 1}/{len(jobs)}] {job.name}: training and evaluating in {run_dir}',
+            flush=True)
+      cfg = job.train_config(preset, dataset, **(train_overrides or {}))
+      trainer.train(cfg, run_dir, data_dir)
+      evaluation.evaluate(eval_cfg, run_dir, os.path.join(run_dir, 'eval'), data_dir)
+      status[job.name] = 'done'
+  left = [name for name, s in status.items() if s == 'not started']
+  if left:
+    print(f'--max_minutes={max_minutes:g} spent; not started: {", ".join(left)}; rerun the same '
+          'command to go on', flush=True)
+  return status
+
+
+def run_progress(root: str, dataset: str, data_dir: str | None = None, names=None,
+                 num_examples: int = PROGRESS_EXAMPLES, eval_overrides: dict | None = None) -> dict:
+  """C&W at every epoch snapshot of the FGM-AT and PGN jobs of ``root`` (or of the jobs
+  ``names``) into ``<job>/progress/epoch-N/``; snapshots already evaluated are skipped, an
+  interrupted evaluation resumes. Returns {job: snapshots evaluated by this call}."""
+  from tf_pgn import evaluation  # pylint: disable=g-import-not-at-top
+  eval_cfg = evaluation.make_eval_config(**dict(EVAL_SETTINGS, attacks=('cw',), dataset=dataset,
+                                                num_examples=num_examples,
+                                                **(eval_overrides or {})))
+  jobs = [r['job'] for r in results_lib.collect(root)
+          if (r['job'] in names if names else r['defense'] in PROGRESS_DEFENSES)]
+  if names and sorted(set(names) - set(jobs)):
+    raise ExperimentError(f'no job(s) {", ".join(sorted(set(names) - set(jobs)))} in {root}')
+  done = {}
+  with locks.hold(root):
+    for job in jobs:
+      done[job] = 0
+      for epoch, prefix in results_lib.snapshots(os.path.join(root, job)):
+        out = os.path.join(root, job, 'progress', f'epoch-{epoch}')
+        if _evaluated_on(out, eval_cfg):
+          continue
+        print(f'{job} epoch {epoch}: C&W on {num_examples} images into {out}', flush=True)
+        evaluation.evaluate(eval_cfg, prefix, out, data_dir)
+        done[job] += 1
+  return done
