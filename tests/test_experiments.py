@@ -550,3 +550,51 @@ def test_generated_text_holds_no_machine_paths(tmp_path):
   assert '--data_dir=~/data' in text
   for machine in (os.path.expanduser('~'), socket.gethostname(), platform.processor() or '~~'):
     assert machine not in text, machine
+
+
+def test_autoattack_evaluates_jobs_into_their_own_folder_and_reports_them(root, cifar10_dir,
+                                                                           tmp_path):
+  tiny = dict(TINY_EVAL, apgd_iterations=5, apgd_targets=2, square_queries=20, fmn_steps=10)
+  done = sweeps.run_autoattack(root, 'cifar10', cifar10_dir, [JOBS[0]], num_examples=16,
+                               eval_overrides=tiny)
+  assert done == {JOBS[0]: 'done'}
+  folder = os.path.join(root, JOBS[0], protocol.AUTOATTACK_DIR)
+  with open(os.path.join(folder, 'results.json')) as f:
+    strong = json.load(f)
+  assert set(strong['attacks']) == {'apgd_ce_eps0.5', 'apgd_t_eps0.5', 'square_eps0.5',
+                                    'autoattack_eps0.5', 'fmn'}
+  worst = strong['attacks']['autoattack_eps0.5']['whitebox']
+  # eval/ is untouched; the summary row takes the worst case from the new folder.
+  with open(os.path.join(root, JOBS[0], 'eval', 'results.json')) as f:
+    assert 'autoattack_eps0.5' not in json.load(f)['attacks']
+  row = results.job_row(os.path.join(root, JOBS[0]))
+  assert row['autoattack_eps0.5_acc'] == worst['accuracy']
+  assert results.job_row(os.path.join(root, JOBS[1]))['autoattack_eps0.5_acc'] is None
+  assert sweeps.run_autoattack(root, 'cifar10', cifar10_dir, [JOBS[0]], num_examples=16,
+                               eval_overrides=tiny) == {JOBS[0]: 'skipped'}
+  with pytest.raises(protocol.ExperimentError, match='no trained job'):
+    sweeps.run_autoattack(root, 'cifar10', cifar10_dir, ['pgd_eps9_w0.0625_s1234'])
+  # The report's section: one row, with the worst case's numbers and the eval/ attacks beside.
+  lines = render._autoattack_section(render.Study.load(root))
+  accuracies, seconds = [l for l in lines if l.startswith('| naive |')]
+  cells = [c.strip() for c in accuracies.strip('|').split('|')]
+  assert cells[1] == '16' and cells[7] == f'{worst["accuracy"]:.3f}'
+  assert seconds.count('|') == 10 and all(c.strip().isdigit() for c in seconds.split('|')[2:-1])
+  assert cells[8].startswith(f'clean {worst["broken_by"]["clean"]}; APGD-CE ')
+  copy = tmp_path / 'results'
+  render.write_report(root, str(copy), str(tmp_path / 'REPORT.md'), 'report', '--root=r')
+  for name in render.EVAL_FILES:
+    assert (copy / os.path.basename(root) / JOBS[0] / protocol.AUTOATTACK_DIR / name).is_file()
+  assert '## Evaluation at AutoAttack level' in (tmp_path / 'REPORT.md').read_text()
+
+
+def test_autoattack_jobs_are_the_naive_job_and_the_seed_points_at_the_main_seed(tmp_path):
+  root = tmp_path / 'sweep'
+  root.mkdir()
+  naive = _job_dir(root, 'naive', 0.75)
+  fgm = _job_dir(root, 'fgm', 0.71, eps=0.25)
+  _job_dir(root, 'fgm', 0.71, eps=0.25, seed=1235)
+  _job_dir(root, 'fgm', 0.74, eps=0.1)
+  pgn = _job_dir(root, 'pgn', 0.70, c_l=2.0, grad_input='normalized')
+  _job_dir(root, 'pgd', 0.71, eps=0.25, trained=False)  # still training: not evaluated
+  assert sweeps.autoattack_jobs(results.load(str(root))) == [naive, fgm, pgn]

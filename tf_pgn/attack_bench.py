@@ -38,20 +38,25 @@ from tf_pgn.export import load_classifier
 from tf_pgn.io_utils import write_json_atomic
 from tf_pgn.timing import median_seconds
 
-flags.DEFINE_string('ckpt', None, 'Run directory or classifier SavedModel (default: a random '
-                    'classifier of --width on random images).')
-flags.DEFINE_string('data_dir', None, 'Folder with the CIFAR python archive (with --ckpt).')
-flags.DEFINE_string('dataset', 'cifar10', 'Dataset of --ckpt.')
-flags.DEFINE_float('width', 0.25, 'Width of the random classifier (without --ckpt).')
-flags.DEFINE_integer('num_examples', 256, 'The first N test images: one batch.')
-flags.DEFINE_float('eps', 0.5, 'L2 budget of PGD and APGD.')
-flags.DEFINE_integer('iterations', 100, 'Iterations of PGD and APGD.')
-flags.DEFINE_integer('repeats', 3, 'Timed calls of PGD and APGD (the median is reported).')
-flags.DEFINE_integer('fmn_steps', 100, 'FMN steps.')
-flags.DEFINE_integer('cw_iterations', 100, 'C&W Adam steps per search step.')
-flags.DEFINE_integer('cw_search_steps', 5, 'C&W binary-search steps.')
-flags.DEFINE_string('out', 'attack_bench.json', 'Where to write the results.')
 FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  """The command line's flags; defined only when run as a program, so that importing the
+  module (beside tf_pgn.bench, whose --width is its own) defines none."""
+  flags.DEFINE_string('ckpt', None, 'Run directory or classifier SavedModel (default: a random '
+                      'classifier of --width on random images).')
+  flags.DEFINE_string('data_dir', None, 'Folder with the CIFAR python archive (with --ckpt).')
+  flags.DEFINE_string('dataset', 'cifar10', 'Dataset of --ckpt.')
+  flags.DEFINE_float('width', 0.25, 'Width of the random classifier (without --ckpt).')
+  flags.DEFINE_integer('num_examples', 256, 'The first N test images: one batch.')
+  flags.DEFINE_float('eps', 0.5, 'L2 budget of PGD and APGD.')
+  flags.DEFINE_integer('iterations', 100, 'Iterations of PGD and APGD.')
+  flags.DEFINE_integer('repeats', 3, 'Timed calls of PGD and APGD (the median is reported).')
+  flags.DEFINE_integer('fmn_steps', 100, 'FMN steps.')
+  flags.DEFINE_integer('cw_iterations', 100, 'C&W Adam steps per search step.')
+  flags.DEFINE_integer('cw_search_steps', 5, 'C&W binary-search steps.')
+  flags.DEFINE_string('out', 'attack_bench.json', 'Where to write the results.')
 
 
 class CountingModel:
@@ -172,4 +177,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

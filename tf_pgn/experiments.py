@@ -5,6 +5,7 @@ summarized, plotted and reported.
   python -m tf_pgn.experiments run --sweep=capacity --jobs=pgn_c_l8_w0.5_s1234
   python -m tf_pgn.experiments run --sweep=seeds   # SEED_POINTS with seeds 1235, 1236
   python -m tf_pgn.experiments progress       # C&W at each epoch snapshot (Figure 2 right)
+  python -m tf_pgn.experiments autoattack     # APGD, Square, worst case, FMN at eps 0.5
   python -m tf_pgn.experiments summarize      # <root>/summary.json, <root>/summary.csv
   python -m tf_pgn.experiments plot           # <root>/robustness_curves.png (Figure 5)
   python -m tf_pgn.experiments speed          # tf_pgn.bench at the preset's widths (section 4.4)
@@ -42,9 +43,11 @@ def _define_flags() -> None:
                       'runs/sweeps/<dataset>_<preset>).')
   flags.DEFINE_string('data_dir', None, 'Folder with the official CIFAR python archive (or set '
                       '$TF_PGN_DATA_DIR); without either, the official archive is downloaded.')
-  flags.DEFINE_integer('num_examples', 1000, 'run: evaluate on the first N test images.')
-  flags.DEFINE_list('jobs', None, 'run, progress: only these jobs (comma list of job names; '
-                    'progress: default every FGM-AT and PGN job).')
+  flags.DEFINE_integer('num_examples', 1000, 'run, autoattack: evaluate on the first N test '
+                       'images.')
+  flags.DEFINE_list('jobs', None, 'run, progress, autoattack: only these jobs (comma list of job '
+                    'names; progress: default every FGM-AT and PGN job; autoattack: the naive '
+                    'job and the seed points).')
   flags.DEFINE_float('max_minutes', None, 'run: launch no job after this many minutes (finished '
                      'jobs are skipped and cost nothing); rerun to go on.')
   flags.DEFINE_integer('progress_examples', PROGRESS_EXAMPLES, 'progress: C&W on the first N '
@@ -74,6 +77,13 @@ def _progress() -> None:
       FLAGS.data_dir), FLAGS.jobs, FLAGS.progress_examples)
   print(f'done: {sum(done.values())} epoch snapshot(s) of {len(done)} job(s) evaluated in '
         f'{_root()}')
+
+
+def _autoattack() -> None:
+  status = sweeps.run_autoattack(_root(), FLAGS.dataset, FLAGS.data_dir and os.path.expanduser(
+      FLAGS.data_dir), FLAGS.jobs, FLAGS.num_examples)
+  counts = ', '.join(f'{n} {s}' for s, n in collections.Counter(status.values()).items())
+  print(f'done: {counts or "no jobs"} in {_root()}')
 
 
 def _summarize() -> None:
@@ -116,8 +126,8 @@ def _report() -> None:
   print(f'done: {path}')
 
 
-COMMANDS = {'run': _run, 'progress': _progress, 'summarize': _summarize, 'plot': _plot,
-            'speed': _speed, 'report': _report}
+COMMANDS = {'run': _run, 'progress': _progress, 'autoattack': _autoattack, 'summarize': _summarize,
+            'plot': _plot, 'speed': _speed, 'report': _report}
 
 
 def main(argv):

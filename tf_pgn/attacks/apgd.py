@@ -178,13 +178,14 @@ def _run(model, x, y, target, eps, loss: str, n_iter: int, seed):
     grad_best = tf.where(expand(better, rank), grad, grad_best)
     loss_best = tf.where(better, loss_now, loss_best)
     # Checkpoint (section 3.2): halve the step and go back to the best point where progress
-    # stalled. Elementwise with the checkpoint flag, so the loop has no branch.
-    check = is_check[i]
-    halve = check & ((n_rises <= window[i] * RHO) | (~halved_last & (best_at_last >= loss_best)))
-    halved_last = tf.where(check, halve, halved_last)
-    best_at_last = tf.where(check, loss_best, best_at_last)
-    n_rises = tf.where(check, 0.0, n_rises)
-    step = tf.where(halve, step / 2.0, step)
-    x_adv = tf.where(expand(halve, rank), x_best, x_adv)
-    grad = tf.where(expand(halve, rank), grad_best, grad)
+    # stalled; at the other iterations (most of them) nothing changes and nothing is computed.
+    def checkpoint():
+      halve = (n_rises <= window[i] * RHO) | (~halved_last & (best_at_last >= loss_best))
+      return (tf.where(halve, step / 2.0, step), tf.where(expand(halve, rank), x_best, x_adv),
+              tf.where(expand(halve, rank), grad_best, grad), tf.zeros_like(n_rises), halve,
+              loss_best)
+
+    step, x_adv, grad, n_rises, halved_last, best_at_last = tf.cond(
+        is_check[i], checkpoint,
+        lambda: (step, x_adv, grad, n_rises, halved_last, best_at_last))
   return tf.where(expand(fooled, rank), x_fooled, x_best)

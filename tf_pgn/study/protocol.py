@@ -3,7 +3,8 @@ defense is swept by, PGN's variants, the seeds, the evaluation of every job and 
 report. Plain constants and helpers: this module imports nothing of tf_pgn.
 """
 
-__all__ = ['BEST_PGN_VARIANT', 'CURVE_VARIANTS', 'EVAL_SETTINGS', 'EXTRA_SEEDS', 'ExperimentError',
+__all__ = ['AUTOATTACK_DIR', 'AUTOATTACK_KEY', 'AUTOATTACK_POINTS', 'AUTOATTACK_SETTINGS',
+           'BEST_PGN_VARIANT', 'CURVE_VARIANTS', 'EVAL_SETTINGS', 'EXTRA_SEEDS', 'ExperimentError',
            'HPARAMS', 'LABELS', 'MIN_SEEDS', 'PGN_CURVES', 'SEED_POINTS', 'TABLE2',
            'VARIANT_FIELDS', 'curve_label', 'job_label', 'variant_name', 'variant_text']
 
@@ -95,8 +96,16 @@ BUDGET_ATTACKS = ('fgm', 'mim', 'pgd')
 # bracket the FGM / PGD budgets for it; other attack variants go to <job>/eval_pgn_<variant>
 # (`evaluate.py --attacks=pgn --pgn_grad_input=...`).
 FIGURE3_PGN = dict(pgn_grad_input='raw', pgn_c_l_list=(2.0, 4.0, 8.0))
-# The worst case over an AutoAttack-style ensemble at RobustBench's budget, where an evaluation
-# ran it (results.json's attacks key).
+# Evaluation at AutoAttack level (Croce & Hein 2020; RobustBench: L2 eps 0.5, the first 1,000
+# test images) in <job>/AUTOATTACK_DIR, beside eval/: APGD-CE, APGD-T and Square each alone, their
+# per-example worst case (evaluation's `autoattack`), and FMN's minimal norm beside rho_cw. A
+# quarter hour or more per cpu-preset job, so not in every job's evaluation: AUTOATTACK_POINTS by
+# default (the naive job and the seed points, at the main seed).
+AUTOATTACK_DIR = 'eval_autoattack'
+AUTOATTACK_SETTINGS = dict(attacks=('apgd_ce', 'apgd_t', 'square', 'autoattack', 'fmn'),
+                           eps_list=(STRONG_PGD_EPS,))
+AUTOATTACK_POINTS = (('naive', None, ''),) + SEED_POINTS
+# The worst case's key in results.json's attacks (eval/ or AUTOATTACK_DIR).
 AUTOATTACK_KEY = f'autoattack_eps{STRONG_PGD_EPS:g}'
 # What the seed spread is stated for (summary-row fields, results.job_row).
 SPREAD_METRICS = ('test_acc', 'rho_cw_mean', f'pgd_eps{STRONG_PGD_EPS:g}_acc')

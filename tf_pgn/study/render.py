@@ -27,7 +27,8 @@ from tf_pgn.study import claims
 from tf_pgn.study import results as results_lib
 from tf_pgn.study.claims import (ACC_TOL, BALANCED_METRICS, Curve, Verdict, experiments_command,
                                  run_command)
-from tf_pgn.study.protocol import (AUTOATTACK_KEY, BEST_PGN_VARIANT, BUDGET_ATTACKS,
+from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, AUTOATTACK_SETTINGS,
+                                   BEST_PGN_VARIANT, BUDGET_ATTACKS,
                                    CURVE_VARIANTS, DEFENSES, EVAL_SETTINGS, EXTRA_SEEDS,
                                    FIGURE3_DEFENSES, HPARAMS, LABELS, MIN_SEEDS, PGN_CURVES,
                                    PGN_EVAL_PREFIX, SEED_POINTS, SPREAD_METRICS, STRONG_PGD_EPS,
@@ -411,6 +412,58 @@ def _seeds_section(study: Study) -> list:
   return lines
 
 
+# (column, attack key in results.json, the folder holding it) of the AutoAttack-level table
+_STRONG_ACCURACIES = (
+    (f'PGD-{EVAL_SETTINGS["pgd_steps"]}', f'pgd_eps{STRONG_PGD_EPS:g}', 'eval'),
+    ('APGD-CE', f'apgd_ce_eps{STRONG_PGD_EPS:g}', AUTOATTACK_DIR),
+    ('APGD-T', f'apgd_t_eps{STRONG_PGD_EPS:g}', AUTOATTACK_DIR),
+    ('Square', f'square_eps{STRONG_PGD_EPS:g}', AUTOATTACK_DIR),
+    ('worst case', AUTOATTACK_KEY, AUTOATTACK_DIR))
+_STRONG_RHOS = (('C&W', 'cw', 'eval'), ('FMN', 'fmn', AUTOATTACK_DIR),
+                ('DeepFool', 'deepfool', 'eval'))
+
+
+def _autoattack_section(study: Study) -> list:
+  """The AutoAttack-level evaluation (protocol.AUTOATTACK_SETTINGS) of the jobs that have one,
+  beside their eval/ PGD and minimal-norm attacks."""
+  sweep = study.sweep
+  attacks = ', '.join(evaluation.ATTACK_TABLE[a].label for a in AUTOATTACK_SETTINGS['attacks'])
+  lines = ['## Evaluation at AutoAttack level', '',
+           f'{attacks} at L2 eps {STRONG_PGD_EPS:g} '
+           f'({experiments_command("autoattack", study.run_flags)}, into '
+           f'`<job>/{AUTOATTACK_DIR}/`), beside eval/\'s PGD, C&W and DeepFool. Worst case: '
+           'APGD-CE, then APGD-T and Square on the examples still robust (AutoAttack\'s standard '
+           'version without FAB-T); "broken by" counts the examples each attack broke first.', '']
+  jobs = sorted((r for r in sweep.rows if r['job'] in sweep.autoattack and r['job'] in
+                 sweep.results), key=_order)
+  if not jobs:
+    return lines + ['No job has it yet.']
+  acc_rows, time_rows = [], []
+  for r in jobs:
+    results = {'eval': sweep.results[r['job']], AUTOATTACK_DIR: sweep.autoattack[r['job']]}
+    found = [(label, results[folder]['attacks'].get(key, {}).get('whitebox'))
+             for label, key, folder in _STRONG_ACCURACIES + _STRONG_RHOS]
+    worst = found[len(_STRONG_ACCURACIES) - 1][1]
+    broken = ('; '.join(f'{evaluation.ATTACK_TABLE[n].label if n != "clean" else n} '
+                        f'{worst["broken_by"][n]}'
+                        for n in ('clean',) + evaluation.AUTOATTACK_PARTS) if worst else '-')
+    failed = sorted({c['name'] for res in results.values() for c in res.get('checks', [])
+                     if not c['passed']})
+    acc_rows.append((job_label(r), results[AUTOATTACK_DIR]['num_examples'],
+                     _fmt(results[AUTOATTACK_DIR]['benign_accuracy']),
+                     *(_fmt(e and e['accuracy']) for _, e in found[:len(_STRONG_ACCURACIES)]),
+                     broken, ' / '.join(_fmt(e and e['rho_mean']) for _, e in
+                                        found[len(_STRONG_ACCURACIES):]),
+                     ', '.join(failed) or '-'))
+    time_rows.append((job_label(r), *(_fmt(e and e['seconds'], 0) for _, e in found)))
+  lines += _table(['job', 'images', 'benign acc'] + [c for c, _, _ in _STRONG_ACCURACIES] +
+                  ['worst case broken by', 'rho C&W / FMN / DeepFool', 'failed checks'],
+                  acc_rows)
+  lines += ['', 'Seconds per attack (wall clock, on the machine that ran it):', ''] + _table(
+      ['job'] + [c for c, _, _ in _STRONG_ACCURACIES + _STRONG_RHOS], time_rows)
+  return lines
+
+
 def _balanced_section(study: Study, figures: dict, report_path: str) -> list:
   lines = ['## Balanced comparison (Table 2, Figure 4)', '']
   levels = _levels(study)
@@ -742,7 +795,9 @@ def _write_outputs(study: Study, folder: str) -> dict:
         os.path.join(a['folder'], n) for a in sweep.pgn_attacks.get(job, {}).values()
         if a['folder'] != 'eval' for n in EVAL_FILES] + [
             os.path.join('progress', f'epoch-{p["epoch"]}', 'results.json')
-            for p in sweep.progress.get(job, [])]
+            for p in sweep.progress.get(job, [])] + (
+                [os.path.join(AUTOATTACK_DIR, n) for n in EVAL_FILES]
+                if job in sweep.autoattack else [])
     for name in dict.fromkeys(names):
       src = os.path.join(sweep.root, job, name)
       if os.path.isfile(src):
@@ -791,7 +846,8 @@ def write_report(root: str, out: str = 'results',
   for section in (_verdicts_section(verdicts(study)), _table2(study),
                   _curves_section(study, figures, report_path), _seeds_section(study),
                   _balanced_section(study, figures, report_path),
-                  _pgn_attack_section(study, figures, report_path), _capacity(study),
+                  _autoattack_section(study), _pgn_attack_section(study, figures, report_path),
+                  _capacity(study),
                   _through_adv_section(study), _progress(study, figures, report_path),
                   _speed(study), _cifar100(study)):
     lines += [''] + section

@@ -4,8 +4,9 @@ Figure 3), groups of jobs that differ only in the seed, and all of it together (
 
 A job folder ``<root>/<job>`` holds config.json and metrics.jsonl (``trainer.train``),
 ``eval/results.json`` (``evaluation.evaluate``), ``progress/epoch-N/results.json``
-(``sweeps.run_progress``) and, on Figure 3's targets, ``eval_pgn_<variant>/results.json`` (PGN
-attacks with another G input).
+(``sweeps.run_progress``), on Figure 3's targets ``eval_pgn_<variant>/results.json`` (PGN
+attacks with another G input) and, where run, ``eval_autoattack/results.json`` (APGD, Square, the
+worst case and FMN: ``sweeps.run_autoattack``).
 """
 import collections
 import csv
@@ -17,9 +18,9 @@ import re
 
 from tf_pgn.config import TrainConfig
 from tf_pgn.io_utils import read_jsonl, write_json_atomic, write_text_atomic
-from tf_pgn.study.protocol import (AUTOATTACK_KEY, BUDGET_ATTACKS, CURVE_VARIANTS, EVAL_SETTINGS,
-                                   HPARAMS, PGN_EVAL_PREFIX, ExperimentError, curve_label,
-                                   variant_name)
+from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BUDGET_ATTACKS,
+                                   CURVE_VARIANTS, EVAL_SETTINGS, HPARAMS, PGN_EVAL_PREFIX,
+                                   ExperimentError, curve_label, variant_name)
 
 __all__ = ['SUMMARY_NOTES', 'Sweep', 'collect', 'job_row', 'load', 'pgn_attack_variant',
            'pgn_attacks', 'progress', 'read_json', 'snapshots', 'write_summary']
@@ -32,7 +33,7 @@ SUMMARY_NOTES = {
     '<attack>_eps<e>_acc': 'white-box accuracy under that attack and L2 budget; PGD runs '
                            'pgd_steps steps',
     f'{AUTOATTACK_KEY}_acc': 'white-box accuracy under the AutoAttack-style worst case at that '
-                             'budget, where the evaluation ran it (else null)',
+                             f'budget, where eval/ or {AUTOATTACK_DIR}/ has it (else null)',
     'train_seconds_per_epoch': 'mean epoch_seconds of metrics.jsonl over epochs not resumed '
                                'mid-way (wall clock: jobs run at different loads compare poorly)',
     'failed_checks': 'soundness checks of the evaluation that did not pass (; separated)',
@@ -86,7 +87,8 @@ def _accuracy(attacks: dict, key: str):
 
 
 def job_row(run_dir: str) -> dict:
-  """One summary row from a job's config.json, metrics.jsonl and eval/results.json."""
+  """One summary row from a job's config.json, metrics.jsonl and eval/results.json (and the
+  worst case from AUTOATTACK_DIR/results.json where eval/ lacks it)."""
   cfg = TrainConfig.from_dict(read_json(os.path.join(run_dir, 'config.json')))
   epochs = read_jsonl(os.path.join(run_dir, 'metrics.jsonl'))
   results = read_json(os.path.join(run_dir, 'eval', 'results.json')) or {}
@@ -112,7 +114,10 @@ def job_row(run_dir: str) -> dict:
   for eps in EVAL_SETTINGS['eps_list']:
     for name in BUDGET_ATTACKS:
       row[f'{name}_eps{eps:g}_acc'] = _accuracy(attacks, f'{name}_eps{eps:g}')
-  row[f'{AUTOATTACK_KEY}_acc'] = _accuracy(attacks, AUTOATTACK_KEY)
+  strong = (read_json(os.path.join(run_dir, AUTOATTACK_DIR, 'results.json')) or {}).get(
+      'attacks', {})
+  row[f'{AUTOATTACK_KEY}_acc'] = _accuracy(attacks if AUTOATTACK_KEY in attacks else strong,
+                                           AUTOATTACK_KEY)
   row.update(train_seconds_per_epoch=round(sum(whole) / len(whole), 1) if whole else None,
              failed_checks=';'.join(c['name'] for c in results.get('checks', [])
                                     if not c['passed']))
@@ -179,7 +184,8 @@ def _most_common(values):
 class Sweep:
   """What a sweep root holds: the summary rows of every job (``collect``) and, per job name, its
   config, per-epoch metrics, evaluation results (if evaluated), C&W at its epoch snapshots (if
-  measured) and PGN attacks by variant (``pgn_attacks``); <root>/bench.json if present."""
+  measured), PGN attacks by variant (``pgn_attacks``) and AUTOATTACK_DIR results (if run);
+  <root>/bench.json if present."""
   root: str
   rows: list
   configs: dict
@@ -188,6 +194,7 @@ class Sweep:
   bench: dict | None
   progress: dict  # job: progress rows
   pgn_attacks: dict  # job: pgn_attacks(job folder), where it has any
+  autoattack: dict  # job: its AUTOATTACK_DIR/results.json, where it has one
 
   @property
   def dataset(self) -> str:
@@ -227,13 +234,14 @@ class Sweep:
 
   def recorded_hours(self) -> dict:
     """Wall-clock hours the jobs' files record: training (every epoch's ``epoch_seconds``),
-    evaluation (``seconds`` of the last evaluate call per folder, eval/ and the PGN-attack
-    folders; partial results it reused not counted) and C&W at the epoch snapshots."""
+    evaluation (``seconds`` of the last evaluate call per folder: eval/, the PGN-attack folders
+    and AUTOATTACK_DIR; partial results it reused not counted) and C&W at the epoch snapshots."""
     extra = [a['results'] for attacks in self.pgn_attacks.values() for a in
              {a['folder']: a for a in attacks.values() if a['folder'] != 'eval'}.values()]
     seconds = dict(
         training=sum(e.get('epoch_seconds') or 0 for rows in self.epochs.values() for e in rows),
-        evaluation=sum(r.get('seconds') or 0 for r in list(self.results.values()) + extra),
+        evaluation=sum(r.get('seconds') or 0 for r in list(self.results.values()) + extra +
+                       list(self.autoattack.values())),
         progress=sum(p.get('seconds') or 0 for rows in self.progress.values() for p in rows))
     return {k: v / 3600 for k, v in seconds.items()}
 
@@ -260,6 +268,7 @@ def load(root: str) -> Sweep:
   jobs = [r['job'] for r in rows]
   results = {j: read_json(os.path.join(root, j, 'eval', 'results.json')) for j in jobs}
   attacks = {j: pgn_attacks(os.path.join(root, j)) for j in jobs}
+  strong = {j: read_json(os.path.join(root, j, AUTOATTACK_DIR, 'results.json')) for j in jobs}
   return Sweep(root, rows,
                {j: TrainConfig.from_dict(read_json(os.path.join(root, j, 'config.json')))
                 for j in jobs},
@@ -267,4 +276,5 @@ def load(root: str) -> Sweep:
                {j: r for j, r in results.items() if r},
                read_json(os.path.join(root, 'bench.json')),
                {j: progress(os.path.join(root, j)) for j in jobs},
-               {j: a for j, a in attacks.items() if a})
+               {j: a for j, a in attacks.items() if a},
+               {j: r for j, r in strong.items() if r})

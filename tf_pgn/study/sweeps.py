@@ -4,7 +4,8 @@ A job trains one defense into ``<root>/<job>`` (``trainer.train``) and evaluates
 classifier into ``<root>/<job>/eval`` (``evaluation.evaluate``). A finished job (export and
 eval/results.json with every attack of its settings) is skipped; an interrupted one resumes, as
 the trainer and the evaluation do. ``run_progress`` runs C&W at the jobs' epoch snapshots
-(Figure 2 right).
+(Figure 2 right), ``run_autoattack`` the AutoAttack-level evaluation into
+``<root>/<job>/eval_autoattack``.
 """
 import dataclasses
 import os
@@ -13,14 +14,16 @@ import time
 from tf_pgn import locks
 from tf_pgn.config import TrainConfig, make_config
 from tf_pgn.study import results as results_lib
-from tf_pgn.study.protocol import (BEST_PGN_VARIANT, CAPACITY_WIDTHS, EPS_VALUES,
+from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_POINTS, AUTOATTACK_SETTINGS,
+                                   BEST_PGN_VARIANT, CAPACITY_WIDTHS, EPS_VALUES,
                                    EVAL_SETTINGS, EXTRA_SEEDS, FIGURE3_DEFENSES, FIGURE3_EPS,
                                    FIGURE3_PGN, FIGURE3_TARGET_EPS, HPARAMS, LEVER_C_L,
                                    MIDDLE_C_L, PGN_CURVES, PROGRESS_DEFENSES, PROGRESS_EXAMPLES,
                                    SEED_POINTS, TABLE2, VARIANT_FIELDS, ExperimentError,
                                    variant_name)
 
-__all__ = ['SWEEPS', 'Job', 'eval_settings', 'run_progress', 'run_sweep', 'sweep_jobs']
+__all__ = ['SWEEPS', 'Job', 'autoattack_jobs', 'eval_settings', 'run_autoattack', 'run_progress',
+           'run_sweep', 'sweep_jobs']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,3 +204,42 @@ def run_progress(root: str, dataset: str, data_dir: str | None = None, names=Non
         evaluation.evaluate(eval_cfg, prefix, out, data_dir)
         done[job] += 1
   return done
+
+
+def autoattack_jobs(sweep: results_lib.Sweep) -> list:
+  """The trained jobs of AUTOATTACK_POINTS (defense, hyper-parameter, variant) at the sweep's
+  main width and seed, in that order."""
+  width, seed = sweep.main_width(), sweep.main_seed
+  return [r['job'] for point in AUTOATTACK_POINTS for r in sweep.rows
+          if (r['defense'], r['hparam_value'], r['variant'], r['width'], r['seed']) ==
+          point + (width, seed) and r['status'] != 'training']
+
+
+def run_autoattack(root: str, dataset: str, data_dir: str | None = None, names=None,
+                   num_examples: int = 1000, eval_overrides: dict | None = None) -> dict:
+  """AUTOATTACK_SETTINGS (APGD-CE, APGD-T, Square, their worst case, FMN) on the jobs ``names``
+  of ``root`` (default ``autoattack_jobs``) into ``<job>/eval_autoattack``; jobs already
+  evaluated so are skipped, an interrupted evaluation resumes. Returns {job: 'skipped' | 'done'}.
+  """
+  from tf_pgn import evaluation  # pylint: disable=g-import-not-at-top
+  eval_cfg = evaluation.make_eval_config(**dict(AUTOATTACK_SETTINGS, dataset=dataset,
+                                                num_examples=num_examples,
+                                                **(eval_overrides or {})))
+  sweep = results_lib.load(root)
+  trained = [r['job'] for r in sweep.rows if r['status'] != 'training']
+  jobs = list(names) if names else autoattack_jobs(sweep)
+  if sorted(set(jobs) - set(trained)):
+    raise ExperimentError(f'no trained job(s) {", ".join(sorted(set(jobs) - set(trained)))} in '
+                          f'{root}: train them first (`run`) or choose from {",".join(trained)}')
+  status = {}
+  with locks.hold(root):
+    for i, job in enumerate(jobs):
+      out = os.path.join(root, job, AUTOATTACK_DIR)
+      if _evaluated_on(out, eval_cfg):
+        status[job] = 'skipped'
+        continue
+      print(f'[{i + 1}/{len(jobs)}] {job}: {",".join(eval_cfg.attacks)} at eps '
+            f'{",".join(f"{e:g}" for e in eval_cfg.eps_list)} into {out}', flush=True)
+      evaluation.evaluate(eval_cfg, os.path.join(root, job), out, data_dir)
+      status[job] = 'done'
+  return status
