@@ -558,29 +558,34 @@ def test_autoattack_evaluates_jobs_into_their_own_folder_and_reports_them(root, 
   done = sweeps.run_autoattack(root, 'cifar10', cifar10_dir, [JOBS[0]], num_examples=16,
                                eval_overrides=tiny)
   assert done == {JOBS[0]: 'done'}
-  folder = os.path.join(root, JOBS[0], protocol.AUTOATTACK_DIR)
-  with open(os.path.join(folder, 'results.json')) as f:
+  job = os.path.join(root, JOBS[0])
+  with open(os.path.join(job, protocol.AUTOATTACK_DIR, 'results.json')) as f:
     strong = json.load(f)
-  assert set(strong['attacks']) == {'apgd_ce_eps0.5', 'apgd_t_eps0.5', 'square_eps0.5',
-                                    'autoattack_eps0.5', 'fmn'}
+  assert set(strong['attacks']) == {'autoattack_eps0.5', 'fmn'}
   worst = strong['attacks']['autoattack_eps0.5']['whitebox']
   # eval/ is untouched; the summary row takes the worst case from the new folder.
-  with open(os.path.join(root, JOBS[0], 'eval', 'results.json')) as f:
+  with open(os.path.join(job, 'eval', 'results.json')) as f:
     assert 'autoattack_eps0.5' not in json.load(f)['attacks']
-  row = results.job_row(os.path.join(root, JOBS[0]))
-  assert row['autoattack_eps0.5_acc'] == worst['accuracy']
+  assert results.job_row(job)['autoattack_eps0.5_acc'] == worst['accuracy']
   assert results.job_row(os.path.join(root, JOBS[1]))['autoattack_eps0.5_acc'] is None
   assert sweeps.run_autoattack(root, 'cifar10', cifar10_dir, [JOBS[0]], num_examples=16,
                                eval_overrides=tiny) == {JOBS[0]: 'skipped'}
   with pytest.raises(protocol.ExperimentError, match='no trained job'):
     sweeps.run_autoattack(root, 'cifar10', cifar10_dir, ['pgd_eps9_w0.0625_s1234'])
-  # The report's section: one row, with the worst case's numbers and the eval/ attacks beside.
+  # The report's row: the accuracy after each part, the first equal to APGD-CE run alone, the
+  # last the worst case's; the attacks alone not run ('-').
+  alone = evaluation.evaluate(evaluation.make_eval_config(
+      **dict(tiny, attacks=['apgd_ce'], eps_list=[0.5], num_examples=16)), job,
+      str(tmp_path / 'alone'), cifar10_dir)
   lines = render._autoattack_section(render.Study.load(root))
   accuracies, seconds = [l for l in lines if l.startswith('| naive |')]
   cells = [c.strip() for c in accuracies.strip('|').split('|')]
-  assert cells[1] == '16' and cells[7] == f'{worst["accuracy"]:.3f}'
-  assert seconds.count('|') == 10 and all(c.strip().isdigit() for c in seconds.split('|')[2:-1])
-  assert cells[8].startswith(f'clean {worst["broken_by"]["clean"]}; APGD-CE ')
+  after = [float(c) for c in cells[4:7]]
+  assert cells[1] == '16' and after == sorted(after, reverse=True)
+  assert after[0] == round(alone['attacks']['apgd_ce_eps0.5']['whitebox']['accuracy'], 3)
+  assert after[-1] == round(worst['accuracy'], 3) and cells[7:9] == ['-', '-']
+  assert [c.strip() != '-' for c in seconds.strip('|').split('|')[1:]] == [
+      True, True, False, False, True, True, True]
   copy = tmp_path / 'results'
   render.write_report(root, str(copy), str(tmp_path / 'REPORT.md'), 'report', '--root=r')
   for name in render.EVAL_FILES:

@@ -27,12 +27,12 @@ from tf_pgn.study import claims
 from tf_pgn.study import results as results_lib
 from tf_pgn.study.claims import (ACC_TOL, BALANCED_METRICS, Curve, Verdict, experiments_command,
                                  run_command)
-from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, AUTOATTACK_SETTINGS,
-                                   BEST_PGN_VARIANT, BUDGET_ATTACKS,
-                                   CURVE_VARIANTS, DEFENSES, EVAL_SETTINGS, EXTRA_SEEDS,
-                                   FIGURE3_DEFENSES, HPARAMS, LABELS, MIN_SEEDS, PGN_CURVES,
-                                   PGN_EVAL_PREFIX, SEED_POINTS, SPREAD_METRICS, STRONG_PGD_EPS,
-                                   TABLE2, ExperimentError, curve_label, job_label, variant_text)
+from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BEST_PGN_VARIANT,
+                                   BUDGET_ATTACKS, CURVE_VARIANTS, DEFENSES, EVAL_SETTINGS,
+                                   EXTRA_SEEDS, FIGURE3_DEFENSES, HPARAMS, LABELS, MIN_SEEDS,
+                                   PGN_CURVES, PGN_EVAL_PREFIX, SEED_POINTS, SPREAD_METRICS,
+                                   STRONG_PGD_EPS, TABLE2, ExperimentError, curve_label, job_label,
+                                   variant_text)
 
 __all__ = ['NOTES_BEGIN', 'NOTES_END', 'Study', 'balanced_at', 'plot_robustness_curves',
            'robustness_curves', 'verdicts', 'write_report']
@@ -412,55 +412,70 @@ def _seeds_section(study: Study) -> list:
   return lines
 
 
-# (column, attack key in results.json, the folder holding it) of the AutoAttack-level table
-_STRONG_ACCURACIES = (
-    (f'PGD-{EVAL_SETTINGS["pgd_steps"]}', f'pgd_eps{STRONG_PGD_EPS:g}', 'eval'),
-    ('APGD-CE', f'apgd_ce_eps{STRONG_PGD_EPS:g}', AUTOATTACK_DIR),
-    ('APGD-T', f'apgd_t_eps{STRONG_PGD_EPS:g}', AUTOATTACK_DIR),
-    ('Square', f'square_eps{STRONG_PGD_EPS:g}', AUTOATTACK_DIR),
-    ('worst case', AUTOATTACK_KEY, AUTOATTACK_DIR))
-_STRONG_RHOS = (('C&W', 'cw', 'eval'), ('FMN', 'fmn', AUTOATTACK_DIR),
-                ('DeepFool', 'deepfool', 'eval'))
+# (column, attack key in results.json) of the AutoAttack-level table: eval/'s PGD and
+# minimal-norm attacks, and AUTOATTACK_DIR's attacks run alone where they were.
+_EVAL_PGD = (f'PGD-{EVAL_SETTINGS["pgd_steps"]}', f'pgd_eps{STRONG_PGD_EPS:g}')
+_ALONE = (('APGD-T alone', f'apgd_t_eps{STRONG_PGD_EPS:g}'),
+          ('Square alone', f'square_eps{STRONG_PGD_EPS:g}'))
+_RHOS = (('C&W', 'cw', 'eval'), ('FMN', 'fmn', AUTOATTACK_DIR), ('DeepFool', 'deepfool', 'eval'))
+
+
+def _after_each(worst: dict, n: int) -> list:
+  """The robust accuracy left after each part of a worst case (AutoAttack's report), from the
+  examples each broke first."""
+  left, out = n - worst['broken_by']['clean'], []
+  for part in evaluation.AUTOATTACK_PARTS:
+    left -= worst['broken_by'][part]
+    out.append(left / n)
+  return out
 
 
 def _autoattack_section(study: Study) -> list:
   """The AutoAttack-level evaluation (protocol.AUTOATTACK_SETTINGS) of the jobs that have one,
   beside their eval/ PGD and minimal-norm attacks."""
   sweep = study.sweep
-  attacks = ', '.join(evaluation.ATTACK_TABLE[a].label for a in AUTOATTACK_SETTINGS['attacks'])
+  parts = [evaluation.ATTACK_TABLE[a].label for a in evaluation.AUTOATTACK_PARTS]
   lines = ['## Evaluation at AutoAttack level', '',
-           f'{attacks} at L2 eps {STRONG_PGD_EPS:g} '
+           f'White-box robust accuracy at L2 eps {STRONG_PGD_EPS:g} '
            f'({experiments_command("autoattack", study.run_flags)}, into '
-           f'`<job>/{AUTOATTACK_DIR}/`), beside eval/\'s PGD, C&W and DeepFool. Worst case: '
-           'APGD-CE, then APGD-T and Square on the examples still robust (AutoAttack\'s standard '
-           'version without FAB-T); "broken by" counts the examples each attack broke first.', '']
+           f'`<job>/{AUTOATTACK_DIR}/`): the AutoAttack-style worst case runs '
+           f'{", then ".join(parts)} each on the examples the earlier ones left robust '
+           '(AutoAttack\'s standard version without FAB-T); "after X" is the accuracy left '
+           f'then, the last the worst case. Beside it eval/\'s {_EVAL_PGD[0]} and, where run, '
+           'APGD-T and Square each alone on every image; rho (Eq. 6) of the minimal-norm attacks '
+           'C&W and DeepFool (eval/) and FMN.', '']
   jobs = sorted((r for r in sweep.rows if r['job'] in sweep.autoattack and r['job'] in
                  sweep.results), key=_order)
+  jobs = [r for r in jobs if AUTOATTACK_KEY in sweep.autoattack[r['job']]['attacks']]
   if not jobs:
     return lines + ['No job has it yet.']
   acc_rows, time_rows = [], []
   for r in jobs:
     results = {'eval': sweep.results[r['job']], AUTOATTACK_DIR: sweep.autoattack[r['job']]}
-    found = [(label, results[folder]['attacks'].get(key, {}).get('whitebox'))
-             for label, key, folder in _STRONG_ACCURACIES + _STRONG_RHOS]
-    worst = found[len(_STRONG_ACCURACIES) - 1][1]
-    broken = ('; '.join(f'{evaluation.ATTACK_TABLE[n].label if n != "clean" else n} '
-                        f'{worst["broken_by"][n]}'
-                        for n in ('clean',) + evaluation.AUTOATTACK_PARTS) if worst else '-')
+
+    def found(key, folder):
+      return results[folder]['attacks'].get(key, {}).get('whitebox')
+
+    worst = found(AUTOATTACK_KEY, AUTOATTACK_DIR)
+    n = results[AUTOATTACK_DIR]['num_examples']
+    pgd = found(_EVAL_PGD[1], 'eval')
+    alone = [found(key, AUTOATTACK_DIR) for _, key in _ALONE]
+    rhos = [found(key, folder) for _, key, folder in _RHOS]
     failed = sorted({c['name'] for res in results.values() for c in res.get('checks', [])
                      if not c['passed']})
-    acc_rows.append((job_label(r), results[AUTOATTACK_DIR]['num_examples'],
-                     _fmt(results[AUTOATTACK_DIR]['benign_accuracy']),
-                     *(_fmt(e and e['accuracy']) for _, e in found[:len(_STRONG_ACCURACIES)]),
-                     broken, ' / '.join(_fmt(e and e['rho_mean']) for _, e in
-                                        found[len(_STRONG_ACCURACIES):]),
+    acc_rows.append((job_label(r), n, _fmt(results[AUTOATTACK_DIR]['benign_accuracy']),
+                     _fmt(pgd and pgd['accuracy']), *(_fmt(a) for a in _after_each(worst, n)),
+                     *(_fmt(a and a['accuracy']) for a in alone),
+                     ' / '.join(_fmt(e and e['rho_mean']) for e in rhos),
                      ', '.join(failed) or '-'))
-    time_rows.append((job_label(r), *(_fmt(e and e['seconds'], 0) for _, e in found)))
-  lines += _table(['job', 'images', 'benign acc'] + [c for c, _, _ in _STRONG_ACCURACIES] +
-                  ['worst case broken by', 'rho C&W / FMN / DeepFool', 'failed checks'],
-                  acc_rows)
+    time_rows.append((job_label(r), *(_fmt(e and e['seconds'], 0) for e in
+                                      [pgd, worst] + alone + rhos)))
+  lines += _table(['job', 'images', 'benign acc', _EVAL_PGD[0]] +
+                  [f'after {p}' for p in parts] + [c for c, _ in _ALONE] +
+                  ['rho C&W / FMN / DeepFool', 'failed checks'], acc_rows)
   lines += ['', 'Seconds per attack (wall clock, on the machine that ran it):', ''] + _table(
-      ['job'] + [c for c, _, _ in _STRONG_ACCURACIES + _STRONG_RHOS], time_rows)
+      ['job', _EVAL_PGD[0], 'worst case'] + [c for c, _ in _ALONE] + [c for c, _, _ in _RHOS],
+      time_rows)
   return lines
 
 
