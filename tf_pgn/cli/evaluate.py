@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags, logging
 
-from tf_pgn.cli.flags import define_config_flags, expand, show_in_help
+from tf_pgn.cli.flags import define_config_flags, define_data_dir_flag, expand, show_in_help
 
 FLAGS = flags.FLAGS
 
@@ -25,8 +25,7 @@ def _define_flags() -> tuple:
   flags.DEFINE_string('source_ckpt', None, 'Source model for black-box attacks: examples are '
                       'crafted on it and measured on --ckpt.')
   flags.DEFINE_string('out', None, 'Output folder (default <ckpt>/eval).')
-  flags.DEFINE_string('data_dir', None, 'Folder with the official CIFAR python archive (or set '
-                      '$TF_PGN_DATA_DIR); without either, the archive is downloaded.')
+  define_data_dir_flag()
   return define_config_flags(EvalConfig, '(default {})')
 
 

@@ -49,6 +49,12 @@ def define_config_flags(config_class, default_note: str,
   return tuple(names)
 
 
+def define_data_dir_flag() -> None:
+  """--data_dir, the same for every command that reads CIFAR."""
+  flags.DEFINE_string('data_dir', None, 'Folder with the official CIFAR python archive (or set '
+                      '$TF_PGN_DATA_DIR); without either, the archive is downloaded.')
+
+
 def show_in_help(names, doc: str) -> None:
   """Lists the flags ``names`` under ``--help`` after ``doc`` (absl's help shows the main
   module's docstring and flags; these are defined here and in the command's module, and the main

@@ -11,7 +11,7 @@ import sys
 
 from absl import app, flags, logging
 
-from tf_pgn.cli.flags import define_config_flags, expand, show_in_help
+from tf_pgn.cli.flags import define_config_flags, define_data_dir_flag, expand, show_in_help
 from tf_pgn.config import PRESETS, TrainConfig
 
 FLAGS = flags.FLAGS
@@ -23,8 +23,7 @@ def _define_flags() -> tuple:
   flags.DEFINE_string('preset', 'paper', f'Named preset: {", ".join(PRESETS)}; flags override '
                       'it.')
   flags.DEFINE_string('run_dir', None, 'Run directory (default runs/<dataset>_<defense>).')
-  flags.DEFINE_string('data_dir', None, 'Folder with the official CIFAR python archive (or set '
-                      '$TF_PGN_DATA_DIR); without either, the archive is downloaded.')
+  define_data_dir_flag()
   return define_config_flags(TrainConfig, '(default, --preset=paper: {})')
 
 
