@@ -6,6 +6,7 @@ SavedModel) is shared by the tests of its outputs; a rerun must come from partia
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from tf_pgn.attacks import predict
 from tf_pgn.attacks.pgn_attack import PGNAttack
 from tf_pgn.config import make_config
 from tf_pgn.defenses import cross_entropy
-from tf_pgn.export import load_classifier
+from tf_pgn.export import load_classifier, weights_digest
 from tf_pgn.trainer import Trainer
 
 # Seconds per attack: one batch, few steps, a PGN budget (c_L) small enough to matter.
@@ -140,6 +141,48 @@ def test_a_rerun_reuses_every_partial_result(evaluated, run_dir, cifar10_dir, mo
       k: v for k, v in results.items() if k != 'seconds'}
   assert {name: os.stat(os.path.join(partial, name)).st_mtime_ns
           for name in os.listdir(partial)} == mtimes
+
+
+class _AttackRan(Exception):
+  """Raised by the stand-ins of ``_refuse_attacks``: an attack was not reused."""
+
+
+def _refuse_attacks(monkeypatch):
+  def refuse(*args, **kwargs):
+    raise _AttackRan
+  monkeypatch.setattr(evaluation, 'run_attack', refuse)
+  monkeypatch.setattr(evaluation, 'PGNAttack', refuse)
+
+
+def test_partial_results_follow_the_weights_not_the_path(evaluated, run_dir, cifar10_dir,
+                                                         tmp_path, monkeypatch):
+  """The run directory moved (its results with it) reuses every finished attack; a model whose
+  weights changed, as a retrain in place gives, reuses none."""
+  results, out_dir, _ = evaluated
+  moved, moved_out = str(tmp_path / 'moved'), str(tmp_path / 'eval')
+  shutil.copytree(run_dir, moved)
+  shutil.copytree(out_dir, moved_out)
+  with monkeypatch.context() as mp:
+    _refuse_attacks(mp)
+    again = evaluation.evaluate(evaluation.make_eval_config(**TINY), moved, moved_out,
+                                cifar10_dir, source_ckpt=os.path.join(moved, 'export',
+                                                                      'classifier'))
+  assert again['attacks'] == results['attacks'] and again['model'].startswith(moved)
+
+  model, _, _ = load_classifier(run_dir)
+  exported, _, _ = load_classifier(os.path.join(run_dir, 'export', 'classifier'))
+  assert weights_digest(model) == weights_digest(exported) is not None
+  test = data.subset(data.load('cifar10', cifar10_dir).test, N)
+  fgm = lambda: evaluation.evaluate_model(model, data.to_float(test.x), test.y, attacks=['fgm'],
+                                          eps_list=[0.25], out_dir=str(tmp_path / 'lib'),
+                                          batch_size=N, unbounded_steps=2)
+  first = fgm()
+  with monkeypatch.context() as mp:
+    _refuse_attacks(mp)
+    assert fgm()['attacks'] == first['attacks']  # the same weights: reused
+    model.weights[0].assign(model.weights[0] + 1e-3)
+    with pytest.raises(_AttackRan):
+      fgm()
 
 
 # Evaluates DeepFool on 12 images in 3 batches of 4 and, with argv[1] == 'kill', SIGKILLs itself

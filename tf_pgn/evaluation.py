@@ -39,7 +39,7 @@ from tf_pgn.attacks.gradient import fgm_l2, mim_l2, pgd_l2
 from tf_pgn.attacks.pgn_attack import PGNAttack
 from tf_pgn.attacks.runner import finished_batches
 from tf_pgn.config import GRAD_INPUTS, setting
-from tf_pgn.export import SavedModelClassifier, load_classifier
+from tf_pgn.export import SavedModelClassifier, load_classifier, weights_digest
 from tf_pgn.io_utils import write_json_atomic, write_text_atomic
 
 __all__ = ['ATTACKS', 'ATTACK_TABLE', 'AttackSpec', 'DEFAULT_ATTACKS', 'EvalConfig', 'EvalError',
@@ -468,8 +468,16 @@ def _broken_by(codes: np.ndarray, parts: tuple) -> dict:
 
 @dataclasses.dataclass
 class _Model:
+  """A classifier, what the results call it, and what its partial results are keyed by: the
+  digest of its weights, so that a model moved or spelled by another path reuses them and one
+  retrained in place does not (the description where it has no weights)."""
   model: Callable
   description: str
+
+  @functools.cached_property
+  def identity(self) -> str:
+    digest = weights_digest(self.model)
+    return f'weights {digest}' if digest else self.description
 
 
 class _Session:
@@ -489,7 +497,7 @@ class _Session:
       return self._measure(attack, setting, crafter, key)
     path = os.path.join(self.partial_dir, f'{key}.json')
     fingerprint = _json_safe(dict(
-        target=self.target.description, crafted_on=crafter.description,
+        target=self.target.identity, crafted_on=crafter.identity,
         dataset=self.dataset, data=self.data, num_examples=len(self.y), attack=attack.name,
         params=attack.spec.params(self.cfg), setting=setting))
     cached = _read_partial(path, fingerprint)

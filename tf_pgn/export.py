@@ -1,8 +1,10 @@
 """SavedModel export of trained networks and loading of a classifier from either form."""
+import hashlib
 import os
 import shutil
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
 from tf_pgn.io_utils import reporting_write_errors
@@ -58,9 +60,30 @@ class SavedModelClassifier:
     signature = loaded.serve.concrete_functions[0].structured_input_signature
     self.input_shape = tuple(signature[0][0].shape)
 
+  @property
+  def weights(self) -> list:
+    """The variables ``serve`` reads (what ``weights_digest`` hashes)."""
+    return list(self._loaded.serve.concrete_functions[0].variables)
+
   def __call__(self, x, training=False):
     del training  # inference only
     return self._loaded.serve(x)
+
+
+def weights_digest(model) -> str | None:
+  """A digest of ``model``'s weights (its ``weights``, else ``variables``): equal for two models
+  with equal weights, whatever their paths, names or variable order (a run directory's EMA
+  classifier and its SavedModel export agree), different once one weight differs. None for a
+  callable without variables, which nothing but its name identifies."""
+  variables = getattr(model, 'weights', None)
+  if variables is None:
+    variables = getattr(model, 'variables', None)
+  if not variables:
+    return None
+  parts = sorted(hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode() +
+                                np.ascontiguousarray(a).tobytes()).hexdigest()
+                 for a in (np.asarray(v) for v in variables))
+  return hashlib.sha256(''.join(parts).encode()).hexdigest()[:16]
 
 
 def load_classifier(path: str):
