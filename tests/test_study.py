@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from tf_pgn.config import make_config
 from tf_pgn.study import claims, results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +52,18 @@ def test_spread_and_the_rule_that_calls_a_difference_only_beyond_it():
             dict(rows=_rows((0.72, 0.5), (0.72, 0.6), (0.72, 0.7), defense='fgm', width=0.5))]
   assert claims.curve_spread(groups, 'fgm', '', 0.25) == pytest.approx(0.1)  # the largest
   assert claims.curve_spread(groups, 'pgd', '', 0.25) is None  # 2 seeds < MIN_SEEDS
+
+
+def test_seed_groups_hold_the_evaluated_jobs_only():
+  """A seed still training (its last epoch's test accuracy, no rho_cw) stays out of the spread
+  until it is evaluated."""
+  rows = [dict(job=f'fgm_eps0.25_w0.25_s{seed}', seed=seed, test_acc=acc, rho_cw_mean=rho)
+          for seed, acc, rho in ((1234, 0.71, 0.74), (1235, 0.72, 0.73), (1236, 0.55, None))]
+  configs = {r['job']: make_config('cpu', defense='fgm', eps=0.25, seed=r['seed']) for r in rows}
+  sweep = results.Sweep('root', rows, configs, {}, {}, None, {}, {}, {})
+  (group,) = sweep.seed_groups()
+  assert group['name'] == 'fgm_eps0.25_w0.25_s*' and [r['seed'] for r in group['rows']] == [
+      1234, 1235]
 
 
 def test_claim1_wins_only_beyond_the_seed_spread_and_says_when_it_is_unmeasured():

@@ -251,10 +251,11 @@ class Sweep:
     return [r for r in self.rows if r['through_adv']]
 
   def seed_groups(self) -> list:
-    """Jobs whose configs differ only in the seed, as dict(name, rows by seed); name is the job
-    name with the seed replaced by '*'. In row order."""
+    """Evaluated jobs whose configs differ only in the seed, as dict(name, rows by seed); name
+    is the job name with the seed replaced by '*'. In row order. (A job still training has a
+    test accuracy of its last epoch, not of the run: it joins its group once evaluated.)"""
     groups = {}
-    for r in self.rows:
+    for r in self.evaluated():
       cfg = dataclasses.asdict(self.configs[r['job']])
       del cfg['seed']
       groups.setdefault(json.dumps(cfg, sort_keys=True), []).append(r)
