@@ -337,8 +337,8 @@ def test_report_verdicts_follow_their_rules(tmp_path, paper_holds):
   assert 'c_L=0.25 (mean L2 3.000)' in verdicts[3, 'raw G input'].why  # beyond the budgets
   # No normalized PGN job and no eval_pgn_* folder: the best variant's rows say what to run.
   assert '--sweep=normalized_curve' in verdicts[1, 'normalized G input'].why
-  assert ('--pgn_grad_input=normalized' in verdicts[3, 'normalized G input'].why and
-          'eval_pgn_normalized' in verdicts[3, 'normalized G input'].why)
+  assert ('tf_pgn.experiments figure3 --jobs=pgd_eps0.5_w0.25_s1234 --variants=normalized' in
+          verdicts[3, 'normalized G input'].why)
   assert '--sweep=normalized_capacity' in verdicts[4, 'normalized G input'].why
   assert {v.verdict for k, v in verdicts.items() if k not in PAPER_ROWS} == {'not measured yet'}
 
@@ -603,3 +603,26 @@ def test_autoattack_jobs_are_the_naive_job_and_the_seed_points_at_the_main_seed(
   pgn = _job_dir(root, 'pgn', 0.70, c_l=2.0, grad_input='normalized')
   _job_dir(root, 'pgd', 0.71, eps=0.25, trained=False)  # still training: not evaluated
   assert sweeps.autoattack_jobs(results.load(str(root))) == [naive, fgm, pgn]
+
+
+def test_figure3_runs_each_pgn_attack_variant_into_its_folder(root, cifar10_dir, tmp_path):
+  tiny = dict(TINY_EVAL, pgn_c_l_list=(0.01,), pgn_gen_width=0.0625, pgn_attack_train_size=128,
+              pgn_batch_size=64)
+  assert sweeps.run_figure3(root, 'cifar10', cifar10_dir, [JOBS[0]], ['sign'], num_examples=16,
+                            eval_overrides=tiny) == {(JOBS[0], 'sign'): 'done'}
+  job = os.path.join(root, JOBS[0])
+  found = results.pgn_attacks(job)
+  assert found['sign']['folder'] == 'eval_pgn_sign'
+  assert [e['c_l'] for e in found['sign']['entries']] == [0.01]
+  assert sweeps.run_figure3(root, 'cifar10', cifar10_dir, [JOBS[0]], ['sign'], num_examples=16,
+                            eval_overrides=tiny) == {(JOBS[0], 'sign'): 'skipped'}
+  with pytest.raises(protocol.ExperimentError, match='unknown PGN attack variant'):
+    sweeps.run_figure3(root, 'cifar10', cifar10_dir, [JOBS[0]], ['signum'])
+  # The default targets: the eps-0.5 FGM-AT and PGD-AT jobs at the main width and seed.
+  other = tmp_path / 'sweep'
+  other.mkdir()
+  fgm = _job_dir(other, 'fgm', 0.66, eps=0.5)
+  _job_dir(other, 'fgm', 0.71, eps=0.25)
+  _job_dir(other, 'fgm', 0.66, eps=0.5, seed=1235)
+  pgd = _job_dir(other, 'pgd', 0.67, eps=0.5)
+  assert sweeps.figure3_jobs(results.load(str(other))) == [fgm, pgd]

@@ -6,6 +6,7 @@ summarized, plotted and reported.
   python -m tf_pgn.experiments run --sweep=seeds   # SEED_POINTS with seeds 1235, 1236
   python -m tf_pgn.experiments progress       # C&W at each epoch snapshot (Figure 2 right)
   python -m tf_pgn.experiments autoattack     # APGD, Square, worst case, FMN at eps 0.5
+  python -m tf_pgn.experiments figure3        # other PGN attacks on the eps-0.5 FGM-AT, PGD-AT
   python -m tf_pgn.experiments summarize      # <root>/summary.json, <root>/summary.csv
   python -m tf_pgn.experiments plot           # <root>/robustness_curves.png (Figure 5)
   python -m tf_pgn.experiments speed          # tf_pgn.bench at the preset's widths (section 4.4)
@@ -28,7 +29,7 @@ from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
 
 from tf_pgn.config import make_config
 from tf_pgn.study import render, results, sweeps
-from tf_pgn.study.protocol import PROGRESS_EXAMPLES, ExperimentError
+from tf_pgn.study.protocol import FIGURE3_PGN_VARIANTS, PROGRESS_EXAMPLES, ExperimentError
 
 FLAGS = flags.FLAGS
 
@@ -43,11 +44,14 @@ def _define_flags() -> None:
                       'runs/sweeps/<dataset>_<preset>).')
   flags.DEFINE_string('data_dir', None, 'Folder with the official CIFAR python archive (or set '
                       '$TF_PGN_DATA_DIR); without either, the official archive is downloaded.')
-  flags.DEFINE_integer('num_examples', 1000, 'run, autoattack: evaluate on the first N test '
-                       'images.')
-  flags.DEFINE_list('jobs', None, 'run, progress, autoattack: only these jobs (comma list of job '
-                    'names; progress: default every FGM-AT and PGN job; autoattack: the naive '
-                    'job and the seed points).')
+  flags.DEFINE_integer('num_examples', 1000, 'run, autoattack, figure3: evaluate on the first N '
+                       'test images.')
+  flags.DEFINE_list('jobs', None, 'run, progress, autoattack, figure3: only these jobs (comma '
+                    'list of job names; progress: default every FGM-AT and PGN job; autoattack: '
+                    'the naive job and the seed points; figure3: the eps-0.5 FGM-AT and PGD-AT '
+                    'jobs).')
+  flags.DEFINE_list('variants', None, 'figure3: only these PGN attack variants (default: '
+                    f'{",".join(FIGURE3_PGN_VARIANTS)}).')
   flags.DEFINE_float('max_minutes', None, 'run: launch no job after this many minutes (finished '
                      'jobs are skipped and cost nothing); rerun to go on.')
   flags.DEFINE_integer('progress_examples', PROGRESS_EXAMPLES, 'progress: C&W on the first N '
@@ -84,6 +88,13 @@ def _autoattack() -> None:
       FLAGS.data_dir), FLAGS.jobs, FLAGS.num_examples)
   counts = ', '.join(f'{n} {s}' for s, n in collections.Counter(status.values()).items())
   print(f'done: {counts or "no jobs"} in {_root()}')
+
+
+def _figure3() -> None:
+  status = sweeps.run_figure3(_root(), FLAGS.dataset, FLAGS.data_dir and os.path.expanduser(
+      FLAGS.data_dir), FLAGS.jobs, FLAGS.variants, FLAGS.num_examples)
+  counts = ', '.join(f'{n} {s}' for s, n in collections.Counter(status.values()).items())
+  print(f'done: {counts or "no jobs"} (job, PGN attack variant) in {_root()}')
 
 
 def _summarize() -> None:
@@ -126,8 +137,8 @@ def _report() -> None:
   print(f'done: {path}')
 
 
-COMMANDS = {'run': _run, 'progress': _progress, 'autoattack': _autoattack, 'summarize': _summarize,
-            'plot': _plot, 'speed': _speed, 'report': _report}
+COMMANDS = {'run': _run, 'progress': _progress, 'autoattack': _autoattack, 'figure3': _figure3,
+            'summarize': _summarize, 'plot': _plot, 'speed': _speed, 'report': _report}
 
 
 def main(argv):

@@ -5,8 +5,8 @@ report. Plain constants and helpers: this module imports nothing of tf_pgn.
 
 __all__ = ['AUTOATTACK_DIR', 'AUTOATTACK_KEY', 'AUTOATTACK_POINTS', 'AUTOATTACK_SETTINGS',
            'BEST_PGN_VARIANT', 'CURVE_VARIANTS', 'EVAL_SETTINGS', 'EXTRA_SEEDS', 'ExperimentError',
-           'HPARAMS', 'LABELS', 'MIN_SEEDS', 'PGN_CURVES', 'SEED_POINTS', 'TABLE2',
-           'VARIANT_FIELDS', 'curve_label', 'job_label', 'variant_name', 'variant_text']
+           'FIGURE3_PGN_VARIANTS', 'HPARAMS', 'LABELS', 'MIN_SEEDS', 'PGN_CURVES', 'SEED_POINTS',
+           'TABLE2', 'VARIANT_FIELDS', 'curve_label', 'job_label', 'variant_name', 'variant_text']
 
 
 class ExperimentError(ValueError):
@@ -94,7 +94,7 @@ EVAL_SETTINGS = dict(attacks=('fgm', 'mim', 'pgd', 'deepfool', 'cw'),
 BUDGET_ATTACKS = ('fgm', 'mim', 'pgd')
 # Figure 3's PGN attack in <job>/eval: the paper's generator (raw gradient input) at the c_L that
 # bracket the FGM / PGD budgets for it; other attack variants go to <job>/eval_pgn_<variant>
-# (`evaluate.py --attacks=pgn --pgn_grad_input=...`).
+# (FIGURE3_PGN_VARIANTS).
 FIGURE3_PGN = dict(pgn_grad_input='raw', pgn_c_l_list=(2.0, 4.0, 8.0))
 # Evaluation at AutoAttack level (Croce & Hein 2020; RobustBench: L2 eps 0.5, the first 1,000
 # test images) in <job>/AUTOATTACK_DIR, beside eval/: the per-example worst case (evaluation's
@@ -120,6 +120,17 @@ FIGURE3_TARGET_EPS = STRONG_PGD_EPS
 # A PGN attack of another G input: `evaluate.py --attacks=pgn --pgn_grad_input=<v>
 # [--pgn_eps=E] --out=<job>/<PGN_EVAL_PREFIX><v>[_eps<E>]` beside the job's eval/.
 PGN_EVAL_PREFIX = 'eval_pgn_'
+# Figure 3's other PGN attacks, run by `experiments figure3` into <job>/PGN_EVAL_PREFIX<variant>
+# (the variant named as results.pgn_attack_variant names it: G input, '_eps<E>' with an L2
+# budget), each with its evaluation settings: the normalized and sign G inputs at the c_L that
+# bracket the FGM / PGD budgets for a G that sees the gradient, and the normalized G held to the
+# eps-0.5 ball (c_L near 0, so that the ball binds), which meets PGD at equal eps.
+FIGURE3_PGN_VARIANTS = {
+    'normalized': dict(pgn_grad_input='normalized', pgn_c_l_list=(1.0, 2.0, 4.0, 8.0)),
+    f'normalized_eps{STRONG_PGD_EPS:g}': dict(pgn_grad_input='normalized', pgn_eps=STRONG_PGD_EPS,
+                                              pgn_c_l_list=(0.01,)),
+    'sign': dict(pgn_grad_input='sign', pgn_c_l_list=(1.0, 2.0, 4.0, 8.0)),
+}
 # Figure 2 right: C&W (EVAL_SETTINGS') on the first PROGRESS_EXAMPLES test images at every epoch
 # snapshot (trainer: snapshot_every_epochs) of the FGM-AT and PGN jobs.
 PROGRESS_EXAMPLES = 200

@@ -29,10 +29,10 @@ from tf_pgn.study.claims import (ACC_TOL, BALANCED_METRICS, Curve, Verdict, expe
                                  run_command)
 from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BEST_PGN_VARIANT,
                                    BUDGET_ATTACKS, CURVE_VARIANTS, DEFENSES, EVAL_SETTINGS,
-                                   EXTRA_SEEDS, FIGURE3_DEFENSES, HPARAMS, LABELS, MIN_SEEDS,
-                                   PGN_CURVES, PGN_EVAL_PREFIX, SEED_POINTS, SPREAD_METRICS,
-                                   STRONG_PGD_EPS, TABLE2, ExperimentError, curve_label, job_label,
-                                   variant_text)
+                                   EXTRA_SEEDS, FIGURE3_DEFENSES, FIGURE3_PGN_VARIANTS, HPARAMS,
+                                   LABELS, MIN_SEEDS, PGN_CURVES, PGN_EVAL_PREFIX, SEED_POINTS,
+                                   SPREAD_METRICS, STRONG_PGD_EPS, TABLE2, ExperimentError,
+                                   curve_label, job_label, variant_text)
 
 __all__ = ['NOTES_BEGIN', 'NOTES_END', 'Study', 'balanced_at', 'plot_robustness_curves',
            'robustness_curves', 'verdicts', 'write_report']
@@ -172,8 +172,9 @@ def _evaluate_command(study: Study, job: str, folder: str, flags: str) -> str:
 
 def _pgn_attack_command(study: Study, job: str, variant: str) -> str:
   """The evaluation that adds PGN attack ``variant`` (results.pgn_attack_variant) to the job:
-  raw into eval/ with the job's own attacks and budgets (what exists is reused), another into
-  eval_pgn_<variant>/ at the raw attack's c_L."""
+  raw into eval/ with the job's own attacks and budgets (what exists is reused), one of
+  FIGURE3_PGN_VARIANTS by `experiments figure3`, another into eval_pgn_<variant>/ at the raw
+  attack's c_L."""
   settings = study.sweep.results[job]['attack_settings']
   grad_input, _, budget = variant.partition('_eps')
   if variant == 'raw':
@@ -183,6 +184,8 @@ def _pgn_attack_command(study: Study, job: str, variant: str) -> str:
         study, job, 'eval', f'--attacks={",".join(list(settings) + ["pgn"])} '
         f'--eps_list={",".join(f"{e:g}" for e in eps)}' +
         (f' --pgd_steps={settings["pgd"]["steps"]}' if 'pgd' in settings else ''))
+  if variant in FIGURE3_PGN_VARIANTS:
+    return experiments_command(f'figure3 --jobs={job} --variants={variant}', study.run_flags)
   c_ls = sorted({b['c_l'] for b in settings.get('pgn', {}).get('budgets', [])})
   return _evaluate_command(study, job, PGN_EVAL_PREFIX + variant,
                            f'--attacks=pgn --pgn_grad_input={grad_input}' +
@@ -515,8 +518,8 @@ def _pgn_attack_section(study: Study, figures: dict, report_path: str) -> list:
             'fixed classifier for each c_L (`evaluate.py --attacks=pgn`), placed at the mean L2 '
             'of its perturbations. A PGN attack variant is its G input (and L2 budget, where it '
             f'has one): raw in each job\'s eval/, others in `{PGN_EVAL_PREFIX}<variant>/` '
-            '(`evaluate.py --attacks=pgn --pgn_grad_input=<variant> [--pgn_eps=E] '
-            f'--out=<job>/{PGN_EVAL_PREFIX}<variant>`). The figure shows, per defense, the job '
+            f'({experiments_command("figure3", study.run_flags)}: '
+            f'{", ".join(FIGURE3_PGN_VARIANTS)}). The figure shows, per defense, the job '
             'of the largest eps.', '']
   targets = [r for r in _attack_targets(study) if r['job'] in sweep.pgn_attacks]
   rows = []

@@ -5,7 +5,8 @@ classifier into ``<root>/<job>/eval`` (``evaluation.evaluate``). A finished job 
 eval/results.json with every attack of its settings) is skipped; an interrupted one resumes, as
 the trainer and the evaluation do. ``run_progress`` runs C&W at the jobs' epoch snapshots
 (Figure 2 right), ``run_autoattack`` the AutoAttack-level evaluation into
-``<root>/<job>/eval_autoattack``.
+``<root>/<job>/eval_autoattack``, ``run_figure3`` Figure 3's other PGN attacks into
+``<root>/<job>/eval_pgn_<variant>``.
 """
 import dataclasses
 import os
@@ -17,13 +18,13 @@ from tf_pgn.study import results as results_lib
 from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_POINTS, AUTOATTACK_SETTINGS,
                                    BEST_PGN_VARIANT, CAPACITY_WIDTHS, EPS_VALUES,
                                    EVAL_SETTINGS, EXTRA_SEEDS, FIGURE3_DEFENSES, FIGURE3_EPS,
-                                   FIGURE3_PGN, FIGURE3_TARGET_EPS, HPARAMS, LEVER_C_L,
-                                   MIDDLE_C_L, PGN_CURVES, PROGRESS_DEFENSES, PROGRESS_EXAMPLES,
-                                   SEED_POINTS, TABLE2, VARIANT_FIELDS, ExperimentError,
-                                   variant_name)
+                                   FIGURE3_PGN, FIGURE3_PGN_VARIANTS, FIGURE3_TARGET_EPS, HPARAMS,
+                                   LEVER_C_L, MIDDLE_C_L, PGN_CURVES, PGN_EVAL_PREFIX,
+                                   PROGRESS_DEFENSES, PROGRESS_EXAMPLES, SEED_POINTS, TABLE2,
+                                   VARIANT_FIELDS, ExperimentError, variant_name)
 
-__all__ = ['SWEEPS', 'Job', 'autoattack_jobs', 'eval_settings', 'run_autoattack', 'run_progress',
-           'run_sweep', 'sweep_jobs']
+__all__ = ['SWEEPS', 'Job', 'autoattack_jobs', 'eval_settings', 'figure3_jobs', 'run_autoattack',
+           'run_figure3', 'run_progress', 'run_sweep', 'sweep_jobs']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,13 +207,55 @@ def run_progress(root: str, dataset: str, data_dir: str | None = None, names=Non
   return done
 
 
-def autoattack_jobs(sweep: results_lib.Sweep) -> list:
-  """The trained jobs of AUTOATTACK_POINTS (defense, hyper-parameter, variant) at the sweep's
-  main width and seed, in that order."""
+def _main_jobs(sweep: results_lib.Sweep, points) -> list:
+  """The trained jobs of ``points`` (defense, hyper-parameter, variant) at the sweep's main width
+  and seed, in that order."""
   width, seed = sweep.main_width(), sweep.main_seed
-  return [r['job'] for point in AUTOATTACK_POINTS for r in sweep.rows
+  return [r['job'] for point in points for r in sweep.rows
           if (r['defense'], r['hparam_value'], r['variant'], r['width'], r['seed']) ==
-          point + (width, seed) and r['status'] != 'training']
+          tuple(point) + (width, seed) and r['status'] != 'training']
+
+
+def autoattack_jobs(sweep: results_lib.Sweep) -> list:
+  """The trained jobs of AUTOATTACK_POINTS at the sweep's main width and seed, in that order."""
+  return _main_jobs(sweep, AUTOATTACK_POINTS)
+
+
+def figure3_jobs(sweep: results_lib.Sweep) -> list:
+  """Figure 3's fixed targets: the trained FGM-AT and PGD-AT jobs at FIGURE3_TARGET_EPS at the
+  sweep's main width and seed."""
+  return _main_jobs(sweep, [(d, FIGURE3_TARGET_EPS, '') for d in FIGURE3_DEFENSES])
+
+
+def _evaluate_into(root: str, names, default, folders: dict, dataset: str,
+                   data_dir: str | None, num_examples: int, eval_overrides: dict | None) -> dict:
+  """Evaluates the jobs ``names`` of ``root`` (default ``default(sweep)``) into each
+  ``<job>/<folder>`` of ``folders`` ({folder: evaluation settings}); a folder already evaluated
+  so is skipped, an interrupted evaluation resumes. Returns {(job, folder): 'skipped' | 'done'}.
+  """
+  from tf_pgn import evaluation  # pylint: disable=g-import-not-at-top
+  configs = {folder: evaluation.make_eval_config(**dict(settings, dataset=dataset,
+                                                        num_examples=num_examples,
+                                                        **(eval_overrides or {})))
+             for folder, settings in folders.items()}
+  sweep = results_lib.load(root)
+  trained = [r['job'] for r in sweep.rows if r['status'] != 'training']
+  jobs = list(names) if names else default(sweep)
+  if sorted(set(jobs) - set(trained)):
+    raise ExperimentError(f'no trained job(s) {", ".join(sorted(set(jobs) - set(trained)))} in '
+                          f'{root}: train them first (`run`) or choose from {",".join(trained)}')
+  plan = [(job, folder) for job in jobs for folder in folders]
+  status = {}
+  with locks.hold(root):
+    for i, (job, folder) in enumerate(plan):
+      out, eval_cfg = os.path.join(root, job, folder), configs[folder]
+      if _evaluated_on(out, eval_cfg):
+        status[job, folder] = 'skipped'
+        continue
+      print(f'[{i + 1}/{len(plan)}] {job}: {",".join(eval_cfg.attacks)} into {out}', flush=True)
+      evaluation.evaluate(eval_cfg, os.path.join(root, job), out, data_dir)
+      status[job, folder] = 'done'
+  return status
 
 
 def run_autoattack(root: str, dataset: str, data_dir: str | None = None, names=None,
@@ -221,25 +264,24 @@ def run_autoattack(root: str, dataset: str, data_dir: str | None = None, names=N
   of ``root`` (default ``autoattack_jobs``) into ``<job>/eval_autoattack``; jobs already
   evaluated so are skipped, an interrupted evaluation resumes. Returns {job: 'skipped' | 'done'}.
   """
-  from tf_pgn import evaluation  # pylint: disable=g-import-not-at-top
-  eval_cfg = evaluation.make_eval_config(**dict(AUTOATTACK_SETTINGS, dataset=dataset,
-                                                num_examples=num_examples,
-                                                **(eval_overrides or {})))
-  sweep = results_lib.load(root)
-  trained = [r['job'] for r in sweep.rows if r['status'] != 'training']
-  jobs = list(names) if names else autoattack_jobs(sweep)
-  if sorted(set(jobs) - set(trained)):
-    raise ExperimentError(f'no trained job(s) {", ".join(sorted(set(jobs) - set(trained)))} in '
-                          f'{root}: train them first (`run`) or choose from {",".join(trained)}')
-  status = {}
-  with locks.hold(root):
-    for i, job in enumerate(jobs):
-      out = os.path.join(root, job, AUTOATTACK_DIR)
-      if _evaluated_on(out, eval_cfg):
-        status[job] = 'skipped'
-        continue
-      print(f'[{i + 1}/{len(jobs)}] {job}: {",".join(eval_cfg.attacks)} at eps '
-            f'{",".join(f"{e:g}" for e in eval_cfg.eps_list)} into {out}', flush=True)
-      evaluation.evaluate(eval_cfg, os.path.join(root, job), out, data_dir)
-      status[job] = 'done'
-  return status
+  status = _evaluate_into(root, names, autoattack_jobs, {AUTOATTACK_DIR: AUTOATTACK_SETTINGS},
+                          dataset, data_dir, num_examples, eval_overrides)
+  return {job: s for (job, _), s in status.items()}
+
+
+def run_figure3(root: str, dataset: str, data_dir: str | None = None, names=None,
+                variants=None, num_examples: int = 1000,
+                eval_overrides: dict | None = None) -> dict:
+  """Figure 3's PGN attack ``variants`` (names of FIGURE3_PGN_VARIANTS, default all) on the jobs
+  ``names`` of ``root`` (default ``figure3_jobs``) into ``<job>/eval_pgn_<variant>``; those
+  already evaluated are skipped. Returns {(job, variant): 'skipped' | 'done'}."""
+  unknown = sorted(set(variants or ()) - set(FIGURE3_PGN_VARIANTS))
+  if unknown:
+    raise ExperimentError(f'unknown PGN attack variant(s) {", ".join(unknown)}: choose from '
+                          f'{",".join(FIGURE3_PGN_VARIANTS)}')
+  chosen = variants or list(FIGURE3_PGN_VARIANTS)
+  folders = {PGN_EVAL_PREFIX + v: dict(FIGURE3_PGN_VARIANTS[v], attacks=('pgn',))
+             for v in chosen}
+  status = _evaluate_into(root, names, figure3_jobs, folders, dataset, data_dir, num_examples,
+                          eval_overrides)
+  return {(job, folder[len(PGN_EVAL_PREFIX):]): s for (job, folder), s in status.items()}
