@@ -117,8 +117,7 @@ SPREAD_METRICS = ('test_acc', 'rho_cw_mean', f'pgd_eps{STRONG_PGD_EPS:g}_acc')
 FIGURE3_EPS = (REFERENCE_EPS, 0.1, 0.25, STRONG_PGD_EPS, 1.0)
 FIGURE3_DEFENSES = ('fgm', 'pgd')
 FIGURE3_TARGET_EPS = STRONG_PGD_EPS
-# A PGN attack of another G input: `evaluate.py --attacks=pgn --pgn_grad_input=<v>
-# [--pgn_eps=E] --out=<job>/<PGN_EVAL_PREFIX><v>[_eps<E>]` beside the job's eval/.
+# The folder prefix of a PGN attack of another G input, beside the job's eval/.
 PGN_EVAL_PREFIX = 'eval_pgn_'
 # Figure 3's other PGN attacks, run by `experiments figure3` into <job>/PGN_EVAL_PREFIX<variant>
 # (the variant named as results.pgn_attack_variant names it: G input, '_eps<E>' with an L2
