@@ -605,6 +605,26 @@ def test_autoattack_jobs_are_the_naive_job_and_the_seed_points_at_the_main_seed(
   assert sweeps.autoattack_jobs(results.load(str(root))) == [naive, fgm, pgn]
 
 
+def test_autoattack_rows_name_the_seed_of_a_job_off_the_main_seed(tmp_path):
+  root = tmp_path / 'sweep'
+  root.mkdir()
+  def timed(results):
+    for attack in results['attacks'].values():
+      attack['whitebox']['seconds'] = 60.0
+    return results
+
+  for seed in (1234, 1235):
+    job = _job_dir(root, 'pgn', 0.70, seed=seed, c_l=0.5, results=timed(_results(0.7, 0.5)))
+    (root / job / protocol.AUTOATTACK_DIR).mkdir()
+    strong = timed(_results(0.7, 0.5, autoattack=0.3))
+    strong['attacks']['autoattack_eps0.5']['whitebox']['broken_by'] = dict(
+        clean=300, apgd_ce=350, apgd_t=40, square=10)
+    (root / job / protocol.AUTOATTACK_DIR / 'results.json').write_text(json.dumps(strong))
+  rows = [l.split('|')[1].strip() for l in render._autoattack_section(render.Study.load(str(root)))
+          if l.startswith('| PGN')]
+  assert rows == ['PGN c_L=0.5', 'PGN c_L=0.5 seed 1235'] * 2  # accuracies, then seconds
+
+
 def test_figure3_runs_each_pgn_attack_variant_into_its_folder(root, cifar10_dir, tmp_path):
   tiny = dict(TINY_EVAL, pgn_c_l_list=(0.01,), pgn_gen_width=0.0625, pgn_attack_train_size=128,
               pgn_batch_size=64)

@@ -455,6 +455,7 @@ def _autoattack_section(study: Study) -> list:
   acc_rows, time_rows = [], []
   for r in jobs:
     results = {'eval': sweep.results[r['job']], AUTOATTACK_DIR: sweep.autoattack[r['job']]}
+    label = job_label(r) + (f' seed {r["seed"]}' if r['seed'] != sweep.main_seed else '')
 
     def found(key, folder):
       return results[folder]['attacks'].get(key, {}).get('whitebox')
@@ -466,12 +467,12 @@ def _autoattack_section(study: Study) -> list:
     rhos = [found(key, folder) for _, key, folder in _RHOS]
     failed = sorted({c['name'] for res in results.values() for c in res.get('checks', [])
                      if not c['passed']})
-    acc_rows.append((job_label(r), n, _fmt(results[AUTOATTACK_DIR]['benign_accuracy']),
+    acc_rows.append((label, n, _fmt(results[AUTOATTACK_DIR]['benign_accuracy']),
                      _fmt(pgd and pgd['accuracy']), *(_fmt(a) for a in _after_each(worst, n)),
                      *(_fmt(a and a['accuracy']) for a in alone),
                      ' / '.join(_fmt(e and e['rho_mean']) for e in rhos),
                      ', '.join(failed) or '-'))
-    time_rows.append((job_label(r), *(_fmt(e and e['seconds'], 0) for e in
+    time_rows.append((label, *(_fmt(e and e['seconds'], 0) for e in
                                       [pgd, worst] + alone + rhos)))
   lines += _table(['job', 'images', 'benign acc', _EVAL_PGD[0]] +
                   [f'after {p}' for p in parts] + [c for c, _ in _ALONE] +
