@@ -260,14 +260,13 @@ def _pgn_eval(root, job, folder, benign, pgn, grad_input, eps=None):
 
 
 def _job_dir(root, defense, test_acc, probe=(0.3, 0.3), results=None, trained=True,
-             width=0.25, seed=1234, through_adv=False, grad_input='raw', **hparam):
-  """A job folder as the trainer and the evaluation leave it, checkpoint and export included."""
-  variant = tuple((k, v) for k, v in (('pgn_grad_input', grad_input),
-                                      ('pgn_grad_through_adv', through_adv))
-                  if v != protocol.VARIANT_FIELDS[k][0])
+             width=0.25, seed=1234, through_adv=False, grad_input='raw', levers=None, **hparam):
+  """A job folder as the trainer and the evaluation leave it, checkpoint and export included;
+  ``levers``: other VARIANT_FIELDS."""
+  fields = dict(pgn_grad_input=grad_input, pgn_grad_through_adv=through_adv, **(levers or {}))
+  variant = tuple((k, v) for k, v in fields.items() if v != protocol.VARIANT_FIELDS[k][0])
   # Every variant field given, as the sweeps' jobs give them (today's defaults are not the paper's).
-  cfg = make_config('cpu', defense=defense, width=width, seed=seed, pgn_grad_input=grad_input,
-                    pgn_grad_through_adv=through_adv, **hparam)
+  cfg = make_config('cpu', defense=defense, width=width, seed=seed, **fields, **hparam)
   name = sweeps.Job(defense, protocol.HPARAMS[defense], hparam and next(iter(hparam.values())),
                     width, seed, variant).name
   run_dir = root / name
@@ -388,35 +387,61 @@ def test_fgm_claim_reads_rho_cw_at_the_epoch_snapshots_before_the_probe(tmp_path
   assert 'rho_cw 0.340 at epoch 3' in verdict.why and 'a fall of 0.000' in verdict.why
 
 
-def test_the_through_adv_ablation_stays_off_the_curves_and_is_compared_with_its_twin(tmp_path):
+def test_ablations_stay_off_the_curves_and_are_compared_with_their_twins(tmp_path):
   jobs = sweeps.sweep_jobs('through_adv', 'cpu')
   assert [j.name for j in jobs] == ['pgn_c_l8_w0.25_s1234', 'pgn_c_l8_w0.25_s1234_through_adv']
   assert [j.train_config('cpu', 'cifar10').pgn_grad_through_adv for j in jobs] == [False, True]
+  assert [j.name for j in sweeps.sweep_jobs('levers', 'cpu')] == [
+      'pgn_c_l2_w0.25_s1234_normalized_zero_init', 'pgn_c_l2_w0.25_s1234_normalized_gen_steps2']
   root = _sweep(tmp_path / 'sweep', True)
   ablation = _job_dir(tmp_path / 'sweep', 'pgn', 0.75, results=_results(0.75, 0.9), c_l=8.0,
                       through_adv=True)
+  # A lever on the normalized G input: its twin is the normalized job, not the raw one.
+  normalized = _job_dir(tmp_path / 'sweep', 'pgn', 0.72, results=_results(0.72, 0.6), c_l=2.0,
+                        grad_input='normalized')
+  gen2 = _job_dir(tmp_path / 'sweep', 'pgn', 0.70, results=_results(0.70, 0.65), c_l=2.0,
+                  grad_input='normalized', levers=dict(pgn_gen_steps=2))
   sweep = results.load(root)
-  assert [r['job'] for r in sweep.ablation] == [ablation]
+  assert [r['job'] for r in sweep.ablation] == [gen2, ablation]
+  assert sweep.twin(next(r for r in sweep.rows if r['job'] == gen2))[0]['job'] == normalized
   assert ablation not in [r['job'] for r in sweep.curve('pgn')]
   (_, left), _ = render.robustness_curves(results.collect(root))
   assert (0.9, 0.75, 'c_L=8') not in left['PGN']
-  section = _section(root, tmp_path, '## F differentiating through x_adv')
-  assert '| pgn_c_l8_w0.25_s1234 | off | evaluated | 0.790 | 0.440 / 0.440 |' in section
-  assert f'| {ablation} | on | evaluated | 0.750 | 0.900 / 0.900 |' in section
-  assert ('PGN c_L=8 at width 0.25: the flag changes test acc by -0.040, rho_cw mean by +0.460, '
-          'PGD eps 0.5 acc by -0.020.') in section
+  heading = '## Ablations: one change to PGN at a time'
+  section = _section(root, tmp_path, heading)
+  assert '| pgn_c_l8_w0.25_s1234 | twin | evaluated | 0.790 | 0.440 / 0.440 |' in section
+  assert (f'| {ablation} | --pgn_grad_through_adv | evaluated | 0.750 | 0.900 / 0.900 |'
+          in section)
+  assert f'| {gen2} | --pgn_gen_steps=2 | evaluated | 0.700 | 0.650 / 0.650 |' in section
+  assert '`--pgn_gen_steps=2`: PGN: generator updates per classifier update.' in section
+  # The twin's three seeds (rho_cw 0.44 -+ 0.005) give its spread.
+  assert ('PGN c_L=8 at width 0.25: `--pgn_grad_through_adv` changes test acc by -0.040, '
+          'rho_cw mean by +0.460, PGD eps 0.5 acc by -0.020. The twin\'s seed spread over 3 '
+          'seeds (sample std): test acc 0.000, rho_cw mean 0.005, PGD eps 0.5 acc 0.000.'
+          ) in section
+  assert ('PGN (normalized) c_L=2 at width 0.25: `--pgn_gen_steps=2` changes test acc by -0.020, '
+          'rho_cw mean by +0.050, PGD eps 0.5 acc by -0.010.\n') in section
   # Each curve interpolated linearly at 0.75 between its jobs around it (e.g. PGN: c_L 2 at
   # 0.72 / rho 0.70 and c_L 8 at 0.79 / rho 0.44 give 0.589).
   assert ('At its test acc 0.750 the curves above interpolate to rho_cw / PGD eps 0.5 acc of '
-          'FGM-AT 0.375 / 0.350, PGD-AT 0.385 / 0.375, PGN (flag off) 0.589 / 0.375; with the '
-          'flag: 0.900 / 0.375.') in section
+          'FGM-AT 0.375 / 0.350, PGD-AT 0.385 / 0.375, PGN (the twin\'s) 0.589 / 0.375; with '
+          '`--pgn_grad_through_adv`: 0.900 / 0.375.') in section
   assert 'Step time' not in section  # bench.json without a pgn:through step
   bench = json.loads((tmp_path / 'sweep' / 'bench.json').read_text())
-  bench['steps']['pgn:through'] = dict(defense='pgn:through', ms_per_step=300.0,
-                                       images_per_second=128e3 / 300.0)
+  for step, ms in (('pgn:through', 300.0), ('pgn:normalized', 210.0),
+                   ('pgn:normalized_gen2', 315.0)):
+    bench['steps'][step] = dict(defense=step, ms_per_step=ms, images_per_second=128e3 / ms)
   (tmp_path / 'sweep' / 'bench.json').write_text(json.dumps(bench))
-  section = _section(root, tmp_path, '## F differentiating through x_adv')
-  assert 'PGN 200.0 ms, with the flag 300.0 ms (1.50x)' in section
+  section = _section(root, tmp_path, heading)
+  assert 'pgn 200.0 ms, pgn:through (--pgn_grad_through_adv) 300.0 ms (1.50x)' in section
+  assert 'pgn:normalized 210.0 ms, pgn:normalized_gen2 (--pgn_gen_steps=2) 315.0 ms (1.50x)' in section
+
+
+def test_bench_steps_of_the_study_set_the_fields_of_their_pgn_variant():
+  proc = run_cli('-c', 'from tf_pgn import bench; from tf_pgn.study import protocol as p; '
+                 'print(all(p.variant_name(bench.PGN_VARIANTS.get(s.partition(":")[2], {})) == v '
+                 'for v, s in p.BENCH_PGN_STEPS.items()))')
+  assert proc.returncode == 0 and proc.stdout.split()[-1] == 'True', proc.stderr[-2000:]
 
 
 def test_report_marks_missing_data_and_pending_jobs(tmp_path):

@@ -29,7 +29,8 @@ from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
 
 from tf_pgn.config import make_config
 from tf_pgn.study import render, results, sweeps
-from tf_pgn.study.protocol import FIGURE3_PGN_VARIANTS, PROGRESS_EXAMPLES, ExperimentError
+from tf_pgn.study.protocol import (BENCH_STEPS, FIGURE3_PGN_VARIANTS, PROGRESS_EXAMPLES,
+                                   ExperimentError)
 
 FLAGS = flags.FLAGS
 
@@ -110,12 +111,12 @@ def _plot() -> None:
 
 def _speed() -> None:
   """Section 4.4's speed claim (FGM < PGN < PGD) at the preset's widths and batch size, and
-  the PGN step's cost with --pgn_grad_through_adv: runs ``python -m tf_pgn.bench`` (whose flags
-  are its own) into <root>/bench.json."""
+  the PGN variants' step costs (BENCH_STEPS): runs ``python -m tf_pgn.bench`` (whose flags are
+  its own) into <root>/bench.json."""
   cfg = make_config(FLAGS.preset)
   cmd = [sys.executable, '-m', 'tf_pgn.bench', f'--width={cfg.width:g}',
          f'--gen_width={cfg.gen_width:g}', f'--batch_size={cfg.batch_size}',
-         '--defenses=naive,fgm,pgd7,pgd10,pgn,pgn:through,pgn:normalized,pgn:normalized_gen2',
+         f'--defenses={",".join(BENCH_STEPS)}',
          f'--out={os.path.join(_root(), "bench.json")}']
   print(' '.join(cmd[1:]), flush=True)
   returncode = subprocess.run(cmd, check=False).returncode

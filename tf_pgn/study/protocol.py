@@ -71,6 +71,13 @@ BEST_PGN_VARIANT = 'normalized'
 assert all(variant_name(spec['fields']) == v for v, spec in PGN_CURVES.items())
 assert BEST_PGN_VARIANT in PGN_CURVES and BEST_PGN_VARIANT
 
+# `experiments speed`: the train steps tf_pgn.bench times into <root>/bench.json (section 4.4's
+# speed claim), with the bench step of each PGN variant the report compares (bench.PGN_VARIANTS'
+# suffixes: pgn:<suffix> sets those config fields).
+BENCH_PGN_STEPS = {'': 'pgn', 'through_adv': 'pgn:through', 'normalized': 'pgn:normalized',
+                   'normalized_gen_steps2': 'pgn:normalized_gen2'}
+BENCH_STEPS = ('naive', 'fgm', 'pgd7', 'pgd10') + tuple(BENCH_PGN_STEPS.values())
+
 # The capacity and through_adv sweeps' PGN setting (its job at the main width is the curve's).
 MIDDLE_C_L = 8.0
 # The levers sweep's c_L (the best variant's job nearest test accuracy 0.70).

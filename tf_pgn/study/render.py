@@ -27,12 +27,12 @@ from tf_pgn.study import claims
 from tf_pgn.study import results as results_lib
 from tf_pgn.study.claims import (ACC_TOL, BALANCED_METRICS, Curve, Verdict, experiments_command,
                                  run_command)
-from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BEST_PGN_VARIANT,
-                                   BUDGET_ATTACKS, CURVE_VARIANTS, DEFENSES, EVAL_SETTINGS,
-                                   EXTRA_SEEDS, FIGURE3_DEFENSES, FIGURE3_PGN_VARIANTS, HPARAMS,
-                                   LABELS, MIN_SEEDS, PGN_CURVES, PGN_EVAL_PREFIX, SEED_POINTS,
-                                   SPREAD_METRICS, STRONG_PGD_EPS, TABLE2, ExperimentError,
-                                   curve_label, job_label, variant_text)
+from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BENCH_PGN_STEPS,
+                                   BEST_PGN_VARIANT, BUDGET_ATTACKS, CURVE_VARIANTS, DEFENSES,
+                                   EVAL_SETTINGS, EXTRA_SEEDS, FIGURE3_DEFENSES,
+                                   FIGURE3_PGN_VARIANTS, HPARAMS, LABELS, MIN_SEEDS, PGN_CURVES,
+                                   PGN_EVAL_PREFIX, SEED_POINTS, SPREAD_METRICS, STRONG_PGD_EPS,
+                                   TABLE2, ExperimentError, curve_label, job_label, variant_text)
 
 __all__ = ['NOTES_BEGIN', 'NOTES_END', 'Study', 'balanced_at', 'plot_robustness_curves',
            'robustness_curves', 'verdicts', 'write_report']
@@ -557,54 +557,73 @@ def _pgn_attack_section(study: Study, figures: dict, report_path: str) -> list:
                         'accuracy against L2 of FGM, PGD and PGN on fixed classifiers')
 
 
-def _through_adv_section(study: Study) -> list:
+def _flag(field: str, value) -> str:
+  """The train.py flag that sets a config field to ``value``."""
+  return f'--{field}' if value is True else f'--{field}={value}'
+
+
+TWIN_MARK = " (the twin's)"
+
+
+def _ablation_section(study: Study) -> list:
+  """Each PGN job off the curves beside its twin (``Sweep.twin``): what the one change does to
+  test accuracy and robustness, against the twin's seed spread, the curves at its accuracy and
+  bench.json's step time."""
   sweep = study.sweep
-  lines = ['## F differentiating through x_adv', '',
-           'With `--pgn_grad_through_adv` the classifier\'s update also differentiates through '
-           'x_adv = x + G(grad_x F, x, y), and so through G\'s input gradient (double '
-           'backprop), as the authors\' code does; by default x_adv is a constant for F, as in '
-           'FGM- and PGD-AT. Each ablation job beside the job that differs only in the flag; '
-           f'{run_command("through_adv", study.run_flags)} trains them.', '']
-  if not sweep.ablation:
+  pairs = [(r, *sweep.twin(r)) for r in sorted(sweep.ablation, key=_order)]
+  fields = {k: v for _, _, change in pairs for k, (_, v) in change.items()}
+  helps = {f.name: f.metadata['help'] for f in dataclasses.fields(TrainConfig)}
+  lines = ['## Ablations: one change to PGN at a time', '',
+           'Each PGN job off the robustness curves beside its twin, the curve job whose config '
+           'differs from it only in the change; '
+           f'{run_command("through_adv", study.run_flags)} and '
+           f'{run_command("levers", study.run_flags)} train them.' +
+           ''.join(f' `{_flag(k, v)}`: {helps[k]}' for k, v in fields.items()), '']
+  if not pairs:
     return lines + ['No ablation job yet.']
-  keys = ('defense', 'hparam_value', 'width', 'gen_width', 'seed')
-  twins = [(next((o for o in sweep.rows if not o['variant'] and
-                  all(o[k] == r[k] for k in keys)), None), r)
-           for r in sweep.ablation]  # (the same job without the flag or None, the ablation job)
-  lines += _table(
-      ['job', 'through x_adv', 'status', 'test acc', 'rho_cw mean / median',
-       f'PGD eps {STRONG_PGD_EPS:g} acc', 's/epoch'],
-      [(r['job'], flag, r['status'], _fmt(r['test_acc']), _rho(r), _fmt(r[PGD_KEY]),
-        _fmt(r['train_seconds_per_epoch'], 0))
-       for pair in twins for r, flag in zip(pair, ('off', 'on')) if r])
-  curves = sweep.curves()
-  cw = sweep.cw_curves()
-  effects = []
-  for off, on in twins:
-    if not off or None in (off['rho_cw_mean'], on['rho_cw_mean'], off['test_acc'],
-                           on['test_acc']):
-      continue
-    effects.append(
-        f'{job_label(off)} at width {on["width"]:g}: the flag changes test acc by '
-        f'{on["test_acc"] - off["test_acc"]:+.3f}, rho_cw mean by '
-        f'{on["rho_cw_mean"] - off["rho_cw_mean"]:+.3f}' +
-        (f', PGD eps {STRONG_PGD_EPS:g} acc by {on[PGD_KEY] - off[PGD_KEY]:+.3f}'
-         if None not in (on[PGD_KEY], off[PGD_KEY]) else '') + '.')
-    at = {label: b for label, rows in curves.items() if rows and rows[0]['width'] == on['width']
-          and (b := claims.balanced(rows, on['test_acc'], cw))}
-    if at:
-      effects.append(
-          f'At its test acc {on["test_acc"]:.3f} the curves above interpolate to rho_cw / '
-          f'PGD eps {STRONG_PGD_EPS:g} acc of ' + ', '.join(
-              f'{label}{" (flag off)" * (label == LABELS["pgn"])} {_fmt(b["rho_cw_mean"])} / '
-              f'{_fmt(b[PGD_KEY])}' for label, b in at.items()) +
-          f'; with the flag: {_fmt(on["rho_cw_mean"])} / {_fmt(on[PGD_KEY])}.')
+  rows = []
+  for r, twin, change in pairs:
+    text = ', '.join(_flag(k, new) for k, (_, new) in change.items())
+    rows += [(t['job'], c, t['status'], _fmt(t['test_acc']), _rho(t), _fmt(t[PGD_KEY]),
+              _fmt(t['train_seconds_per_epoch'], 0))
+             for t, c in ((twin, 'twin'), (r, text)) if t]
+  lines += _table(['job', 'change', 'status', 'test acc', 'rho_cw mean / median',
+                   f'PGD eps {STRONG_PGD_EPS:g} acc', 's/epoch'], rows)
+  curves, cw = sweep.curves(), sweep.cw_curves()
+  groups = {row['job']: g['rows'] for g in sweep.seed_groups() for row in g['rows']}
   steps = (sweep.bench or {}).get('steps', {})
-  if 'pgn' in steps and 'pgn:through' in steps:
-    pgn, through = steps['pgn']['ms_per_step'], steps['pgn:through']['ms_per_step']
-    effects.append(f'Step time (bench.json, one process, round-robin): PGN {pgn:.1f} ms, with '
-                   f'the flag {through:.1f} ms ({through / pgn:.2f}x); the s/epoch column '
-                   'compares jobs run at different times and loads.')
+  metrics = (('test acc', 'test_acc'), ('rho_cw mean', 'rho_cw_mean'),
+             (f'PGD eps {STRONG_PGD_EPS:g} acc', PGD_KEY))
+  effects = []
+  for on, off, change in pairs:
+    text = ', '.join(_flag(k, new) for k, (_, new) in change.items())
+    if off and None not in (on['rho_cw_mean'], off['rho_cw_mean']):
+      seeds = groups.get(off['job'], [])
+      stds = [claims.spread([g[key] for g in seeds])['std'] for _, key in metrics]
+      effects.append(
+          f'{job_label(off)} at width {on["width"]:g}: `{text}` changes ' + ', '.join(
+              f'{name} by {on[key] - off[key]:+.3f}' for name, key in metrics
+              if None not in (on[key], off[key])) + '.' +
+          (f' The twin\'s seed spread over {len(seeds)} seeds (sample std): ' + ', '.join(
+              f'{name} {_fmt(std)}' for (name, _), std in zip(metrics, stds)) + '.'
+           if len(seeds) >= MIN_SEEDS else ''))
+      at = {label: b for label, rows in curves.items()
+            if rows and rows[0]['width'] == on['width']
+            and (b := claims.balanced(rows, on['test_acc'], cw))}
+      if at:
+        effects.append(
+            f'At its test acc {on["test_acc"]:.3f} the curves above interpolate to rho_cw / '
+            f'PGD eps {STRONG_PGD_EPS:g} acc of ' + ', '.join(
+                f'{label}{TWIN_MARK * (label == curve_label(off))} '
+                f'{_fmt(b["rho_cw_mean"])} / {_fmt(b[PGD_KEY])}' for label, b in at.items()) +
+            f'; with `{text}`: {_fmt(on["rho_cw_mean"])} / {_fmt(on[PGD_KEY])}.')
+    names = [BENCH_PGN_STEPS.get(row['variant']) for row in (off, on) if row]
+    if len(names) == 2 and all(n in steps for n in names):
+      before, after = (steps[n]['ms_per_step'] for n in names)
+      effects.append(f'Step time (bench.json, one process, round-robin): {names[0]} '
+                     f'{before:.1f} ms, {names[1]} ({text}) {after:.1f} ms '
+                     f'({after / before:.2f}x); the s/epoch column compares jobs run at '
+                     'different times and loads.')
   return lines + [line for effect in effects for line in ('', effect)]
 
 
@@ -867,7 +886,7 @@ def write_report(root: str, out: str = 'results',
                   _balanced_section(study, figures, report_path),
                   _autoattack_section(study), _pgn_attack_section(study, figures, report_path),
                   _capacity(study),
-                  _through_adv_section(study), _progress(study, figures, report_path),
+                  _ablation_section(study), _progress(study, figures, report_path),
                   _speed(study), _cifar100(study)):
     lines += [''] + section
   write_text_atomic(report_path, '\n'.join(lines) + '\n')

@@ -20,7 +20,7 @@ from tf_pgn.config import TrainConfig
 from tf_pgn.io_utils import read_jsonl, write_json_atomic, write_text_atomic
 from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BUDGET_ATTACKS,
                                    CURVE_VARIANTS, EVAL_SETTINGS, HPARAMS, PGN_EVAL_PREFIX,
-                                   ExperimentError, curve_label, variant_name)
+                                   VARIANT_FIELDS, ExperimentError, curve_label, variant_name)
 
 __all__ = ['SUMMARY_NOTES', 'Sweep', 'collect', 'job_row', 'load', 'pgn_attack_variant',
            'pgn_attacks', 'progress', 'read_json', 'snapshots', 'write_summary']
@@ -247,8 +247,25 @@ class Sweep:
 
   @property
   def ablation(self) -> list:
-    """The through-x_adv ablation's jobs (off the curves)."""
-    return [r for r in self.rows if r['through_adv']]
+    """The PGN jobs off the robustness curves: a variant not in CURVE_VARIANTS (F through x_adv,
+    the levers on G)."""
+    return [r for r in self.rows if r['defense'] == 'pgn' and r['variant'] not in CURVE_VARIANTS]
+
+  def twin(self, row: dict) -> tuple:
+    """(twin, change) of an ablation ``row``: the curve job whose config differs from its only in
+    VARIANT_FIELDS, in the fewest of them (None if there is none), and {field: (twin's value,
+    row's value)} of those fields."""
+    cfg = dataclasses.asdict(self.configs[row['job']])
+    best, change = None, {}
+    for other in self.rows:
+      if other['variant'] not in CURVE_VARIANTS or other['defense'] != row['defense']:
+        continue
+      ocfg = dataclasses.asdict(self.configs[other['job']])
+      differ = {k for k in cfg if cfg[k] != ocfg[k]}
+      if differ and differ <= set(VARIANT_FIELDS) and (best is None or
+                                                        len(differ) < len(change)):
+        best, change = other, {k: (ocfg[k], cfg[k]) for k in sorted(differ)}
+    return best, change
 
   def seed_groups(self) -> list:
     """Evaluated jobs whose configs differ only in the seed, as dict(name, rows by seed); name
