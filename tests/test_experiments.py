@@ -392,7 +392,8 @@ def test_ablations_stay_off_the_curves_and_are_compared_with_their_twins(tmp_pat
   assert [j.name for j in jobs] == ['pgn_c_l8_w0.25_s1234', 'pgn_c_l8_w0.25_s1234_through_adv']
   assert [j.train_config('cpu', 'cifar10').pgn_grad_through_adv for j in jobs] == [False, True]
   assert [j.name for j in sweeps.sweep_jobs('levers', 'cpu')] == [
-      'pgn_c_l2_w0.25_s1234_normalized_zero_init', 'pgn_c_l2_w0.25_s1234_normalized_gen_steps2']
+      'pgn_c_l2_w0.25_s1234_normalized_zero_init', 'pgn_c_l2_w0.25_s1234_normalized_gen_steps2',
+      'pgn_c_l0.01_w0.25_s1234_normalized_pgn_eps0.25']
   root = _sweep(tmp_path / 'sweep', True)
   ablation = _job_dir(tmp_path / 'sweep', 'pgn', 0.75, results=_results(0.75, 0.9), c_l=8.0,
                       through_adv=True)
@@ -401,8 +402,11 @@ def test_ablations_stay_off_the_curves_and_are_compared_with_their_twins(tmp_pat
                         grad_input='normalized')
   gen2 = _job_dir(tmp_path / 'sweep', 'pgn', 0.70, results=_results(0.70, 0.65), c_l=2.0,
                   grad_input='normalized', levers=dict(pgn_gen_steps=2))
+  ball = _job_dir(tmp_path / 'sweep', 'pgn', 0.75, results=_results(0.75, 0.5), c_l=0.01,
+                  grad_input='normalized', levers=dict(pgn_eps=0.25))
   sweep = results.load(root)
-  assert [r['job'] for r in sweep.ablation] == [gen2, ablation]
+  assert [r['job'] for r in sweep.ablation] == [ball, gen2, ablation]
+  assert sweep.twin(next(r for r in sweep.rows if r['job'] == ball)) == (None, {})
   assert sweep.twin(next(r for r in sweep.rows if r['job'] == gen2))[0]['job'] == normalized
   assert ablation not in [r['job'] for r in sweep.curve('pgn')]
   (_, left), _ = render.robustness_curves(results.collect(root))
@@ -423,9 +427,17 @@ def test_ablations_stay_off_the_curves_and_are_compared_with_their_twins(tmp_pat
           'rho_cw mean by +0.050, PGD eps 0.5 acc by -0.010.\n') in section
   # Each curve interpolated linearly at 0.75 between its jobs around it (e.g. PGN: c_L 2 at
   # 0.72 / rho 0.70 and c_L 8 at 0.79 / rho 0.44 give 0.589).
-  assert ('At its test acc 0.750 the curves above interpolate to rho_cw / PGD eps 0.5 acc of '
-          'FGM-AT 0.375 / 0.350, PGD-AT 0.385 / 0.375, PGN (the twin\'s) 0.589 / 0.375; with '
-          '`--pgn_grad_through_adv`: 0.900 / 0.375.') in section
+  assert ('PGN (through_adv) c_L=8: at its test acc 0.750 the curves above interpolate to '
+          'rho_cw / PGD eps 0.5 acc of FGM-AT 0.375 / 0.350, PGD-AT 0.385 / 0.375, PGN (the '
+          'twin\'s) 0.589 / 0.375; with `--pgn_grad_through_adv`: 0.900 / 0.375.') in section
+  # A job no curve job differs from in VARIANT_FIELDS only (another c_L): no twin, its changes
+  # from the paper's PGN, read against the curves.
+  assert (f'| {ball} | --pgn_grad_input=normalized, --pgn_eps=0.25 | evaluated | 0.750 | '
+          '0.500 / 0.500 |') in section
+  assert ('PGN (normalized_pgn_eps0.25) c_L=0.01: at its test acc 0.750 the curves above '
+          'interpolate to rho_cw / PGD eps 0.5 acc of FGM-AT 0.375 / 0.350, PGD-AT 0.385 / 0.375, '
+          'PGN 0.589 / 0.375; with `--pgn_grad_input=normalized, --pgn_eps=0.25`: 0.500 / '
+          '0.375.') in section
   assert 'Step time' not in section  # bench.json without a pgn:through step
   bench = json.loads((tmp_path / 'sweep' / 'bench.json').read_text())
   for step, ms in (('pgn:through', 300.0), ('pgn:normalized', 210.0),

@@ -82,6 +82,10 @@ BENCH_STEPS = ('naive', 'fgm', 'pgd7', 'pgd10') + tuple(BENCH_PGN_STEPS.values()
 MIDDLE_C_L = 8.0
 # The levers sweep's c_L (the best variant's job nearest test accuracy 0.70).
 LEVER_C_L = 2.0
+# A c_L near 0, so that G's L2 budget (pgn_eps) binds: PGN held to an eps-ball as FGM and PGD
+# are, in training (the levers sweep, at the seed points' FGM-AT / PGD-AT eps) and as an attack.
+BALL_C_L = 0.01
+LEVER_PGN_EPS = 0.25
 CAPACITY_WIDTHS = (0.125, 0.25, 0.5)  # classifier filters x width (Table 1); G keeps its width
 
 # Seeds: a point of each curve near a common test accuracy (~0.72) trained again with
@@ -134,7 +138,7 @@ PGN_EVAL_PREFIX = 'eval_pgn_'
 FIGURE3_PGN_VARIANTS = {
     'normalized': dict(pgn_grad_input='normalized', pgn_c_l_list=(1.0, 2.0, 4.0, 8.0)),
     f'normalized_eps{STRONG_PGD_EPS:g}': dict(pgn_grad_input='normalized', pgn_eps=STRONG_PGD_EPS,
-                                              pgn_c_l_list=(0.01,)),
+                                              pgn_c_l_list=(BALL_C_L,)),
     'sign': dict(pgn_grad_input='sign', pgn_c_l_list=(1.0, 2.0, 4.0, 8.0)),
 }
 # Figure 2 right: C&W (EVAL_SETTINGS') on the first PROGRESS_EXAMPLES test images at every epoch

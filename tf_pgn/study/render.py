@@ -32,7 +32,8 @@ from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BENCH_PGN_STE
                                    EVAL_SETTINGS, EXTRA_SEEDS, FIGURE3_DEFENSES,
                                    FIGURE3_PGN_VARIANTS, HPARAMS, LABELS, MIN_SEEDS, PGN_CURVES,
                                    PGN_EVAL_PREFIX, SEED_POINTS, SPREAD_METRICS, STRONG_PGD_EPS,
-                                   TABLE2, ExperimentError, curve_label, job_label, variant_text)
+                                   TABLE2, VARIANT_FIELDS, ExperimentError, curve_label, job_label,
+                                   variant_text)
 
 __all__ = ['NOTES_BEGIN', 'NOTES_END', 'Study', 'balanced_at', 'plot_robustness_curves',
            'robustness_curves', 'verdicts', 'write_report']
@@ -570,20 +571,27 @@ def _ablation_section(study: Study) -> list:
   test accuracy and robustness, against the twin's seed spread, the curves at its accuracy and
   bench.json's step time."""
   sweep = study.sweep
-  pairs = [(r, *sweep.twin(r)) for r in sorted(sweep.ablation, key=_order)]
-  fields = {k: v for _, _, change in pairs for k, (_, v) in change.items()}
+  pairs = []
+  for r in sorted(sweep.ablation, key=_order):
+    twin, change = sweep.twin(r)
+    cfg = dataclasses.asdict(sweep.configs[r['job']])
+    pairs.append((r, twin, ', '.join(_flag(k, new) for k, (_, new) in change.items()) if twin
+                  else ', '.join(_flag(k, cfg[k]) for k, (paper, _) in VARIANT_FIELDS.items()
+                                 if cfg[k] != paper)))
+  fields = {k: v for r, _, _ in pairs for k, v in dataclasses.asdict(sweep.configs[r['job']]).items()
+            if k in VARIANT_FIELDS and v != VARIANT_FIELDS[k][0]}
   helps = {f.name: f.metadata['help'] for f in dataclasses.fields(TrainConfig)}
   lines = ['## Ablations: one change to PGN at a time', '',
            'Each PGN job off the robustness curves beside its twin, the curve job whose config '
-           'differs from it only in the change; '
+           'differs from it only in the change (a job without a twin: its changes from the '
+           'paper\'s PGN); '
            f'{run_command("through_adv", study.run_flags)} and '
            f'{run_command("levers", study.run_flags)} train them.' +
            ''.join(f' `{_flag(k, v)}`: {helps[k]}' for k, v in fields.items()), '']
   if not pairs:
     return lines + ['No ablation job yet.']
   rows = []
-  for r, twin, change in pairs:
-    text = ', '.join(_flag(k, new) for k, (_, new) in change.items())
+  for r, twin, text in pairs:
     rows += [(t['job'], c, t['status'], _fmt(t['test_acc']), _rho(t), _fmt(t[PGD_KEY]),
               _fmt(t['train_seconds_per_epoch'], 0))
              for t, c in ((twin, 'twin'), (r, text)) if t]
@@ -595,8 +603,7 @@ def _ablation_section(study: Study) -> list:
   metrics = (('test acc', 'test_acc'), ('rho_cw mean', 'rho_cw_mean'),
              (f'PGD eps {STRONG_PGD_EPS:g} acc', PGD_KEY))
   effects = []
-  for on, off, change in pairs:
-    text = ', '.join(_flag(k, new) for k, (_, new) in change.items())
+  for on, off, text in pairs:
     if off and None not in (on['rho_cw_mean'], off['rho_cw_mean']):
       seeds = groups.get(off['job'], [])
       stds = [claims.spread([g[key] for g in seeds])['std'] for _, key in metrics]
@@ -607,16 +614,16 @@ def _ablation_section(study: Study) -> list:
           (f' The twin\'s seed spread over {len(seeds)} seeds (sample std): ' + ', '.join(
               f'{name} {_fmt(std)}' for (name, _), std in zip(metrics, stds)) + '.'
            if len(seeds) >= MIN_SEEDS else ''))
-      at = {label: b for label, rows in curves.items()
-            if rows and rows[0]['width'] == on['width']
-            and (b := claims.balanced(rows, on['test_acc'], cw))}
-      if at:
-        effects.append(
-            f'At its test acc {on["test_acc"]:.3f} the curves above interpolate to rho_cw / '
-            f'PGD eps {STRONG_PGD_EPS:g} acc of ' + ', '.join(
-                f'{label}{TWIN_MARK * (label == curve_label(off))} '
-                f'{_fmt(b["rho_cw_mean"])} / {_fmt(b[PGD_KEY])}' for label, b in at.items()) +
-            f'; with `{text}`: {_fmt(on["rho_cw_mean"])} / {_fmt(on[PGD_KEY])}.')
+    at = {label: b for label, rows in curves.items()
+          if on['rho_cw_mean'] is not None and rows and rows[0]['width'] == on['width']
+          and (b := claims.balanced(rows, on['test_acc'], cw))}
+    if at:
+      effects.append(
+          f'{job_label(on)}: at its test acc {on["test_acc"]:.3f} the curves above interpolate '
+          f'to rho_cw / PGD eps {STRONG_PGD_EPS:g} acc of ' + ', '.join(
+              f'{label}{TWIN_MARK * (off is not None and label == curve_label(off))} '
+              f'{_fmt(b["rho_cw_mean"])} / {_fmt(b[PGD_KEY])}' for label, b in at.items()) +
+          f'; with `{text}`: {_fmt(on["rho_cw_mean"])} / {_fmt(on[PGD_KEY])}.')
     names = [BENCH_PGN_STEPS.get(row['variant']) for row in (off, on) if row]
     if len(names) == 2 and all(n in steps for n in names):
       before, after = (steps[n]['ms_per_step'] for n in names)
