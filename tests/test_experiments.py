@@ -320,7 +320,8 @@ def _verdicts(study) -> dict:
   return {(n, q): v for n, q, v in render.verdicts(study)}
 
 
-PAPER_ROWS = [(1, 'raw G input'), (2, ''), (3, 'raw G input'), (4, 'raw G input'), (5, '')]
+PAPER_ROWS = [(1, 'raw G input'), (2, ''), (3, 'raw G input'), (4, 'raw G input'),
+              (5, 'raw G input')]
 
 
 @pytest.mark.parametrize('paper_holds', [True, False])
@@ -340,6 +341,14 @@ def test_report_verdicts_follow_their_rules(tmp_path, paper_holds):
           verdicts[3, 'normalized G input'].why)
   assert '--sweep=normalized_capacity' in verdicts[4, 'normalized G input'].why
   assert {v.verdict for k, v in verdicts.items() if k not in PAPER_ROWS} == {'not measured yet'}
+  # Claim 5 for the best variant reads its own bench.json step.
+  bench = json.loads((tmp_path / 'sweep' / 'bench.json').read_text())
+  bench['steps']['pgn:normalized'] = dict(defense='pgn:normalized', ms_per_step=210.0,
+                                          images_per_second=128e3 / 210.0)
+  (tmp_path / 'sweep' / 'bench.json').write_text(json.dumps(bench))
+  speed = _verdicts(render.Study.load(str(tmp_path / 'sweep')))[5, 'normalized G input']
+  assert speed.verdict == expected, speed
+  assert f'PGN (normalized) 210, PGD-AT {400 if paper_holds else 100}.' in speed.why
 
 
 def test_capacity_at_fewer_widths_than_the_sweep_is_at_most_partly(tmp_path):
@@ -464,11 +473,11 @@ def test_report_marks_missing_data_and_pending_jobs(tmp_path):
   _job_dir(root, 'pgn', 0.7, c_l=8.0)  # trained, not evaluated
   fgm = _job_dir(root, 'fgm', 0.7, probe=(), trained=False, eps=0.5)  # no epoch yet
   verdicts = _verdicts(render.Study.load(str(root), '--root=R'))
-  assert [v.verdict for v in verdicts.values()] == ['not measured yet'] * 8, verdicts
+  assert [v.verdict for v in verdicts.values()] == ['not measured yet'] * 9, verdicts
   assert 'run --sweep=robustness_curve --root=R' in verdicts[1, 'raw G input'].why
   claim3 = verdicts[3, 'raw G input'].why
   assert 'evaluate.py --ckpt=' in claim3 and '--attacks=fgm,mim,pgd,pgn' in claim3
-  assert 'experiments speed --root=R' in verdicts[5, ''].why
+  assert 'experiments speed --root=R' in verdicts[5, 'raw G input'].why
   path = tmp_path / 'REPRODUCTION.md'
   render.write_report(str(root), str(tmp_path / 'results'), str(path))
   assert f'{fgm} (training, epoch 0 of 6); pgn_c_l8_w0.25_s1234 (trained' in path.read_text()

@@ -371,12 +371,12 @@ def capacity_moves_curve(rows: list, sweep: str = 'capacity', run_flags: str = '
 
 
 # -- claim 5 ---------------------------------------------------------------------------------
-def _bench_times(bench: dict | None):
+def _bench_times(bench: dict | None, pgn_step: str):
   steps = (bench or {}).get('steps', {})
   pgd = 'pgd10' if 'pgd10' in steps else next((k for k in steps if k.startswith('pgd')), None)
-  if not ({'fgm', 'pgn'} <= steps.keys() and pgd):
+  if not ({'fgm', pgn_step} <= steps.keys() and pgd):
     return None
-  return {d: steps[k]['ms_per_step'] for d, k in (('fgm', 'fgm'), ('pgn', 'pgn'), ('pgd', pgd))}
+  return {d: steps[k]['ms_per_step'] for d, k in (('fgm', 'fgm'), ('pgn', pgn_step), ('pgd', pgd))}
 
 
 def _seconds_per_epoch(rows: list) -> tuple:
@@ -391,11 +391,13 @@ def _seconds_per_epoch(rows: list) -> tuple:
   return {d: statistics.median(t) for d, t in by.items()}, width
 
 
-def speed_order(bench: dict | None, rows: list, run_flags: str = '') -> Verdict:
+def speed_order(bench: dict | None, rows: list, run_flags: str = '', pgn_step: str = 'pgn',
+                pgn_label: str = LABELS['pgn']) -> Verdict:
   """Claim 5 (section 4.4): training time FGM-AT < PGN < PGD-AT; from bench.json (one process,
-  back to back) if it has the three steps, else from the jobs' (summary rows) seconds per
-  epoch."""
-  times = _bench_times(bench)
+  back to back) if it has the three steps (PGN's: ``pgn_step``, the variant judged, named
+  ``pgn_label``), else from the jobs' (summary rows of the baselines and that variant) seconds
+  per epoch."""
+  times = _bench_times(bench, pgn_step)
   if times:
     source = (f'ms per train step in bench.json (width {bench["width"]:g}, batch '
               f'{bench["batch_size"]}, {bench["device"]})')
@@ -403,16 +405,17 @@ def speed_order(bench: dict | None, rows: list, run_flags: str = '') -> Verdict:
     times, width = _seconds_per_epoch(rows)
     source = (f'seconds per epoch at width {width} (wall clock; mean over epochs, median over '
               'jobs)')
-  missing = [LABELS[d] for d in ('fgm', 'pgn', 'pgd') if d not in times]
+  labels = dict(LABELS, pgn=pgn_label)
+  missing = [labels[d] for d in ('fgm', 'pgn', 'pgd') if d not in times]
   if missing:
     return Verdict(NOT_MEASURED, f'no time for {" / ".join(missing)} yet: run '
                                  f'{experiments_command("speed", run_flags)}.')
   wins = [times['fgm'] < times['pgn'], times['pgn'] < times['pgd']]
-  return Verdict(_tally(wins), f'{source}: FGM-AT {times["fgm"]:.4g}, PGN {times["pgn"]:.4g}, '
-                               f'PGD-AT {times["pgd"]:.4g}.')
+  return Verdict(_tally(wins), f'{source}: FGM-AT {times["fgm"]:.4g}, {pgn_label} '
+                               f'{times["pgn"]:.4g}, PGD-AT {times["pgd"]:.4g}.')
 
 
-# (number, claim, where in the paper, rule); claims 1, 3 and 4 are judged per PGN variant.
+# (number, claim, where in the paper, rule); claims 1, 3, 4 and 5 are judged per PGN variant.
 CLAIMS = (
     (1, 'PGN is more robust than FGM-AT and PGD-AT at equal benign accuracy',
      'Table 2, Figures 4-5', 'per PGN variant, each curve\'s rho_cw (mean) is interpolated '

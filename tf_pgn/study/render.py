@@ -8,7 +8,7 @@ the PGN-attack folders eval_pgn_*/; never checkpoints, SavedModels or TensorBoar
 ``<out>/<root name>/`` beside the summary, Figure 5 (robustness curves), Figure 4 (balanced C&W
 curves), Figure 3 (PGN as an attack) and Figure 2 right (training progress), and writes a
 Markdown report. Its verdict on each claim of the paper is computed by ``claims`` (per PGN
-variant for claims 1, 3 and 4: the paper's raw G input and BEST_PGN_VARIANT); a claim without the
+variant for claims 1, 3, 4 and 5: the paper's raw G input and BEST_PGN_VARIANT); a claim without the
 data it needs is 'not measured yet', with the command that measures it. The generated text quotes
 the root and flags as the commands were given, never this machine's paths. Each run rewrites the
 report whole, but for the block between NOTES_BEGIN and NOTES_END: hand-written notes, kept
@@ -221,8 +221,8 @@ def _strongest(attack_verdicts: dict, exclude=()) -> str | None:
 
 # -- the verdicts ----------------------------------------------------------------------------
 def verdicts(study: Study) -> list:
-  """[(claim number, qualifier or '', Verdict)] of the report's verdict table: claims 1 and 4 for
-  the paper's PGN and BEST_PGN_VARIANT, claim 3 for the raw PGN attack and the strongest other
+  """[(claim number, qualifier or '', Verdict)] of the report's verdict table: claims 1, 4 and 5
+  for the paper's PGN and BEST_PGN_VARIANT, claim 3 for the raw PGN attack and the strongest other
   attack variant (BEST_PGN_VARIANT's command where none is measured)."""
   sweep, flags = study.sweep, study.run_flags
   paper = [r for r in sweep.rows if not r['variant']]
@@ -238,7 +238,10 @@ def verdicts(study: Study) -> list:
   rows += [(4, variant_text(v), claims.capacity_moves_curve(
       _main_seed_rows(study, 'pgn', v), f'{v}_capacity' if v else 'capacity', flags))
            for v in ('', BEST_PGN_VARIANT)]
-  rows.append((5, '', claims.speed_order(sweep.bench, paper, flags)))
+  rows += [(5, variant_text(v), claims.speed_order(
+      sweep.bench, [r for r in sweep.rows if r['variant'] == v or r['defense'] != 'pgn'], flags,
+      BENCH_PGN_STEPS[v], curve_label(dict(defense='pgn', variant=v))))
+           for v in ('', BEST_PGN_VARIANT)]
   return rows
 
 
