@@ -7,6 +7,11 @@ from tf_pgn.config import make_config
 from tf_pgn.defenses import AdversarialTrainer, mean_sq_l2
 
 
+# A He-initialised G (not the default zero-initialised one, whose first x_adv is x): the PGN
+# step's perturbation, its L2 term and F's gradient through it are non-trivial from step 1.
+PERTURBING_G = dict(pgn_zero_init=False)
+
+
 def _batch():
   x = tf.random.uniform([16, 32, 32, 3], seed=11)
   y = tf.random.uniform([16], 0, 10, tf.int32, seed=12)
@@ -36,7 +41,8 @@ def test_baseline_step_updates_classifier_and_ema(defense):
 
 @pytest.mark.parametrize('through', [False, True])
 def test_pgn_step_updates_both_networks(through):
-  t = AdversarialTrainer(make_config('tiny', defense='pgn', pgn_grad_through_adv=through), 10)
+  t = AdversarialTrainer(make_config('tiny', defense='pgn', pgn_grad_through_adv=through,
+                                     **PERTURBING_G), 10)
   x, y = _batch()
   f0, g0 = _snapshot(t.classifier), _snapshot(t.generator)
   out = t.train_step(x, y)
@@ -47,7 +53,7 @@ def test_pgn_step_updates_both_networks(through):
 
 
 def test_pgn_generator_objective_decreases_against_fixed_classifier():
-  cfg = make_config('tiny', defense='pgn', c_l=1.0, gen_lr=1e-3)
+  cfg = make_config('tiny', defense='pgn', c_l=1.0, gen_lr=1e-3, **PERTURBING_G)
   t = AdversarialTrainer(cfg, 10)
   x, y = _batch()
   onehot = tf.one_hot(y, 10)
@@ -71,7 +77,8 @@ def test_through_flag_changes_the_classifier_gradient():
   x, y = _batch()
   deltas = []
   for through in (False, True):
-    t = AdversarialTrainer(make_config('tiny', defense='pgn', pgn_grad_through_adv=through), 10)
+    t = AdversarialTrainer(make_config('tiny', defense='pgn', pgn_grad_through_adv=through,
+                                       **PERTURBING_G), 10)
     f0 = _snapshot(t.classifier)
     t.train_step(x, y)
     deltas.append(np.concatenate([(w.numpy() - a).ravel()

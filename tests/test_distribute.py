@@ -12,8 +12,10 @@ import tensorflow as tf
 from conftest import REPO
 
 _ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-# PGN: the input gradient, the generator and both optimizers all cross the replicas.
-_TRAIN = ['train.py', '--preset=tiny', '--defense=pgn']
+# PGN: the input gradient, the generator and both optimizers all cross the replicas; G
+# He-initialised (not the default zero-init, whose first x_adv is x), so that its perturbation
+# crosses them from the first step.
+_TRAIN = ['train.py', '--preset=tiny', '--defense=pgn', '--nopgn_zero_init']
 
 
 def _train(run_dir, data_dir, *flags, env=None):

@@ -162,14 +162,15 @@ class PGN:
   adversary: ``grad_input`` (G's gradient input, ``models.generator_input_gradient``), ``gen_steps``
   G updates per F update, ``zero_init`` (G's output layer zeroed at the start: x_adv = x), ``eps``
   (x_adv projected into this L2 ball; None: no budget) and ``grad_through_adv`` (F's update also
-  differentiates through x_adv and the input gradient, as the authors' code does)."""
-  c_l: float = 50.0
-  adv_coeff: float = 1.0
-  grad_input: str = 'raw'
-  gen_steps: int = 1
-  zero_init: bool = False
-  eps: float | None = None
-  grad_through_adv: bool = False
+  differentiates through x_adv and the input gradient, as the authors' code does). The defaults
+  are the command line's (``TrainConfig``): the measured winners, not always the paper's."""
+  c_l: float = TrainConfig.c_l
+  adv_coeff: float = TrainConfig.adv_coeff
+  grad_input: str = TrainConfig.pgn_grad_input
+  gen_steps: int = TrainConfig.pgn_gen_steps
+  zero_init: bool = TrainConfig.pgn_zero_init
+  eps: float | None = TrainConfig.pgn_eps
+  grad_through_adv: bool = TrainConfig.pgn_grad_through_adv
   uses_generator: ClassVar[bool] = True
   metrics: ClassVar[tuple] = ('loss', 'gen_loss', 'train_acc', 'clean_acc', 'pert_l2',
                               'pert_sq_l2')
