@@ -29,7 +29,8 @@ def setting(default, help_text: str, choices: tuple | None = None):
 
 @dataclasses.dataclass
 class TrainConfig:
-  """One training run. Defaults are the paper's settings (``--preset=paper``)."""
+  """One training run. Defaults are the paper's settings (``--preset=paper``) but for G's gradient
+  input and initialisation (pgn_grad_input, pgn_zero_init): the measured winners (README)."""
   # Free strings, not enum flags: validate() refuses an unknown one in one line.
   dataset: str = setting('cifar10', 'cifar10 or cifar100.')
   defense: str = setting('pgn', 'naive, fgm, pgd or pgn.')
