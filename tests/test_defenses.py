@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_pgn.config import make_config
-from tf_pgn.defenses import AdversarialTrainer, mean_sq_l2
+from tf_pgn.config import TrainConfig, make_config
+from tf_pgn.defenses import PGN, AdversarialTrainer, from_config, mean_sq_l2
 
 
 # A He-initialised G (not the default zero-initialised one, whose first x_adv is x): the PGN
@@ -144,3 +144,9 @@ def test_pgn_levers_budget_generator_steps_and_zero_init():
   norms = tf.norm(tf.reshape(x_adv - x, [16, -1]), axis=-1)
   assert float(tf.reduce_max(norms)) <= 0.3 + 1e-4 and float(out['pert_l2']) > 0
   assert float(tf.reduce_min(x_adv)) >= 0.0 and float(tf.reduce_max(x_adv)) <= 1.0
+
+
+def test_the_library_pgn_defaults_are_the_command_lines():
+  """tf_pgn.PGN() is what train.py --defense=pgn trains (its G sees the gradient)."""
+  assert PGN() == from_config(TrainConfig(defense='pgn'))
+  assert PGN().grad_input == 'normalized' and PGN().zero_init
