@@ -263,7 +263,8 @@ def _job_dir(root, defense, test_acc, probe=(0.3, 0.3), results=None, trained=Tr
              width=0.25, seed=1234, through_adv=False, grad_input='raw', levers=None, **hparam):
   """A job folder as the trainer and the evaluation leave it, checkpoint and export included;
   ``levers``: other VARIANT_FIELDS."""
-  fields = dict(pgn_grad_input=grad_input, pgn_grad_through_adv=through_adv, **(levers or {}))
+  fields = {k: paper for k, (paper, _) in protocol.VARIANT_FIELDS.items()}
+  fields.update(pgn_grad_input=grad_input, pgn_grad_through_adv=through_adv, **(levers or {}))
   variant = tuple((k, v) for k, v in fields.items() if v != protocol.VARIANT_FIELDS[k][0])
   # Every variant field given, as the sweeps' jobs give them (today's defaults are not the paper's).
   cfg = make_config('cpu', defense=defense, width=width, seed=seed, **fields, **hparam)
