@@ -574,15 +574,15 @@ def _ablation_section(study: Study) -> list:
   test accuracy and robustness, against the twin's seed spread, the curves at its accuracy and
   bench.json's step time."""
   sweep = study.sweep
-  pairs = []
+  pairs, changed = [], {}
   for r in sorted(sweep.ablation, key=_order):
     twin, change = sweep.twin(r)
     cfg = dataclasses.asdict(sweep.configs[r['job']])
-    pairs.append((r, twin, ', '.join(_flag(k, new) for k, (_, new) in change.items()) if twin
-                  else ', '.join(_flag(k, cfg[k]) for k, (paper, _) in VARIANT_FIELDS.items()
-                                 if cfg[k] != paper)))
-  fields = {k: v for r, _, _ in pairs for k, v in dataclasses.asdict(sweep.configs[r['job']]).items()
-            if k in VARIANT_FIELDS and v != VARIANT_FIELDS[k][0]}
+    # Against the twin, or with none, the job's VARIANT_FIELDS off the paper's value.
+    new = ({k: v for k, (_, v) in change.items()} if twin else
+           {k: cfg[k] for k, (paper, _) in VARIANT_FIELDS.items() if cfg[k] != paper})
+    changed.update(new)
+    pairs.append((r, twin, ', '.join(_flag(k, v) for k, v in new.items())))
   helps = {f.name: f.metadata['help'] for f in dataclasses.fields(TrainConfig)}
   lines = ['## Ablations: one change to PGN at a time', '',
            'Each PGN job off the robustness curves beside its twin, the curve job whose config '
@@ -590,16 +590,14 @@ def _ablation_section(study: Study) -> list:
            'paper\'s PGN); '
            f'{run_command("through_adv", study.run_flags)} and '
            f'{run_command("levers", study.run_flags)} train them.' +
-           ''.join(f' `{_flag(k, v)}`: {helps[k]}' for k, v in fields.items()), '']
+           ''.join(f' `{_flag(k, v)}`: {helps[k]}' for k, v in changed.items()), '']
   if not pairs:
     return lines + ['No ablation job yet.']
-  rows = []
-  for r, twin, text in pairs:
-    rows += [(t['job'], c, t['status'], _fmt(t['test_acc']), _rho(t), _fmt(t[PGD_KEY]),
-              _fmt(t['train_seconds_per_epoch'], 0))
-             for t, c in ((twin, 'twin'), (r, text)) if t]
+  table = [(t['job'], c, t['status'], _fmt(t['test_acc']), _rho(t), _fmt(t[PGD_KEY]),
+            _fmt(t['train_seconds_per_epoch'], 0))
+           for r, twin, text in pairs for t, c in ((twin, 'twin'), (r, text)) if t]
   lines += _table(['job', 'change', 'status', 'test acc', 'rho_cw mean / median',
-                   f'PGD eps {STRONG_PGD_EPS:g} acc', 's/epoch'], rows)
+                   f'PGD eps {STRONG_PGD_EPS:g} acc', 's/epoch'], table)
   curves, cw = sweep.curves(), sweep.cw_curves()
   groups = {row['job']: g['rows'] for g in sweep.seed_groups() for row in g['rows']}
   steps = (sweep.bench or {}).get('steps', {})
