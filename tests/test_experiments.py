@@ -18,6 +18,9 @@ from tf_pgn import evaluation, trainer
 from tf_pgn.config import make_config
 from tf_pgn.study import claims, protocol, render, results, sweeps
 
+# The report's verdict rows: claims 1, 4 and 5 per PGN curve variant, 2 once, 3 for two attacks.
+NUM_VERDICTS = 3 * len(protocol.CURVE_VARIANTS) + 1 + 2
+
 JOBS = ['naive_w0.0625_s1234', 'pgn_c_l8_w0.0625_s1234']
 # 32 steps at a high learning rate: the tiny preset's 8 leave a constant classifier, which C&W
 # cannot fool.
@@ -174,8 +177,9 @@ def test_report_command_line_on_a_real_sweep(root, tmp_path):
   text = path.read_text()
   assert f'python -m tf_pgn.experiments report --root={root}' in text
   assert '![benign accuracy against rho_cw](../results/' in text
-  # No FGM-AT / PGD-AT job, no bench.json: claims 1, 3, 4 and 5 for both PGN variants, and 2.
-  assert text.count('**not measured yet**') == 9
+  # No FGM-AT / PGD-AT job, no bench.json: claims 1, 4 and 5 for each PGN curve variant, claim 3
+  # for two attack variants, and claim 2.
+  assert text.count('**not measured yet**') == NUM_VERDICTS
   # The time line sums what the jobs' files record.
   training = sum(json.loads(line)['epoch_seconds'] for job in JOBS
                  for line in open(os.path.join(root, job, 'metrics.jsonl')))
@@ -414,8 +418,12 @@ def test_ablations_stay_off_the_curves_and_are_compared_with_their_twins(tmp_pat
                   grad_input='normalized', levers=dict(pgn_gen_steps=2))
   ball = _job_dir(tmp_path / 'sweep', 'pgn', 0.75, results=_results(0.75, 0.5), c_l=0.01,
                   grad_input='normalized', levers=dict(pgn_eps=0.25))
+  # The zero-init lever won: normalized + zero-init is a curve of its own, not an ablation.
+  zero_init = _job_dir(tmp_path / 'sweep', 'pgn', 0.71, results=_results(0.71, 0.7), c_l=2.0,
+                       grad_input='normalized', levers=dict(pgn_zero_init=True))
   sweep = results.load(root)
   assert [r['job'] for r in sweep.ablation] == [ball, gen2, ablation]
+  assert [r['job'] for r in sweep.curve('pgn', 'normalized_zero_init')] == [zero_init]
   assert sweep.twin(next(r for r in sweep.rows if r['job'] == ball)) == (None, {})
   assert sweep.twin(next(r for r in sweep.rows if r['job'] == gen2))[0]['job'] == normalized
   assert ablation not in [r['job'] for r in sweep.curve('pgn')]
@@ -474,7 +482,7 @@ def test_report_marks_missing_data_and_pending_jobs(tmp_path):
   _job_dir(root, 'pgn', 0.7, c_l=8.0)  # trained, not evaluated
   fgm = _job_dir(root, 'fgm', 0.7, probe=(), trained=False, eps=0.5)  # no epoch yet
   verdicts = _verdicts(render.Study.load(str(root), '--root=R'))
-  assert [v.verdict for v in verdicts.values()] == ['not measured yet'] * 9, verdicts
+  assert [v.verdict for v in verdicts.values()] == ['not measured yet'] * NUM_VERDICTS, verdicts
   assert 'run --sweep=robustness_curve --root=R' in verdicts[1, 'raw G input'].why
   claim3 = verdicts[3, 'raw G input'].why
   assert 'evaluate.py --ckpt=' in claim3 and '--attacks=fgm,mim,pgd,pgn' in claim3
@@ -565,7 +573,8 @@ def test_the_report_judges_the_best_pgn_variant_and_each_pgn_attack_variant(tmp_
   assert '| 0.200 | - |' in text  # the AutoAttack-style column beside PGD-100
   assert ('| fgm_eps0.1_w0.25_s* | 1234, 1235, 1236 | 0.780 ± 0.000 (0.780-0.780) | '
           '0.300 ± 0.005 (0.295-0.305) |') in text
-  assert 'PGN (normalized) c_L=2: 1 of 3; PGD-AT eps=0.25: 0 of 3.' in text
+  assert ('PGN (normalized) c_L=2: 1 of 3; PGN (normalized_zero_init) c_L=2: 0 of 3; PGD-AT '
+          'eps=0.25: 0 of 3.') in text
   assert '`python -m tf_pgn.experiments run --sweep=normalized_capacity --root=runs/sweeps/x`' in (
       text)
   folder = out / 'sweep' / 'fgm_eps0.5_w0.25_s1234'

@@ -145,12 +145,23 @@ def test_sweeps_of_the_variants_and_the_seeds():
                                        'pgn_c_l8_w0.25_s1234_normalized',
                                        'pgn_c_l32_w0.25_s1234_normalized']
   assert names('normalized_capacity')[0] == 'pgn_c_l8_w0.125_s1234_normalized'
+  # The zero-init lever's job is the first point of its curve: one job, one config.
+  curve = sweeps.sweep_jobs('normalized_zero_init_curve', 'cpu')
+  assert [j.name for j in curve] == ['pgn_c_l2_w0.25_s1234_normalized_zero_init',
+                                     'pgn_c_l8_w0.25_s1234_normalized_zero_init',
+                                     'pgn_c_l32_w0.25_s1234_normalized_zero_init']
+  lever = next(j for j in sweeps.sweep_jobs('levers', 'cpu') if j.name == curve[0].name)
+  assert lever.train_config('cpu', 'cifar10') == curve[0].train_config('cpu', 'cifar10')
   assert names('seeds') == ['fgm_eps0.25_w0.25_s1235', 'fgm_eps0.25_w0.25_s1236',
                             'pgn_c_l0.5_w0.25_s1235', 'pgn_c_l0.5_w0.25_s1236',
                             'pgn_c_l2_w0.25_s1235_normalized', 'pgn_c_l2_w0.25_s1236_normalized',
+                            'pgn_c_l2_w0.25_s1235_normalized_zero_init',
+                            'pgn_c_l2_w0.25_s1236_normalized_zero_init',
                             'pgd_eps0.25_w0.25_s1235', 'pgd_eps0.25_w0.25_s1236']
-  cfg = sweeps.sweep_jobs('seeds', 'cpu')[4].train_config('cpu', 'cifar10')
-  assert (cfg.seed, cfg.c_l, cfg.pgn_grad_input) == (1235, 2.0, 'normalized')
+  configs = [j.train_config('cpu', 'cifar10') for j in sweeps.sweep_jobs('seeds', 'cpu')[4:8]]
+  assert [(c.seed, c.c_l, c.pgn_grad_input, c.pgn_zero_init) for c in configs] == [
+      (1235, 2.0, 'normalized', False), (1236, 2.0, 'normalized', False),
+      (1235, 2.0, 'normalized', True), (1236, 2.0, 'normalized', True)]
 
 
 # -- the direction of the imports ------------------------------------------------------------

@@ -94,6 +94,7 @@ def attack_rates(classifier, x, y, cw_iterations: int = 20) -> dict:
 # the paper's (raw gradient input).
 PGN_VARIANTS = {'through': dict(pgn_grad_through_adv=True),
                 'normalized': dict(pgn_grad_input='normalized'),
+                'normalized_zero_init': dict(pgn_grad_input='normalized', pgn_zero_init=True),
                 'normalized_gen2': dict(pgn_grad_input='normalized', pgn_gen_steps=2)}
 STEP_VARIANTS = {'': {}, 'bf16': dict(mixed_precision=True), **PGN_VARIANTS}
 
@@ -108,7 +109,7 @@ def bench_steps(names: list, x, y) -> dict:
                            f'after pgn one of {", ".join(":" + v for v in PGN_VARIANTS)})')
     defense, pgd_steps = (('pgd', int(step_name[3:])) if step_name.startswith('pgd')
                           else (step_name, 10))
-    overrides = {'pgn_grad_input': 'raw', **STEP_VARIANTS[variant]}
+    overrides = {'pgn_grad_input': 'raw', 'pgn_zero_init': False, **STEP_VARIANTS[variant]}
     cfg = make_config('paper', defense=defense, pgd_steps=pgd_steps, eps=0.5, width=FLAGS.width,
                       gen_width=FLAGS.gen_width or FLAGS.width, batch_size=FLAGS.batch_size,
                       jit_compile=FLAGS.jit_compile, **overrides)

@@ -8,7 +8,7 @@ the PGN-attack folders eval_pgn_*/; never checkpoints, SavedModels or TensorBoar
 ``<out>/<root name>/`` beside the summary, Figure 5 (robustness curves), Figure 4 (balanced C&W
 curves), Figure 3 (PGN as an attack) and Figure 2 right (training progress), and writes a
 Markdown report. Its verdict on each claim of the paper is computed by ``claims`` (per PGN
-variant for claims 1, 3, 4 and 5: the paper's raw G input and BEST_PGN_VARIANT); a claim without the
+variant for claims 1, 3, 4 and 5: the paper's raw G input and each other variant); a claim without the
 data it needs is 'not measured yet', with the command that measures it. The generated text quotes
 the root and flags as the commands were given, never this machine's paths. Each run rewrites the
 report whole, but for the block between NOTES_BEGIN and NOTES_END: hand-written notes, kept
@@ -222,13 +222,14 @@ def _strongest(attack_verdicts: dict, exclude=()) -> str | None:
 # -- the verdicts ----------------------------------------------------------------------------
 def verdicts(study: Study) -> list:
   """[(claim number, qualifier or '', Verdict)] of the report's verdict table: claims 1, 4 and 5
-  for the paper's PGN and BEST_PGN_VARIANT, claim 3 for the raw PGN attack and the strongest other
-  attack variant (BEST_PGN_VARIANT's command where none is measured)."""
+  for each PGN curve variant (CURVE_VARIANTS: the paper's PGN first), claim 3 for the raw PGN
+  attack and the strongest other attack variant (BEST_PGN_VARIANT's command where none is
+  measured)."""
   sweep, flags = study.sweep, study.run_flags
   paper = [r for r in sweep.rows if not r['variant']]
   rows = [(1, variant_text(v), claims.robust_at_equal_accuracy(_curve(study, 'pgn', v),
                                                                 _baselines(study), flags))
-          for v in ('', BEST_PGN_VARIANT)]
+          for v in CURVE_VARIANTS]
   rows.append((2, '', claims.fgm_trades_robustness(
       [dict(row=r, epochs=sweep.epochs[r['job']], progress=sweep.progress.get(r['job'], []),
             probe_size=sweep.configs[r['job']].probe_size) for r in paper], flags)))
@@ -237,11 +238,11 @@ def verdicts(study: Study) -> list:
   rows += [(3, variant_text(v), _attack_verdict(study, v)) for v in ('raw', other)]
   rows += [(4, variant_text(v), claims.capacity_moves_curve(
       _main_seed_rows(study, 'pgn', v), f'{v}_capacity' if v else 'capacity', flags))
-           for v in ('', BEST_PGN_VARIANT)]
+           for v in CURVE_VARIANTS]
   rows += [(5, variant_text(v), claims.speed_order(
       sweep.bench, [r for r in sweep.rows if r['variant'] == v or r['defense'] != 'pgn'], flags,
       BENCH_PGN_STEPS[v], curve_label(dict(defense='pgn', variant=v))))
-           for v in ('', BEST_PGN_VARIANT)]
+           for v in CURVE_VARIANTS]
   return rows
 
 
@@ -639,15 +640,15 @@ def _capacity(study: Study) -> list:
   sweep = study.sweep
   pgn = sorted((r for r in sweep.rows if r['defense'] == 'pgn' and r['variant'] in CURVE_VARIANTS
                 and r['seed'] == sweep.main_seed), key=_order)
-  sweeps = ' and '.join(run_command(f'{v}_capacity' if v else 'capacity', study.run_flags)
-                        for v in ('', BEST_PGN_VARIANT))
+  sweeps = ', '.join(run_command(f'{v}_capacity' if v else 'capacity', study.run_flags)
+                     for v in CURVE_VARIANTS)
   lines = ['## Capacity (Figure 5 right)', '',
-           f'PGN by classifier width, for the paper\'s G input and the {BEST_PGN_VARIANT} one; '
-           f'{sweeps}.', '']
+           f'PGN by classifier width, for each PGN curve variant (the paper\'s, '
+           f'{", ".join(v for v in CURVE_VARIANTS if v)}); {sweeps}.', '']
   if not pgn:
     return lines + ['No PGN job yet.']
   return lines + _table(
-      ['job', 'status', 'G input', 'c_L', 'width', 'generator width', 'test acc',
+      ['job', 'status', 'PGN variant', 'c_L', 'width', 'generator width', 'test acc',
        'rho_cw mean / median'],
       [(r['job'], r['status'], r['variant'] or 'raw', f'{r["hparam_value"]:g}', f'{r["width"]:g}',
         f'{r["gen_width"]:g}', _fmt(r['test_acc']), _rho(r)) for r in pgn])
