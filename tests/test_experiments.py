@@ -2,6 +2,7 @@
 to end, its skip on rerun, the summary, Figure 5's robustness curves and the report; the report's
 verdicts, PGN variants, seeds and PGN-attack folders on synthetic job folders."""
 import csv
+import dataclasses
 import json
 import os
 import platform
@@ -15,7 +16,6 @@ import numpy as np
 
 from conftest import cifar100_dict, run_cli, write_cifar100
 from tf_pgn import evaluation, trainer
-from tf_pgn.config import make_config
 from tf_pgn.study import claims, protocol, render, results, sweeps
 
 # The report's verdict rows: claims 1, 4 and 5 per PGN curve variant, 2 once, 3 for two attacks.
@@ -267,13 +267,12 @@ def _job_dir(root, defense, test_acc, probe=(0.3, 0.3), results=None, trained=Tr
              width=0.25, seed=1234, through_adv=False, grad_input='raw', levers=None, **hparam):
   """A job folder as the trainer and the evaluation leave it, checkpoint and export included;
   ``levers``: other VARIANT_FIELDS."""
-  fields = {k: paper for k, (paper, _) in protocol.VARIANT_FIELDS.items()}
-  fields.update(pgn_grad_input=grad_input, pgn_grad_through_adv=through_adv, **(levers or {}))
-  variant = tuple((k, v) for k, v in fields.items() if v != protocol.VARIANT_FIELDS[k][0])
+  fields = dict(pgn_grad_input=grad_input, pgn_grad_through_adv=through_adv, **(levers or {}))
+  variant = tuple((k, v) for k, v in fields.items() if v != protocol.paper_value(k, {}))
   # Every variant field given, as the sweeps' jobs give them (today's defaults are not the paper's).
-  cfg = make_config('cpu', defense=defense, width=width, seed=seed, **fields, **hparam)
-  name = sweeps.Job(defense, protocol.HPARAMS[defense], hparam and next(iter(hparam.values())),
-                    width, seed, variant).name
+  job = sweeps.Job(defense, protocol.HPARAMS[defense], hparam and next(iter(hparam.values())),
+                   width, seed, variant)
+  cfg, name = job.train_config('cpu', 'cifar10'), job.name
   run_dir = root / name
   (run_dir / 'ckpt').mkdir(parents=True)
   (run_dir / 'ckpt' / 'ckpt-1.index').write_bytes(b'weights')
@@ -405,9 +404,17 @@ def test_ablations_stay_off_the_curves_and_are_compared_with_their_twins(tmp_pat
   jobs = sweeps.sweep_jobs('through_adv', 'cpu')
   assert [j.name for j in jobs] == ['pgn_c_l8_w0.25_s1234', 'pgn_c_l8_w0.25_s1234_through_adv']
   assert [j.train_config('cpu', 'cifar10').pgn_grad_through_adv for j in jobs] == [False, True]
-  assert [j.name for j in sweeps.sweep_jobs('levers', 'cpu')] == [
+  levers = sweeps.sweep_jobs('levers', 'cpu')
+  assert [j.name for j in levers] == [
       'pgn_c_l2_w0.25_s1234_normalized_zero_init', 'pgn_c_l2_w0.25_s1234_normalized_gen_steps2',
-      'pgn_c_l0.01_w0.25_s1234_normalized_pgn_eps0.25']
+      'pgn_c_l0.01_w0.25_s1234_normalized_pgn_eps0.25',
+      'pgn_c_l2_w0.25_s1234_normalized_zero_init_gen_lr0.004']
+  # G's learning rate: the paper's is the classifier's, at every preset.
+  assert [(c.lr, c.gen_lr) for c in (j.train_config('cpu', 'cifar10') for j in levers)] == [
+      (2e-3, 2e-3)] * 3 + [(2e-3, 4e-3)]
+  paper = sweeps.sweep_jobs('table2', 'paper')[2].train_config('paper', 'cifar10', lr=1e-3)
+  assert (paper.lr, paper.gen_lr, protocol.variant_name(dataclasses.asdict(paper))) == (
+      1e-3, 1e-3, '')
   root = _sweep(tmp_path / 'sweep', True)
   ablation = _job_dir(tmp_path / 'sweep', 'pgn', 0.75, results=_results(0.75, 0.9), c_l=8.0,
                       through_adv=True)

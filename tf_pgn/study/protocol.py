@@ -6,7 +6,8 @@ report. Plain constants and helpers: this module imports nothing of tf_pgn.
 __all__ = ['AUTOATTACK_DIR', 'AUTOATTACK_KEY', 'AUTOATTACK_POINTS', 'AUTOATTACK_SETTINGS',
            'BEST_PGN_VARIANT', 'CURVE_VARIANTS', 'EVAL_SETTINGS', 'EXTRA_SEEDS', 'ExperimentError',
            'FIGURE3_PGN_VARIANTS', 'HPARAMS', 'LABELS', 'LEVER_VARIANT', 'MIN_SEEDS', 'PGN_CURVES', 'SEED_POINTS',
-           'TABLE2', 'VARIANT_FIELDS', 'curve_label', 'job_label', 'variant_name', 'variant_text']
+           'SameAs', 'TABLE2', 'VARIANT_FIELDS', 'curve_label', 'job_label', 'paper_value',
+           'variant_name', 'variant_text']
 
 
 class ExperimentError(ValueError):
@@ -40,16 +41,29 @@ TABLE2 = (('naive', None), ('fgm', REFERENCE_EPS), ('pgn', PAPER_C_L), ('pgd', R
 # PGN's variants and ablations: config fields a job may set beyond the preset and its
 # hyper-parameter, each with the paper's value and, in name order, what it adds to the job's name
 # (a str value names itself; None: only the value).
+class SameAs(str):
+  """A paper value of VARIANT_FIELDS that is the value of another config field (named by the
+  string): the paper, and every preset, trains G at the classifier's learning rate."""
+
+
 VARIANT_FIELDS = {'pgn_grad_input': ('raw', None), 'pgn_zero_init': (False, 'zero_init'),
                   'pgn_gen_steps': (1, 'gen_steps'), 'pgn_eps': (None, 'pgn_eps'),
+                  'gen_lr': (SameAs('lr'), 'gen_lr'),
                   'pgn_grad_through_adv': (False, 'through_adv')}
+
+
+def paper_value(name: str, fields: dict):
+  """The paper's value of VARIANT_FIELDS' ``name`` given a config's (or a job's) ``fields``."""
+  paper = VARIANT_FIELDS[name][0]
+  return fields.get(paper) if isinstance(paper, SameAs) else paper
 
 
 def variant_name(fields: dict) -> str:
   """'normalized_zero_init', 'through_adv', ...: the fields of VARIANT_FIELDS that differ from
   the paper's value, in order; '' for the paper's PGN (and every baseline)."""
   parts = []
-  for name, (paper, text) in VARIANT_FIELDS.items():
+  for name, (_, text) in VARIANT_FIELDS.items():
+    paper = paper_value(name, fields)
     value = fields.get(name, paper)
     if value == paper:
       continue
@@ -93,6 +107,9 @@ LEVER_C_L = 2.0
 # are, in training (the levers sweep, at the seed points' FGM-AT / PGD-AT eps) and as an attack.
 BALL_C_L = 0.01
 LEVER_PGN_EPS = 0.25
+# G's Adam learning rate in the levers sweep: twice the cpu preset's (the classifier's) 2e-3, so
+# that G keeps up with F (at another preset, the same absolute rate).
+LEVER_GEN_LR = 4e-3
 CAPACITY_WIDTHS = (0.125, 0.25, 0.5)  # classifier filters x width (Table 1); G keeps its width
 
 # Seeds: a point of each curve near a common test accuracy (~0.72) trained again with

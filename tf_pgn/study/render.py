@@ -33,7 +33,7 @@ from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BENCH_PGN_STE
                                    FIGURE3_PGN_VARIANTS, HPARAMS, LABELS, MIN_SEEDS, PGN_CURVES,
                                    PGN_EVAL_PREFIX, SEED_POINTS, SPREAD_METRICS, STRONG_PGD_EPS,
                                    TABLE2, VARIANT_FIELDS, ExperimentError, curve_label, job_label,
-                                   variant_text)
+                                   paper_value, variant_text)
 
 __all__ = ['NOTES_BEGIN', 'NOTES_END', 'Study', 'balanced_at', 'plot_robustness_curves',
            'robustness_curves', 'verdicts', 'write_report']
@@ -581,7 +581,7 @@ def _ablation_section(study: Study) -> list:
     cfg = dataclasses.asdict(sweep.configs[r['job']])
     # Against the twin, or with none, the job's VARIANT_FIELDS off the paper's value.
     new = ({k: v for k, (_, v) in change.items()} if twin else
-           {k: cfg[k] for k, (paper, _) in VARIANT_FIELDS.items() if cfg[k] != paper})
+           {k: cfg[k] for k in VARIANT_FIELDS if cfg[k] != paper_value(k, cfg)})
     changed.update(new)
     pairs.append((r, twin, ', '.join(_flag(k, v) for k, v in new.items())))
   helps = {f.name: f.metadata['help'] for f in dataclasses.fields(TrainConfig)}

@@ -16,13 +16,14 @@ from tf_pgn import locks
 from tf_pgn.config import TrainConfig, make_config
 from tf_pgn.study import results as results_lib
 from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_POINTS, AUTOATTACK_SETTINGS,
-                                   BALL_C_L, CAPACITY_WIDTHS, EPS_VALUES,
+                                   BALL_C_L, BEST_PGN_VARIANT, CAPACITY_WIDTHS, EPS_VALUES,
                                    EVAL_SETTINGS, EXTRA_SEEDS, FIGURE3_DEFENSES, FIGURE3_EPS,
                                    FIGURE3_PGN, FIGURE3_PGN_VARIANTS, FIGURE3_TARGET_EPS, HPARAMS,
-                                   LEVER_C_L, LEVER_PGN_EPS, LEVER_VARIANT, MIDDLE_C_L, PGN_CURVES,
-                                   PGN_EVAL_PREFIX, PROGRESS_DEFENSES, PROGRESS_EXAMPLES,
-                                   SEED_POINTS, TABLE2, VARIANT_FIELDS, ExperimentError,
-                                   variant_name)
+                                   LEVER_C_L, LEVER_GEN_LR, LEVER_PGN_EPS, LEVER_VARIANT,
+                                   MIDDLE_C_L, PGN_CURVES, PGN_EVAL_PREFIX, PROGRESS_DEFENSES,
+                                   PROGRESS_EXAMPLES,
+                                   SEED_POINTS, TABLE2, VARIANT_FIELDS, ExperimentError, SameAs,
+                                   paper_value, variant_name)
 
 __all__ = ['SWEEPS', 'Job', 'autoattack_jobs', 'eval_settings', 'figure3_jobs', 'run_autoattack',
            'run_figure3', 'run_progress', 'run_sweep', 'sweep_jobs']
@@ -50,10 +51,16 @@ class Job:
     variant's fields are always given in full (the paper's value where the variant has none),
     so a job means the same run whatever TrainConfig's defaults are."""
     hparam = {self.hparam_name: self.hparam_value} if self.hparam_name else {}
-    variant = {name: paper for name, (paper, _) in VARIANT_FIELDS.items()}
+    variant = {name: paper for name, (paper, _) in VARIANT_FIELDS.items()
+               if not isinstance(paper, SameAs)}
     variant.update(self.variant)
-    return make_config(preset, **{**overrides, **variant}, dataset=dataset, defense=self.defense,
-                       width=self.width, seed=self.seed, **hparam)
+    fields_set = dict(self.variant)
+    cfg = make_config(preset, **{**overrides, **variant}, dataset=dataset, defense=self.defense,
+                      width=self.width, seed=self.seed, **hparam)
+    fields = dataclasses.asdict(cfg)
+    return dataclasses.replace(cfg, **{name: paper_value(name, fields)
+                                       for name, (paper, _) in VARIANT_FIELDS.items()
+                                       if isinstance(paper, SameAs) and name not in fields_set})
 
 
 def _job(defense: str, value: float | None = None, width: float | None = None,
@@ -88,12 +95,14 @@ SWEEPS = {
     **_variant_sweeps(),
     # The other levers on G, each against LEVER_VARIANT's LEVER_C_L job: a zero-initialised
     # output layer (the winner: that job is a point of its own curve), two G updates per F
-    # update; and G held to the LEVER_PGN_EPS ball, which meets FGM-AT and PGD-AT at equal eps
-    # (their seed points).
+    # update; G held to the LEVER_PGN_EPS ball, which meets FGM-AT and PGD-AT at equal eps
+    # (their seed points); and, on the winner's curve, G's learning rate.
     'levers': [_job('pgn', LEVER_C_L, **PGN_CURVES[LEVER_VARIANT]['fields'], **lever)
                for lever in (dict(pgn_zero_init=True), dict(pgn_gen_steps=2))] +
               [_job('pgn', BALL_C_L, **PGN_CURVES[LEVER_VARIANT]['fields'],
-                    pgn_eps=LEVER_PGN_EPS)],
+                    pgn_eps=LEVER_PGN_EPS),
+               _job('pgn', LEVER_C_L, **PGN_CURVES[BEST_PGN_VARIANT]['fields'],
+                    gen_lr=LEVER_GEN_LR)],
     # SEED_POINTS again with each of EXTRA_SEEDS: the seed spread claim 1 allows.
     'seeds': [_job(d, v, seed=s, **PGN_CURVES[variant]['fields'])
               for d, v, variant in SEED_POINTS for s in EXTRA_SEEDS],
