@@ -18,7 +18,7 @@ import tensorflow as tf
 from conftest import REPO, run_cli
 from tf_pgn import data, evaluation
 from tf_pgn.attacks import predict
-from tf_pgn.attacks.pgn_attack import PGNAttack
+from tf_pgn.attacks.pgn_attack import MARGIN_KAPPA, PGNAttack
 from tf_pgn.config import make_config
 from tf_pgn.defenses import cross_entropy
 from tf_pgn.export import load_classifier, weights_digest
@@ -251,6 +251,23 @@ def test_pgn_attack_raises_the_loss_on_its_training_data(run_dir, cifar10_dir):
   accuracy = lambda images: np.mean(predict(model, images).argmax(-1) == y)
   assert ce(x_adv) > ce(x) + 0.01
   assert accuracy(x_adv) <= accuracy(x)
+
+
+def test_pgn_attack_margin_loss_is_the_clipped_logit_margin(run_dir, cifar10_dir):
+  model, num_classes, _ = load_classifier(os.path.join(run_dir, 'export', 'classifier'))
+  train = data.subset(data.load('cifar10', cifar10_dir).train, 64)
+  x, y = tf.constant(data.to_float(train.x)), tf.constant(train.y)
+  attack = PGNAttack(model, num_classes, c_l=0.01, gen_width=0.0625, batch_size=64,
+                     loss='margin')
+  # A zero output layer: x_adv = x, so the first step's loss is the margin term at x alone.
+  logits = predict(model, data.to_float(train.x))
+  others = np.where(np.eye(num_classes)[train.y] > 0, -np.inf, logits).max(-1)
+  expected = np.maximum(logits[np.arange(len(train.y)), train.y] - others, -MARGIN_KAPPA).mean()
+  step = attack.train_step(x, y)
+  assert float(step['loss']) == pytest.approx(expected, abs=1e-4)
+  assert float(step['sq_l2']) < 1e-8
+  with pytest.raises(ValueError, match="unknown PGN attack loss 'dlr'"):
+    PGNAttack(model, num_classes, c_l=1.0, loss='dlr')
 
 
 def test_soundness_checks_flag_masking_rising_accuracy_and_strong_transfer():

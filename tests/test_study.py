@@ -9,7 +9,8 @@ import os
 import pytest
 
 from tf_pgn.config import make_config
-from tf_pgn.study import claims, results
+from tf_pgn import evaluation
+from tf_pgn.study import claims, protocol, results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(REPO, 'tf_pgn')
@@ -135,6 +136,14 @@ def test_pgn_attack_variants_are_named_by_g_input_and_budget(tmp_path):
   assert results.pgn_attack_variant({}, dict(c_l=2.0)) == 'raw'  # results.json before the field
   settings = dict(attack_settings=dict(pgn=dict(grad_input='sign')))
   assert results.pgn_attack_variant(settings, dict(c_l=2.0, eps=0.5)) == 'sign_eps0.5'
+  for loss, name in (('ce', 'normalized'), ('margin', 'normalized_margin')):
+    settings = dict(attack_settings=dict(pgn=dict(
+        grad_input='normalized', loss=evaluation.PGN_ATTACK_LOSS_TEXT[loss])))
+    assert results.pgn_attack_variant(settings, dict(c_l=2.0)) == name
+  assert all(results.pgn_attack_variant(dict(attack_settings=dict(pgn=dict(
+      grad_input=settings['pgn_grad_input'], loss=evaluation.PGN_ATTACK_LOSS_TEXT[
+          settings.get('pgn_attack_loss', 'ce')]))), dict(c_l=1.0, eps=settings.get('pgn_eps')))
+             == variant for variant, settings in protocol.FIGURE3_PGN_VARIANTS.items())
   assert results.pgn_attacks(str(tmp_path / 'none')) == {}
 
 

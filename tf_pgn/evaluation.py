@@ -36,7 +36,8 @@ from tf_pgn.attacks import carlini_wagner_l2, deepfool_l2, predict, run_attack
 from tf_pgn.attacks import apgd, fmn, square
 from tf_pgn.attacks.common import margin, value_and_gradient, worst_case
 from tf_pgn.attacks.gradient import fgm_l2, mim_l2, pgd_l2
-from tf_pgn.attacks.pgn_attack import PGNAttack
+from tf_pgn.attacks.pgn_attack import LOSSES as PGN_ATTACK_LOSSES
+from tf_pgn.attacks.pgn_attack import MARGIN_KAPPA, PGNAttack
 from tf_pgn.attacks.runner import finished_batches
 from tf_pgn.config import GRAD_INPUTS, setting
 from tf_pgn.export import SavedModelClassifier, load_classifier, weights_digest
@@ -167,6 +168,12 @@ def _worst_case_attack(cfg, parts: tuple):
   return attack
 
 
+# The PGN attack's loss as results.json's attack_settings state it, per --pgn_attack_loss.
+PGN_ATTACK_LOSS_TEXT = {
+    'ce': '-CE(F(x_adv), y) + c_L * mean ||x_adv - x||^2',
+    'margin': f'mean max(Z_y - max_(j != y) Z_j, -{MARGIN_KAPPA:g}) + c_L * mean ||x_adv - x||^2'}
+
+
 def _pgn_budgets(cfg) -> list:
   eps = {} if cfg.pgn_eps is None else dict(eps=float(cfg.pgn_eps))
   return [dict(c_l=float(c), **eps) for c in cfg.pgn_c_l_list]
@@ -179,7 +186,7 @@ def _make_pgn(cfg, context: _Context):
     x, y = context.train_data()
     attack = PGNAttack(model, context.num_classes, setting['c_l'], cfg.pgn_gen_width, cfg.pgn_lr,
                        cfg.pgn_batch_size, cfg.seed, cfg.pgn_grad_input, setting.get('eps'),
-                       x.shape[1:])
+                       x.shape[1:], cfg.pgn_attack_loss)
     history = attack.fit(x[:cfg.pgn_attack_train_size], y[:cfg.pgn_attack_train_size],
                          cfg.pgn_attack_epochs, progress_desc=f'train PGN c_L={setting["c_l"]:g}')
     return attack.attack_fn, dict(train_history=history,
@@ -251,7 +258,7 @@ ATTACK_TABLE = {
         lambda c: dict(gen_width=c.pgn_gen_width, lr=c.pgn_lr, epochs=c.pgn_attack_epochs,
                        train_size=c.pgn_attack_train_size, batch_size=c.pgn_batch_size,
                        seed=c.seed, grad_input=c.pgn_grad_input,
-                       loss='-CE(F(x_adv), y) + c_L * mean ||x_adv - x||^2'),
+                       loss=PGN_ATTACK_LOSS_TEXT[c.pgn_attack_loss]),
         budgets=_pgn_budgets, make=_make_pgn),
     'pgd_unbounded': AttackSpec(
         'PGD (unbounded)', False, lambda c: _pgd_params(c.unbounded_steps),
@@ -305,6 +312,9 @@ class EvalConfig:
                                 'gradient, or scale-free.', GRAD_INPUTS)
   pgn_eps: float | None = setting(None, 'PGN attack: project x_adv into this L2 ball (none: no '
                                   'budget, c_L alone sets the size).')
+  pgn_attack_loss: str = setting('ce', 'PGN attack: G\'s adversarial term: the paper\'s -CE, or '
+                                 'C&W\'s clipped logit margin (stops spending L2 on examples '
+                                 'already misclassified).', PGN_ATTACK_LOSSES)
   # APGD (Croce & Hein 2020; AutoAttack's standard version).
   apgd_iterations: int = setting(apgd.N_ITER, 'APGD iterations per run.')
   apgd_restarts: int = setting(1, 'APGD-CE / APGD-DLR random restarts, APGD-T runs per target '
@@ -344,6 +354,9 @@ class EvalConfig:
     if self.pgn_grad_input not in GRAD_INPUTS:
       raise EvalError(f'unknown --pgn_grad_input={self.pgn_grad_input}: use one of '
                       f'{", ".join(GRAD_INPUTS)}')
+    if self.pgn_attack_loss not in PGN_ATTACK_LOSSES:
+      raise EvalError(f'unknown --pgn_attack_loss={self.pgn_attack_loss}: use one of '
+                      f'{", ".join(PGN_ATTACK_LOSSES)}')
     if self.pgn_eps is not None and not self.pgn_eps > 0:
       raise EvalError(f'--pgn_eps={self.pgn_eps} must be positive (omit it for no budget)')
     if not 0 < self.square_p_init <= 1:

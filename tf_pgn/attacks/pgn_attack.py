@@ -8,6 +8,11 @@ longer changes, with the generator's half of the minimax loss (Eq. 4):
 
 and reports accuracy against the mean L2 norm of the perturbation, one point per c_L. Only G is
 differentiated, so F may be any callable (a Keras model or a reloaded SavedModel).
+
+``loss='margin'`` replaces -CE by C&W's clipped logit margin (Carlini & Wagner 2017, f_6),
+mean max(Z_y - max_{j != y} Z_j, -MARGIN_KAPPA): CE keeps rewarding an example already
+misclassified, which spends L2 that lowers no accuracy; the margin stops rewarding it once it is
+misclassified by MARGIN_KAPPA, so the distance term takes that L2 back.
 """
 import time
 
@@ -17,10 +22,16 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from tf_pgn import models
+from tf_pgn.attacks.common import margin
 from tf_pgn.attacks.gradient import project_l2
 from tf_pgn.defenses import cross_entropy, mean_sq_l2
 
-__all__ = ['PGNAttack']
+__all__ = ['LOSSES', 'MARGIN_KAPPA', 'PGNAttack']
+
+# G's adversarial term, to be minimised: the paper's -CE, or the clipped logit margin.
+LOSSES = ('ce', 'margin')
+# How far past the decision boundary (in logits) the margin loss still rewards an example.
+MARGIN_KAPPA = 1.0
 
 
 class PGNAttack:
@@ -39,13 +50,17 @@ class PGNAttack:
     eps: if set, x_adv is projected into the L2 ball of this radius (a hard budget, so that
       PGN compares with PGD at equal eps).
     input_shape: H, W, C of the images.
+    loss: G's adversarial term, one of LOSSES: 'ce' (Eq. 4) or 'margin' (module docstring).
   """
 
   def __init__(self, model, num_classes: int, c_l: float, gen_width: float = 0.25,
                lr: float = 5e-4, batch_size: int = 128, seed: int = 1234,
                grad_input: str = 'raw', eps: float | None = None,
-               input_shape: tuple = (32, 32, 3)):
+               input_shape: tuple = (32, 32, 3), loss: str = 'ce'):
+    if loss not in LOSSES:
+      raise ValueError(f'unknown PGN attack loss {loss!r}: use one of {", ".join(LOSSES)}')
     keras.utils.set_random_seed(seed)
+    self.loss = loss
     self.model = model
     self.num_classes = num_classes
     self.c_l = float(c_l)
@@ -79,12 +94,16 @@ class PGNAttack:
     return x_adv if self.eps is None else project_l2(x, x_adv, self.eps)
 
   def train_step(self, x, y):
-    """One Adam step of G on -CE(F(x_adv), y) + c_L * mean ||x_adv - x||^2 (Eq. 4, G's side)."""
+    """One Adam step of G on -CE(F(x_adv), y) + c_L * mean ||x_adv - x||^2 (Eq. 4, G's side),
+    or with the clipped margin in place of -CE."""
     with tf.GradientTape() as tape:
       x_adv = self.perturb(self.model, x, y)
-      ce_adv = cross_entropy(y, self.model(x_adv))
+      logits = self.model(x_adv)
+      ce_adv = cross_entropy(y, logits)
+      adversarial = (-ce_adv if self.loss == 'ce' else tf.reduce_mean(
+          tf.maximum(margin(logits, tf.cast(y, tf.int32)), -MARGIN_KAPPA)))
       sq_l2 = mean_sq_l2(x_adv, x)
-      loss = -ce_adv + self.c_l * sq_l2
+      loss = adversarial + self.c_l * sq_l2
     variables = self.generator.trainable_variables
     self.optimizer.apply(tape.gradient(loss, variables), variables)
     return {'loss': loss, 'ce_adv': ce_adv, 'sq_l2': sq_l2}

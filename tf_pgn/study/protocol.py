@@ -155,15 +155,18 @@ FIGURE3_TARGET_EPS = STRONG_PGD_EPS
 # The folder prefix of a PGN attack of another G input, beside the job's eval/.
 PGN_EVAL_PREFIX = 'eval_pgn_'
 # Figure 3's other PGN attacks, run by `experiments figure3` into <job>/PGN_EVAL_PREFIX<variant>
-# (the variant named as results.pgn_attack_variant names it: G input, '_eps<E>' with an L2
-# budget), each with its evaluation settings: the normalized and sign G inputs at the c_L that
-# bracket the FGM / PGD budgets for a G that sees the gradient, and the normalized G held to the
-# eps-0.5 ball (c_L near 0, so that the ball binds), which meets PGD at equal eps.
+# (the variant named as results.pgn_attack_variant names it: G input, '_margin' with that loss,
+# '_eps<E>' with an L2 budget), each with its evaluation settings: the normalized and sign G inputs at the c_L that
+# bracket the FGM / PGD budgets for a G that sees the gradient, the normalized G held to the
+# eps-0.5 ball (c_L near 0, so that the ball binds), which meets PGD at equal eps, and the
+# normalized G trained on C&W's clipped margin instead of CE (--pgn_attack_loss=margin).
 FIGURE3_PGN_VARIANTS = {
     'normalized': dict(pgn_grad_input='normalized', pgn_c_l_list=(1.0, 2.0, 4.0, 8.0)),
     f'normalized_eps{STRONG_PGD_EPS:g}': dict(pgn_grad_input='normalized', pgn_eps=STRONG_PGD_EPS,
                                               pgn_c_l_list=(BALL_C_L,)),
     'sign': dict(pgn_grad_input='sign', pgn_c_l_list=(1.0, 2.0, 4.0, 8.0)),
+    'normalized_margin': dict(pgn_grad_input='normalized', pgn_attack_loss='margin',
+                              pgn_c_l_list=(1.0, 2.0, 4.0, 8.0)),
 }
 # Figure 2 right: C&W (EVAL_SETTINGS') on the first PROGRESS_EXAMPLES test images at every epoch
 # snapshot (trainer: snapshot_every_epochs) of the FGM-AT and PGN jobs.

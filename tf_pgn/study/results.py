@@ -17,6 +17,7 @@ import os
 import re
 
 from tf_pgn.config import TrainConfig
+from tf_pgn.evaluation import PGN_ATTACK_LOSS_TEXT
 from tf_pgn.io_utils import read_jsonl, write_json_atomic, write_text_atomic
 from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BUDGET_ATTACKS,
                                    CURVE_VARIANTS, EVAL_SETTINGS, HPARAMS, PGN_EVAL_PREFIX,
@@ -151,10 +152,14 @@ def write_summary(root: str, out_dir: str | None = None) -> list:
 
 # -- PGN as an attack (Figure 3) -------------------------------------------------------------
 def pgn_attack_variant(results: dict, entry: dict) -> str:
-  """A PGN attack's G input ('raw' where results.json predates the field) and its L2 budget:
-  'raw', 'normalized', 'normalized_eps0.5', ..."""
-  grad_input = results.get('attack_settings', {}).get('pgn', {}).get('grad_input', 'raw')
-  return grad_input + (f'_eps{entry["eps"]:g}' if entry.get('eps') is not None else '')
+  """A PGN attack's G input ('raw' where results.json predates the field), its loss where not
+  the paper's CE, and its L2 budget: 'raw', 'normalized', 'normalized_margin',
+  'normalized_eps0.5', ..."""
+  settings = results.get('attack_settings', {}).get('pgn', {})
+  loss = next((name for name, text in PGN_ATTACK_LOSS_TEXT.items()
+               if text == settings.get('loss')), 'ce')
+  return (settings.get('grad_input', 'raw') + ('' if loss == 'ce' else f'_{loss}') +
+          (f'_eps{entry["eps"]:g}' if entry.get('eps') is not None else ''))
 
 
 def pgn_attacks(run_dir: str) -> dict:
