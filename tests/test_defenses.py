@@ -7,7 +7,7 @@ from tf_pgn.config import TrainConfig, make_config
 from tf_pgn.defenses import PGN, AdversarialTrainer, from_config, mean_sq_l2
 
 
-# A He-initialised G (not the default zero-initialised one, whose first x_adv is x): the PGN
+# A He-initialised G (the default, pinned: a zero-initialised one's first x_adv is x): the PGN
 # step's perturbation, its L2 term and F's gradient through it are non-trivial from step 1.
 PERTURBING_G = dict(pgn_zero_init=False)
 
@@ -149,4 +149,4 @@ def test_pgn_levers_budget_generator_steps_and_zero_init():
 def test_the_library_pgn_defaults_are_the_command_lines():
   """tf_pgn.PGN() is what train.py --defense=pgn trains (its G sees the gradient)."""
   assert PGN() == from_config(TrainConfig(defense='pgn'))
-  assert PGN().grad_input == 'normalized' and PGN().zero_init
+  assert PGN().grad_input == 'normalized' and not PGN().zero_init

@@ -30,7 +30,7 @@ def setting(default, help_text: str, choices: tuple | None = None):
 @dataclasses.dataclass
 class TrainConfig:
   """One training run. Defaults are the paper's settings (``--preset=paper``) but for G's gradient
-  input and initialisation (pgn_grad_input, pgn_zero_init): the measured winners (README)."""
+  input (pgn_grad_input): the measured winner (README)."""
   # Free strings, not enum flags: validate() refuses an unknown one in one line.
   dataset: str = setting('cifar10', 'cifar10 or cifar100.')
   defense: str = setting('pgn', 'naive, fgm, pgd or pgn.')
@@ -64,14 +64,14 @@ class TrainConfig:
   # G as an adversary. G's gradient input (models.generator_input_gradient): 'raw' is the
   # paper's, ~1e-6 per pixel, which G cannot see beside its other inputs of order 1; 'normalized'
   # (the default: README, "G's gradient input") and 'sign' are scale-free. G's updates per F
-  # update; G's output layer zeroed at the start (x_adv = x; the default: README, "The other
-  # levers on G"); an L2 budget on x_adv - x (x_adv projected into the ball; None: no budget).
+  # update; G's output layer zeroed at the start (x_adv = x; off, the paper's He-initialised G:
+  # README, "The other levers on G"); an L2 budget on x_adv - x (x_adv projected into the ball; None: no budget).
   # tf_pgn.PGN (the library's) takes its defaults from these.
   pgn_grad_input: str = setting(
       'normalized', 'PGN: G\'s gradient input: the paper\'s raw gradient of the mean true-class '
       'probability, or per example scaled to unit RMS (normalized) or its sign.', GRAD_INPUTS)
   pgn_gen_steps: int = setting(1, 'PGN: generator updates per classifier update.')
-  pgn_zero_init: bool = setting(True, 'PGN: zero G\'s output layer at the start (x_adv = x).')
+  pgn_zero_init: bool = setting(False, 'PGN: zero G\'s output layer at the start (x_adv = x).')
   pgn_eps: float | None = setting(None, 'PGN: project x_adv into this L2 ball around x (none: no '
                                   'budget).')
   # Per-epoch robustness probe: PGD-L2 at probe_eps on the first probe_size test images.

@@ -74,8 +74,9 @@ def variant_name(fields: dict) -> str:
 
 # The PGN variants drawn as robustness curves of their own (Figure 5 left), each with its c_L
 # values and VARIANT_FIELDS: the paper's G (raw input gradient), G given a gradient it can see
-# (per example, unit RMS per pixel) and that G with a zero-initialised output layer (the levers
-# sweep's winner, train.py's default). Other variants are ablations, off the curves.
+# (per example, unit RMS per pixel: train.py's default) and that G with a zero-initialised output
+# layer (the levers sweep's winner at c_L 2, whose curve tells whether the gain holds at every
+# c_L). Other variants are ablations, off the curves.
 PGN_CURVES = {'': dict(c_l=C_L_VALUES, fields={}),
               'normalized': dict(c_l=NORMALIZED_C_L_VALUES,
                                  fields=dict(pgn_grad_input='normalized')),
@@ -83,9 +84,9 @@ PGN_CURVES = {'': dict(c_l=C_L_VALUES, fields={}),
                                            fields=dict(pgn_grad_input='normalized',
                                                        pgn_zero_init=True))}
 CURVE_VARIANTS = tuple(PGN_CURVES)
-# The variant the report sets beside the paper's PGN in claims 1, 4 and 5 and the balanced
-# comparison (one of PGN_CURVES: train.py's defaults).
-BEST_PGN_VARIANT = 'normalized_zero_init'
+# The PGN curve variant of train.py's defaults, the best measured along its curve: its seed point
+# is the seeds sweep's, its G input claim 3's attack where no other is measured.
+BEST_PGN_VARIANT = 'normalized'
 # The curve the levers sweep changes one field of (its LEVER_C_L job is each lever's twin).
 LEVER_VARIANT = 'normalized'
 assert all(variant_name(spec['fields']) == v for v, spec in PGN_CURVES.items())
@@ -114,8 +115,8 @@ CAPACITY_WIDTHS = (0.125, 0.25, 0.5)  # classifier filters x width (Table 1); G 
 
 # Seeds: a point of each curve near a common test accuracy (~0.72) trained again with
 # EXTRA_SEEDS (the preset's seed 1234 trains the curves); (defense, hyper-parameter, variant).
-SEED_POINTS = (('fgm', 0.25, ''), ('pgn', 0.5, ''), ('pgn', 2.0, LEVER_VARIANT),
-               ('pgn', 2.0, BEST_PGN_VARIANT), ('pgd', 0.25, ''))
+SEED_POINTS = (('fgm', 0.25, ''), ('pgn', 0.5, ''), ('pgn', 2.0, BEST_PGN_VARIANT),
+               ('pgd', 0.25, ''))
 EXTRA_SEEDS = (1235, 1236)
 MIN_SEEDS = 1 + len(EXTRA_SEEDS)  # a seed spread is stated from this many seeds on
 

@@ -16,7 +16,7 @@ from tf_pgn import locks
 from tf_pgn.config import TrainConfig, make_config
 from tf_pgn.study import results as results_lib
 from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_POINTS, AUTOATTACK_SETTINGS,
-                                   BALL_C_L, BEST_PGN_VARIANT, CAPACITY_WIDTHS, EPS_VALUES,
+                                   BALL_C_L, CAPACITY_WIDTHS, EPS_VALUES,
                                    EVAL_SETTINGS, EXTRA_SEEDS, FIGURE3_DEFENSES, FIGURE3_EPS,
                                    FIGURE3_PGN, FIGURE3_PGN_VARIANTS, FIGURE3_TARGET_EPS, HPARAMS,
                                    LEVER_C_L, LEVER_GEN_LR, LEVER_PGN_EPS, LEVER_VARIANT,
@@ -94,15 +94,14 @@ SWEEPS = {
     # G given a gradient it can see (e.g. normalized_curve, normalized_capacity).
     **_variant_sweeps(),
     # The other levers on G, each against LEVER_VARIANT's LEVER_C_L job: a zero-initialised
-    # output layer (the winner: that job is a point of its own curve), two G updates per F
-    # update; G held to the LEVER_PGN_EPS ball, which meets FGM-AT and PGD-AT at equal eps
-    # (their seed points); and, on the winner's curve, G's learning rate.
+    # output layer (that job is also the first point of its own curve), two G updates per F
+    # update, G's learning rate; and G held to the LEVER_PGN_EPS ball, which meets FGM-AT and
+    # PGD-AT at equal eps (their seed points).
     'levers': [_job('pgn', LEVER_C_L, **PGN_CURVES[LEVER_VARIANT]['fields'], **lever)
-               for lever in (dict(pgn_zero_init=True), dict(pgn_gen_steps=2))] +
+               for lever in (dict(pgn_zero_init=True), dict(pgn_gen_steps=2),
+                             dict(gen_lr=LEVER_GEN_LR))] +
               [_job('pgn', BALL_C_L, **PGN_CURVES[LEVER_VARIANT]['fields'],
-                    pgn_eps=LEVER_PGN_EPS),
-               _job('pgn', LEVER_C_L, **PGN_CURVES[BEST_PGN_VARIANT]['fields'],
-                    gen_lr=LEVER_GEN_LR)],
+                    pgn_eps=LEVER_PGN_EPS)],
     # SEED_POINTS again with each of EXTRA_SEEDS: the seed spread claim 1 allows.
     'seeds': [_job(d, v, seed=s, **PGN_CURVES[variant]['fields'])
               for d, v, variant in SEED_POINTS for s in EXTRA_SEEDS],
