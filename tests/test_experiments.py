@@ -572,6 +572,7 @@ def test_the_report_judges_the_best_pgn_variant_and_each_pgn_attack_variant(tmp_
               '| 3 (normalized G input) |', '| 4 (normalized G input) |'):
     assert row in text, row
   assert '### PGN attack, normalized G input (eval_pgn_normalized/)' in text
+  assert 'raw in each job\'s eval/, others in `eval_pgn_<variant>/`' in text
   assert ('| fgm_eps0.5_w0.25_s1234 | 2 | 0.50 | 0.450 | 0.300 | 0.430 | 0.385 | yes |'
           in text)  # the variant with an L2 budget of 0.5
   assert 'Strongest PGN attack variant: raw G input' in text

@@ -65,7 +65,8 @@ class TrainConfig:
   # paper's, ~1e-6 per pixel, which G cannot see beside its other inputs of order 1; 'normalized'
   # (the default: README, "G's gradient input") and 'sign' are scale-free. G's updates per F
   # update; G's output layer zeroed at the start (x_adv = x; off, the paper's He-initialised G:
-  # README, "The other levers on G"); an L2 budget on x_adv - x (x_adv projected into the ball; None: no budget).
+  # README, "The other levers on G"); an L2 budget on x_adv - x (x_adv projected into the ball;
+  # None: no budget).
   # tf_pgn.PGN (the library's) takes its defaults from these.
   pgn_grad_input: str = setting(
       'normalized', 'PGN: G\'s gradient input: the paper\'s raw gradient of the mean true-class '

@@ -5,9 +5,9 @@ report. Plain constants and helpers: this module imports nothing of tf_pgn.
 
 __all__ = ['AUTOATTACK_DIR', 'AUTOATTACK_KEY', 'AUTOATTACK_POINTS', 'AUTOATTACK_SETTINGS',
            'BEST_PGN_VARIANT', 'CURVE_VARIANTS', 'EVAL_SETTINGS', 'EXTRA_SEEDS', 'ExperimentError',
-           'FIGURE3_PGN_VARIANTS', 'HPARAMS', 'LABELS', 'LEVER_VARIANT', 'MIN_SEEDS', 'PGN_CURVES', 'SEED_POINTS',
-           'SameAs', 'TABLE2', 'VARIANT_FIELDS', 'curve_label', 'job_label', 'paper_value',
-           'variant_name', 'variant_text']
+           'FIGURE3_PGN_VARIANTS', 'HPARAMS', 'LABELS', 'LEVER_VARIANT', 'MIN_SEEDS', 'PGN_CURVES',
+           'SEED_POINTS', 'SameAs', 'TABLE2', 'VARIANT_FIELDS', 'curve_label', 'job_label',
+           'paper_value', 'variant_name', 'variant_text']
 
 
 class ExperimentError(ValueError):
@@ -38,14 +38,14 @@ REFERENCE_EPS = 0.02
 PAPER_C_L = 50.0
 TABLE2 = (('naive', None), ('fgm', REFERENCE_EPS), ('pgn', PAPER_C_L), ('pgd', REFERENCE_EPS))
 
-# PGN's variants and ablations: config fields a job may set beyond the preset and its
-# hyper-parameter, each with the paper's value and, in name order, what it adds to the job's name
-# (a str value names itself; None: only the value).
 class SameAs(str):
   """A paper value of VARIANT_FIELDS that is the value of another config field (named by the
   string): the paper, and every preset, trains G at the classifier's learning rate."""
 
 
+# PGN's variants and ablations: config fields a job may set beyond the preset and its
+# hyper-parameter, each with the paper's value and, in name order, what it adds to the job's name
+# (a str value names itself; None: only the value).
 VARIANT_FIELDS = {'pgn_grad_input': ('raw', None), 'pgn_zero_init': (False, 'zero_init'),
                   'pgn_gen_steps': (1, 'gen_steps'), 'pgn_eps': (None, 'pgn_eps'),
                   'gen_lr': (SameAs('lr'), 'gen_lr'),
@@ -157,10 +157,11 @@ FIGURE3_TARGET_EPS = STRONG_PGD_EPS
 PGN_EVAL_PREFIX = 'eval_pgn_'
 # Figure 3's other PGN attacks, run by `experiments figure3` into <job>/PGN_EVAL_PREFIX<variant>
 # (the variant named as results.pgn_attack_variant names it: G input, '_margin' with that loss,
-# '_eps<E>' with an L2 budget), each with its evaluation settings: the normalized and sign G inputs at the c_L that
-# bracket the FGM / PGD budgets for a G that sees the gradient, the normalized G held to the
-# eps-0.5 ball (c_L near 0, so that the ball binds), which meets PGD at equal eps, and the
-# normalized G trained on C&W's clipped margin instead of CE (--pgn_attack_loss=margin).
+# '_eps<E>' with an L2 budget), each with its evaluation settings: the normalized and sign G
+# inputs at the c_L that bracket the FGM / PGD budgets for a G that sees the gradient, the
+# normalized G held to the eps-0.5 ball (c_L near 0, so that the ball binds), which meets PGD at
+# equal eps, and the normalized G trained on C&W's clipped margin instead of CE
+# (--pgn_attack_loss=margin).
 FIGURE3_PGN_VARIANTS = {
     'normalized': dict(pgn_grad_input='normalized', pgn_c_l_list=(1.0, 2.0, 4.0, 8.0)),
     f'normalized_eps{STRONG_PGD_EPS:g}': dict(pgn_grad_input='normalized', pgn_eps=STRONG_PGD_EPS,

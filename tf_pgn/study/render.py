@@ -7,12 +7,12 @@ metrics.jsonl, and each evaluation's results.json, results.md and accuracy_vs_l2
 the PGN-attack folders eval_pgn_*/; never checkpoints, SavedModels or TensorBoard logs) into
 ``<out>/<root name>/`` beside the summary, Figure 5 (robustness curves), Figure 4 (balanced C&W
 curves), Figure 3 (PGN as an attack) and Figure 2 right (training progress), and writes a
-Markdown report. Its verdict on each claim of the paper is computed by ``claims`` (per PGN
-variant for claims 1, 3, 4 and 5: the paper's raw G input and each other variant); a claim without the
-data it needs is 'not measured yet', with the command that measures it. The generated text quotes
-the root and flags as the commands were given, never this machine's paths. Each run rewrites the
-report whole, but for the block between NOTES_BEGIN and NOTES_END: hand-written notes, kept
-verbatim.
+Markdown report. Its verdict on each claim of the paper is computed by ``claims`` (claims 1, 4
+and 5 per PGN curve variant, claim 3 for the raw PGN attack and the strongest other); a claim
+without the data it needs is 'not measured yet', with the command that measures it. The
+generated text quotes the root and flags as the commands were given, never this machine's paths.
+Each run rewrites the report whole, but for the block between NOTES_BEGIN and NOTES_END:
+hand-written notes, kept verbatim.
 """
 import collections
 import dataclasses
@@ -522,8 +522,9 @@ def _pgn_attack_section(study: Study, figures: dict, report_path: str) -> list:
   lines += ['White-box accuracy of fixed FGM-AT and PGD-AT classifiers: FGM and PGD at L2 eps '
             '(PGD steps as in the evaluation), PGN as a fresh generator trained against the '
             'fixed classifier for each c_L (`evaluate.py --attacks=pgn`), placed at the mean L2 '
-            'of its perturbations. A PGN attack variant is its G input (and L2 budget, where it '
-            f'has one): raw in each job\'s eval/, others in `{PGN_EVAL_PREFIX}<variant>/` '
+            'of its perturbations. A PGN attack variant is its G input (its loss where not the '
+            'paper\'s CE, its L2 budget where it has one): raw in each job\'s eval/, others in '
+            f'`{PGN_EVAL_PREFIX}<variant>/` '
             f'({experiments_command("figure3", study.run_flags)}: '
             f'{", ".join(FIGURE3_PGN_VARIANTS)}). The figure shows, per defense, the job '
             'of the largest eps.', '']

@@ -16,14 +16,13 @@ from tf_pgn import locks
 from tf_pgn.config import TrainConfig, make_config
 from tf_pgn.study import results as results_lib
 from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_POINTS, AUTOATTACK_SETTINGS,
-                                   BALL_C_L, CAPACITY_WIDTHS, EPS_VALUES,
-                                   EVAL_SETTINGS, EXTRA_SEEDS, FIGURE3_DEFENSES, FIGURE3_EPS,
-                                   FIGURE3_PGN, FIGURE3_PGN_VARIANTS, FIGURE3_TARGET_EPS, HPARAMS,
-                                   LEVER_C_L, LEVER_GEN_LR, LEVER_PGN_EPS, LEVER_VARIANT,
-                                   MIDDLE_C_L, PGN_CURVES, PGN_EVAL_PREFIX, PROGRESS_DEFENSES,
-                                   PROGRESS_EXAMPLES,
-                                   SEED_POINTS, TABLE2, VARIANT_FIELDS, ExperimentError, SameAs,
-                                   paper_value, variant_name)
+                                   BALL_C_L, CAPACITY_WIDTHS, EPS_VALUES, EVAL_SETTINGS,
+                                   EXTRA_SEEDS, FIGURE3_DEFENSES, FIGURE3_EPS, FIGURE3_PGN,
+                                   FIGURE3_PGN_VARIANTS, FIGURE3_TARGET_EPS, HPARAMS, LEVER_C_L,
+                                   LEVER_GEN_LR, LEVER_PGN_EPS, LEVER_VARIANT, MIDDLE_C_L,
+                                   PGN_CURVES, PGN_EVAL_PREFIX, PROGRESS_DEFENSES,
+                                   PROGRESS_EXAMPLES, SEED_POINTS, TABLE2, VARIANT_FIELDS,
+                                   ExperimentError, SameAs, paper_value, variant_name)
 
 __all__ = ['SWEEPS', 'Job', 'autoattack_jobs', 'eval_settings', 'figure3_jobs', 'run_autoattack',
            'run_figure3', 'run_progress', 'run_sweep', 'sweep_jobs']
