@@ -22,7 +22,7 @@ from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_POINTS, AUTOATTACK
                                    LEVER_GEN_LR, LEVER_PGN_EPS, LEVER_VARIANT, MIDDLE_C_L,
                                    PGN_CURVES, PGN_EVAL_PREFIX, PROGRESS_DEFENSES,
                                    PROGRESS_EXAMPLES, SEED_POINTS, TABLE2, VARIANT_FIELDS,
-                                   ExperimentError, SameAs, paper_value, variant_name)
+                                   ExperimentError, SameAs, variant_name)
 
 __all__ = ['SWEEPS', 'Job', 'autoattack_jobs', 'eval_settings', 'figure3_jobs', 'run_autoattack',
            'run_figure3', 'run_progress', 'run_sweep', 'sweep_jobs']
@@ -53,13 +53,12 @@ class Job:
     variant = {name: paper for name, (paper, _) in VARIANT_FIELDS.items()
                if not isinstance(paper, SameAs)}
     variant.update(self.variant)
-    fields_set = dict(self.variant)
     cfg = make_config(preset, **{**overrides, **variant}, dataset=dataset, defense=self.defense,
                       width=self.width, seed=self.seed, **hparam)
-    fields = dataclasses.asdict(cfg)
-    return dataclasses.replace(cfg, **{name: paper_value(name, fields)
+    # A field whose paper value is another field's (gen_lr: lr) takes it, unless the job sets it.
+    return dataclasses.replace(cfg, **{name: getattr(cfg, paper)
                                        for name, (paper, _) in VARIANT_FIELDS.items()
-                                       if isinstance(paper, SameAs) and name not in fields_set})
+                                       if isinstance(paper, SameAs) and name not in variant})
 
 
 def _job(defense: str, value: float | None = None, width: float | None = None,
