@@ -423,13 +423,15 @@ def test_ablations_stay_off_the_curves_and_are_compared_with_their_twins(tmp_pat
                         grad_input='normalized')
   gen2 = _job_dir(tmp_path / 'sweep', 'pgn', 0.70, results=_results(0.70, 0.65), c_l=2.0,
                   grad_input='normalized', levers=dict(pgn_gen_steps=2))
+  gen_lr = _job_dir(tmp_path / 'sweep', 'pgn', 0.71, results=_results(0.71, 0.62), c_l=2.0,
+                    grad_input='normalized', levers=dict(gen_lr=4e-3))
   ball = _job_dir(tmp_path / 'sweep', 'pgn', 0.75, results=_results(0.75, 0.5), c_l=0.01,
                   grad_input='normalized', levers=dict(pgn_eps=0.25))
   # Normalized + zero-init is a curve of its own (the lever's job its c_L 2 point), no ablation.
   zero_init = _job_dir(tmp_path / 'sweep', 'pgn', 0.71, results=_results(0.71, 0.7), c_l=2.0,
                        grad_input='normalized', levers=dict(pgn_zero_init=True))
   sweep = results.load(root)
-  assert [r['job'] for r in sweep.ablation] == [ball, gen2, ablation]
+  assert [r['job'] for r in sweep.ablation] == [ball, gen_lr, gen2, ablation]
   assert [r['job'] for r in sweep.curve('pgn', 'normalized_zero_init')] == [zero_init]
   assert sweep.twin(next(r for r in sweep.rows if r['job'] == ball)) == (None, {})
   assert sweep.twin(next(r for r in sweep.rows if r['job'] == gen2))[0]['job'] == normalized
@@ -442,6 +444,10 @@ def test_ablations_stay_off_the_curves_and_are_compared_with_their_twins(tmp_pat
   assert (f'| {ablation} | --pgn_grad_through_adv | evaluated | 0.750 | 0.900 / 0.900 |'
           in section)
   assert f'| {gen2} | --pgn_gen_steps=2 | evaluated | 0.700 | 0.650 / 0.650 |' in section
+  # Two levers on one twin: one row of the twin, the levers right under it.
+  jobs = [line.split(' | ')[0][2:] for line in section.splitlines() if line.startswith('| pgn')]
+  assert jobs.count(normalized) == 1, jobs
+  assert jobs[jobs.index(normalized):jobs.index(normalized) + 3] == [normalized, gen_lr, gen2]
   assert '`--pgn_gen_steps=2`: PGN: generator updates per classifier update.' in section
   # The twin's three seeds (rho_cw 0.44 -+ 0.005) give its spread.
   assert ('PGN c_L=8 at width 0.25: `--pgn_grad_through_adv` changes test acc by -0.040, '

@@ -585,6 +585,11 @@ def _ablation_section(study: Study) -> list:
            {k: cfg[k] for k in VARIANT_FIELDS if cfg[k] != paper_value(k, cfg)})
     changed.update(new)
     pairs.append((r, twin, ', '.join(_flag(k, v) for k, v in new.items())))
+  # Jobs sharing a twin side by side, under one row of it.
+  first = {}
+  for i, (r, twin, _) in enumerate(pairs):
+    first.setdefault(twin['job'] if twin else r['job'], i)
+  pairs.sort(key=lambda p: first[p[1]['job'] if p[1] else p[0]['job']])
   helps = {f.name: f.metadata['help'] for f in dataclasses.fields(TrainConfig)}
   lines = ['## Ablations: one change to PGN at a time', '',
            'Each PGN job off the robustness curves beside its twin, the curve job whose config '
@@ -595,9 +600,10 @@ def _ablation_section(study: Study) -> list:
            ''.join(f' `{_flag(k, v)}`: {helps[k]}' for k, v in changed.items()), '']
   if not pairs:
     return lines + ['No ablation job yet.']
-  table = [(t['job'], c, t['status'], _fmt(t['test_acc']), _rho(t), _fmt(t[PGD_KEY]),
-            _fmt(t['train_seconds_per_epoch'], 0))
-           for r, twin, text in pairs for t, c in ((twin, 'twin'), (r, text)) if t]
+  rows = {t['job']: (t, c) for r, twin, text in pairs
+          for t, c in ((twin, 'twin'), (r, text)) if t}
+  table = [(job, c, t['status'], _fmt(t['test_acc']), _rho(t), _fmt(t[PGD_KEY]),
+            _fmt(t['train_seconds_per_epoch'], 0)) for job, (t, c) in rows.items()]
   lines += _table(['job', 'change', 'status', 'test acc', 'rho_cw mean / median',
                    f'PGD eps {STRONG_PGD_EPS:g} acc', 's/epoch'], table)
   curves, cw = sweep.curves(), sweep.cw_curves()
