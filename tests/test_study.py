@@ -126,10 +126,26 @@ def test_claim4_needs_every_width_of_the_capacity_sweep():
   rows = [dict(job=f'w{w}', defense='pgn', variant='normalized', hparam='c_l', hparam_value=8.0,
                gen_width=0.125, width=w, test_acc=0.7, rho_cw_mean=rho)
           for w, rho in ((0.125, 0.3), (0.25, 0.4), (0.5, 0.5))]
-  assert claims.capacity_moves_curve(rows).verdict == claims.REPRODUCED
-  verdict = claims.capacity_moves_curve(rows[:2], 'normalized_capacity', '--root=R')
+  verdict = claims.capacity_moves_curve(rows, rho_std=0.01)
+  assert verdict.verdict == claims.REPRODUCED and 'a rise exceeds twice it' in verdict.why
+  verdict = claims.capacity_moves_curve(rows[:2], 'normalized_capacity', '--root=R', rho_std=0.01)
   assert verdict.verdict == claims.PARTLY and '--sweep=normalized_capacity --root=R' in verdict.why
   assert verdict.why.startswith('PGN (normalized) c_L=8 (generator width 0.125)')
+
+
+def test_claim4_calls_a_rise_only_beyond_the_seed_spread():
+  rows = [dict(job=f'w{w}', defense='pgn', variant='', hparam='c_l', hparam_value=8.0,
+               gen_width=0.125, width=w, test_acc=0.7, rho_cw_mean=rho)
+          for w, rho in ((0.125, 0.39), (0.25, 0.42), (0.5, 0.44))]
+  # Rises of 0.03 and 0.02: over 2% of rho_cw, inside twice a seed std of 0.085.
+  assert claims.capacity_moves_curve(rows, rho_std=0.005).verdict == claims.REPRODUCED
+  assert claims.capacity_moves_curve(rows, rho_std=0.085).verdict == claims.NOT_REPRODUCED
+  # 0.05 from the narrowest to the widest, beyond twice 0.02; 0.02 per step is not.
+  assert claims.capacity_moves_curve(rows, rho_std=0.02).verdict == claims.PARTLY
+  unmeasured = claims.capacity_moves_curve(rows, run_flags='--root=R')
+  assert unmeasured.verdict == claims.PARTLY, unmeasured
+  assert 'Seed spread not measured on 3 seeds' in unmeasured.why
+  assert '--sweep=seeds --root=R' in unmeasured.why
 
 
 def test_pgn_attack_variants_are_named_by_g_input_and_budget(tmp_path):

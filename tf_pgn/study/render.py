@@ -237,8 +237,8 @@ def verdicts(study: Study) -> list:
            PGN_CURVES[BEST_PGN_VARIANT]['fields'].get('pgn_grad_input', 'raw'))
   rows += [(3, variant_text(v), _attack_verdict(study, v)) for v in ('raw', other)]
   rows += [(4, variant_text(v), claims.capacity_moves_curve(
-      _main_seed_rows(study, 'pgn', v), f'{v}_capacity' if v else 'capacity', flags))
-           for v in CURVE_VARIANTS]
+      _main_seed_rows(study, 'pgn', v), f'{v}_capacity' if v else 'capacity', flags,
+      rho_std=_curve(study, 'pgn', v).rho_std)) for v in CURVE_VARIANTS]
   rows += [(5, variant_text(v), claims.speed_order(
       sweep.bench, [r for r in sweep.rows if r['variant'] == v or r['defense'] != 'pgn'], flags,
       BENCH_PGN_STEPS[v], curve_label(dict(defense='pgn', variant=v))))
