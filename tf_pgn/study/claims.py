@@ -202,13 +202,18 @@ def robust_at_equal_accuracy(pgn: Curve, baselines: list, run_flags: str = '') -
   verdict = _tally(wins)
   unmeasured = [c.label for c in curves if c.rho_std is None]
   if unmeasured:
-    seeds = (f' Seed spread not measured on {MIN_SEEDS} seeds for {", ".join(unmeasured)} (at '
-             f'most partly): run {run_command("seeds", run_flags)}.')
+    seeds = _spread_not_measured(', '.join(unmeasured), run_flags)
     verdict = PARTLY if verdict == REPRODUCED else verdict
   else:
     seeds = (' Seed std of rho_cw: ' + ', '.join(f'{c.label} {c.rho_std:.3f}' for c in curves) +
              '; a win exceeds the sum of the two.')
   return Verdict(verdict, f'{"; ".join(parts)}; width {pgn.rows[0]["width"]:g}.{seeds}')
+
+
+def _spread_not_measured(what: str, run_flags: str) -> str:
+  """The sentence a verdict without the seed spread it needs ends with (claims 1 and 4)."""
+  return (f' Seed spread not measured on {MIN_SEEDS} seeds for {what} (at most partly): run '
+          f'{run_command("seeds", run_flags)}.')
 
 
 def _commands(curves: list, run_flags: str) -> str:
@@ -371,8 +376,7 @@ def capacity_moves_curve(rows: list, sweep: str = 'capacity', run_flags: str = '
             f'run {run_command(sweep, run_flags)}.')
   if rho_std is None:
     verdict = PARTLY if verdict == REPRODUCED else verdict
-    why += (f' Seed spread not measured on {MIN_SEEDS} seeds for this variant (at most partly): '
-            f'run {run_command("seeds", run_flags)}.')
+    why += _spread_not_measured('this variant', run_flags)
   else:
     why += (f' Seed std of rho_cw {rho_std:.3f} (at this variant\'s seed point, as in claim 1); '
             'a rise exceeds twice it.')

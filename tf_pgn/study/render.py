@@ -586,10 +586,10 @@ def _ablation_section(study: Study) -> list:
     changed.update(new)
     pairs.append((r, twin, ', '.join(_flag(k, v) for k, v in new.items())))
   # Jobs sharing a twin side by side, under one row of it.
-  first = {}
-  for i, (r, twin, _) in enumerate(pairs):
-    first.setdefault(twin['job'] if twin else r['job'], i)
-  pairs.sort(key=lambda p: first[p[1]['job'] if p[1] else p[0]['job']])
+  by_twin = {}
+  for pair in pairs:
+    by_twin.setdefault((pair[1] or pair[0])['job'], []).append(pair)
+  pairs = [pair for group in by_twin.values() for pair in group]
   helps = {f.name: f.metadata['help'] for f in dataclasses.fields(TrainConfig)}
   lines = ['## Ablations: one change to PGN at a time', '',
            'Each PGN job off the robustness curves beside its twin, the curve job whose config '
