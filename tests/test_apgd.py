@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tf_pgn.attacks import predict
 from tf_pgn.attacks.apgd import apgd_l2, apgd_targeted_l2, checkpoints, dlr_loss, targeted_dlr_loss
-from tf_pgn.attacks.gradient import pgd_l2
+from tf_pgn import perturbation
 from tf_pgn.metrics import perturbation_norms
 
 EPS = 0.5
@@ -51,7 +51,7 @@ def attacked(small_cifar_model):
   """Accuracy and x_adv of PGD-20 and APGD-CE / -DLR / -T at L2 eps 0.5 (published settings)."""
   model, x, y = small_cifar_model
   xs, ys = tf.constant(x), tf.constant(y)
-  x_adv = dict(pgd20=pgd_l2(model, xs, ys, EPS, 2.5 * EPS / 20, 20),
+  x_adv = dict(pgd20=perturbation.gradient_ascent(model, xs, ys, EPS, 2.5 * EPS / 20, 20),
                apgd_ce=apgd_l2(model, xs, ys, EPS),
                apgd_dlr=apgd_l2(model, xs, ys, EPS, loss='dlr'),
                apgd_t=apgd_targeted_l2(model, xs, ys, EPS))

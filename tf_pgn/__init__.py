@@ -1,7 +1,7 @@
 """tf-pgn: adversarial training with perturbation generator networks (Lee, Han, Lee 2019).
 
-PGN, FGM-AT and PGD-AT for any Keras classifier on images in [0, 1], and the attack suite that
-measures it:
+PGN, FGM-AT, PGD-AT, FGSM-RS and N-FGSM, at L2 or Linf, for any Keras classifier on images in
+[0, 1], and the attack suite that measures it:
 
   import keras, tf_pgn
   model = tf_pgn.AdversarialModel(classifier, defense=tf_pgn.PGN(c_l=8))
@@ -21,6 +21,8 @@ _EXPORTS = {
     'Naive': ('tf_pgn.defenses', 'Naive'),
     'FGM': ('tf_pgn.defenses', 'FGM'),
     'PGD': ('tf_pgn.defenses', 'PGD'),
+    'FGSMRS': ('tf_pgn.defenses', 'FGSMRS'),
+    'NFGSM': ('tf_pgn.defenses', 'NFGSM'),
     'PGN': ('tf_pgn.defenses', 'PGN'),
     'build_generator': ('tf_pgn.models', 'build_generator'),
     'evaluate': ('tf_pgn.evaluation', 'evaluate_model'),

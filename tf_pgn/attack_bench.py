@@ -33,7 +33,7 @@ from tf_pgn import metrics, models
 from tf_pgn.attacks import carlini_wagner_l2, predict
 from tf_pgn.attacks.apgd import apgd_l2
 from tf_pgn.attacks.fmn import fmn_l2
-from tf_pgn.attacks.gradient import pgd_l2
+from tf_pgn import perturbation
 from tf_pgn.export import load_classifier
 from tf_pgn.io_utils import write_json_atomic
 from tf_pgn.timing import median_seconds
@@ -78,7 +78,7 @@ def apgd_vs_pgd(model, x, y, eps: float, iterations: int, repeats: int) -> dict:
   x, y = tf.boolean_mask(x, correct), tf.boolean_mask(y, correct)
   eps_t = tf.constant(eps, tf.float32)
   compiled = {
-      'pgd': tf.function(lambda xs, ys, e: pgd_l2(model, xs, ys, e, 2.5 * e / iterations,
+      'pgd': tf.function(lambda xs, ys, e: perturbation.gradient_ascent(model, xs, ys, e, 2.5 * e / iterations,
                                                   iterations)),
       'apgd': tf.function(lambda xs, ys, e: apgd_l2(model, xs, ys, e, n_iter=iterations)),
   }

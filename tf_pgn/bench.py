@@ -2,9 +2,11 @@
 
   python -m tf_pgn.bench --width=0.5 --batch_size=128        # table on stdout, bench.json
   python -m tf_pgn.bench --jit_compile                       # XLA
+  python -m tf_pgn.bench --norm=linf --defenses=fgm,fgsm_rs,n_fgsm,pgd7,pgd10,pgn:normalized
 
 Reports images/s and ms/step (median of --repeats timed steps after --warmup steps) of naive,
-FGM-AT, PGD-AT (7 and 10 steps) and PGN; the ratios PGN/FGM and PGD-10/PGN behind the paper's
+FGM-AT, PGD-AT (7 and 10 steps) and PGN (and FGSM-RS, N-FGSM), each also as a ratio to the
+FGM and PGD steps of the same process; the ratios PGN/FGM and PGD-10/PGN behind the paper's
 speed claim (FGM < PGN < PGD, section 4.4); the classifier step's FLOP/s against a dense matmul's
 on the same device; the input pipeline's images/s on its own; and the evaluation attacks' speed
 (DeepFool images/s, C&W iterations x images/s) on the naive step's classifier.
@@ -32,10 +34,13 @@ flags.DEFINE_integer('warmup', 2, 'Untimed steps (tracing, compilation).')
 flags.DEFINE_integer('repeats', 5, 'Timed rounds (one step of each defense per round); the '
                      'median is reported.')
 flags.DEFINE_bool('jit_compile', False, 'Compile the train steps with XLA.')
-flags.DEFINE_string('defenses', 'naive,fgm,pgd7,pgd10,pgn', 'Which steps to time; a suffix '
+flags.DEFINE_string('defenses', 'naive,fgm,pgd7,pgd10,pgn', 'Which steps to time (naive, fgm, '
+                    'fgsm_rs, n_fgsm, pgd<steps>, pgn); a suffix '
                     ':bf16 times the step under --mixed_precision (e.g. pgn,pgn:bf16), '
                     ':through the PGN step with --pgn_grad_through_adv, :normalized with '
                     '--pgn_grad_input=normalized, :normalized_gen2 also with --pgn_gen_steps=2.')
+flags.DEFINE_enum('norm', 'l2', ['l2', 'linf'], 'Threat model of the budgeted steps: l2 at eps '
+                  '0.5 or linf at eps 8/255 (fgsm_rs and n_fgsm are steps of either).')
 flags.DEFINE_string('out', 'bench.json', 'Where to write the results.')
 flags.DEFINE_integer('intra_op_threads', 0, 'TensorFlow intra-op threads (0: its default).')
 flags.DEFINE_integer('inter_op_threads', 0, 'TensorFlow inter-op threads (0: its default).')
@@ -110,7 +115,9 @@ def bench_steps(names: list, x, y) -> dict:
     defense, pgd_steps = (('pgd', int(step_name[3:])) if step_name.startswith('pgd')
                           else (step_name, 10))
     overrides = {'pgn_grad_input': 'raw', 'pgn_zero_init': False, **STEP_VARIANTS[variant]}
-    cfg = make_config('paper', defense=defense, pgd_steps=pgd_steps, eps=0.5, width=FLAGS.width,
+    eps = 8.0 / 255.0 if FLAGS.norm == 'linf' else 0.5
+    cfg = make_config('paper', defense=defense, pgd_steps=pgd_steps, eps=eps, norm=FLAGS.norm,
+                      width=FLAGS.width,
                       gen_width=FLAGS.gen_width or FLAGS.width, batch_size=FLAGS.batch_size,
                       jit_compile=FLAGS.jit_compile, **overrides)
     trainers[name] = AdversarialTrainer(cfg, 10)
@@ -168,9 +175,16 @@ def main(argv):
     result['pgn_over_fgm_time'] = rows['pgn']['ms_per_step'] / rows['fgm']['ms_per_step']
   if {'pgn', 'pgd10'} <= rows.keys():
     result['pgd10_over_pgn_time'] = rows['pgd10']['ms_per_step'] / rows['pgn']['ms_per_step']
-  print(f'{"defense":11} {"ms/step":>9} {"images/s":>9}')
+  # Every step's time as a ratio to FGM(-AT)'s and to the PGD-AT steps' of the same process.
+  references = [name for name in rows if name == 'fgm' or name.startswith('pgd')]
   for r in rows.values():
-    print(f'{r["defense"]:11} {r["ms_per_step"]:9.1f} {r["images_per_second"]:9.1f}')
+    r.update({f'over_{name}': r['ms_per_step'] / rows[name]['ms_per_step'] for name in references})
+  result['norm'] = FLAGS.norm
+  print(f'{"defense":18} {"ms/step":>9} {"images/s":>9}' +
+        ''.join(f' {"/" + name:>8}' for name in references))
+  for r in rows.values():
+    print(f'{r["defense"]:18} {r["ms_per_step"]:9.1f} {r["images_per_second"]:9.1f}' +
+          ''.join(f' {r["over_" + name]:8.2f}' for name in references))
   if 'pgn' in rows:
     print('PGN parts (forward only), ms: ' + ', '.join(
         f'{k} {v:.1f}' for k, v in rows['pgn']['parts_ms'].items()))

@@ -12,7 +12,8 @@ GRAD_INPUTS = ('raw', 'normalized', 'sign')  # tf_pgn.models.generator_input_gra
 # What a config.json written before a field existed meant by its absence (the behaviour of the
 # code then), where that differs from today's default.
 LEGACY_VALUES = dict(pgn_grad_input='raw', pgn_gen_steps=1, pgn_zero_init=False, pgn_eps=None)
-DEFENSES = ('naive', 'fgm', 'pgd', 'pgn')
+DEFENSES = ('naive', 'fgm', 'fgsm_rs', 'n_fgsm', 'pgd', 'pgn')
+NORMS = ('l2', 'linf')  # tf_pgn.perturbation
 STRATEGIES = ('none', 'mirrored', 'multi_worker')  # tf_pgn.distribute
 
 
@@ -33,7 +34,10 @@ class TrainConfig:
   input (pgn_grad_input): the measured winner (README)."""
   # Free strings, not enum flags: validate() refuses an unknown one in one line.
   dataset: str = setting('cifar10', 'cifar10 or cifar100.')
-  defense: str = setting('pgn', 'naive, fgm, pgd or pgn.')
+  defense: str = setting('pgn', 'naive, fgm (FGSM at linf), fgsm_rs, n_fgsm, pgd or pgn.')
+  # The threat model of every budgeted defense and of the robustness probe.
+  norm: str = setting('l2', 'Norm of the budgets (eps, pgn_eps, probe_eps): l2 (the paper\'s) or '
+                      'linf; eps on the [0, 1] pixel scale, e.g. --eps=8/255.', NORMS)
   # Classifier F (Table 1) and generator G (Figure 1) width multipliers.
   width: float = setting(1.0, 'Classifier width multiplier (Table 1 filters x width).')
   gen_width: float = setting(1.0, 'Generator width multiplier (Figure 1 channels x width).')
@@ -47,10 +51,16 @@ class TrainConfig:
   train_size: int | None = setting(None, 'Use the first N training images.')
   test_size: int | None = setting(None, 'Use the first N test images for per-epoch accuracy.')
   augment: bool = setting(True, 'Random flip + shift augmentation.')
-  # FGM / PGD adversarial training, L2 (Madry et al. 2018): step = eps / steps * 5/3.
-  eps: float = setting(0.02, 'L2 budget of FGM/PGD adversarial training.')
+  # FGM / PGD adversarial training (Madry et al. 2018): step = eps / steps * 5/3 at L2, eps / 4
+  # at Linf. FGSM-RS (Wong et al. 2020): one step of 1.25 eps from a uniform start in the ball.
+  # N-FGSM (de Jorge et al. 2022): one step of eps from a uniform noise of 2 eps, not projected.
+  eps: float = setting(0.02, 'Budget of FGM/FGSM-RS/N-FGSM/PGD adversarial training (--norm); '
+                       'at linf also PGN\'s unless --pgn_eps.')
   pgd_steps: int = setting(10, 'PGD iterations.')
-  pgd_step_size: float | None = setting(None, 'PGD step (default eps / pgd_steps * 5/3).')
+  pgd_step_size: float | None = setting(
+      None, 'PGD step (default eps / pgd_steps * 5/3 at l2, eps / 4 at linf).')
+  fgsm_rs_step: float = setting(1.25, 'FGSM-RS: step size as a multiple of eps.')
+  n_fgsm_noise: float = setting(2.0, 'N-FGSM: radius of the uniform noise as a multiple of eps.')
   # PGN (Eq. 4): classifier loss (1 - adv_coeff) CE(F(x)) + adv_coeff CE(F(x_adv));
   # generator loss -CE(F(x_adv)) + c_l * mean ||x_adv - x||_2^2.
   c_l: float = setting(50.0, 'PGN: weight of the squared L2 distance in G\'s loss (Eq. 4).')
@@ -73,10 +83,13 @@ class TrainConfig:
       'probability, or per example scaled to unit RMS (normalized) or its sign.', GRAD_INPUTS)
   pgn_gen_steps: int = setting(1, 'PGN: generator updates per classifier update.')
   pgn_zero_init: bool = setting(False, 'PGN: zero G\'s output layer at the start (x_adv = x).')
-  pgn_eps: float | None = setting(None, 'PGN: project x_adv into this L2 ball around x (none: no '
-                                  'budget).')
-  # Per-epoch robustness probe: PGD-L2 at probe_eps on the first probe_size test images.
-  probe_eps: float = setting(0.5, 'L2 eps of the per-epoch PGD robustness probe.')
+  pgn_eps: float | None = setting(
+      None, 'PGN: its budget; l2: project x_adv into this ball around x (none: no budget); linf: '
+      'x_adv = clip(x + pgn_eps tanh(G)) (none: --eps).')
+  # Per-epoch robustness probe: PGD (and FGM) at probe_eps on the first probe_size test images.
+  probe_eps: float | None = setting(
+      None, 'eps of the per-epoch PGD and FGM robustness probes (--norm; none: 0.5 at l2, --eps '
+      'at linf).')
   probe_size: int = setting(256, 'Test images in the per-epoch robustness probe.')
   probe_steps: int = setting(10, 'PGD iterations of the per-epoch robustness probe.')
   # Bookkeeping.
@@ -111,14 +124,20 @@ class TrainConfig:
       raise ConfigError(f'unknown dataset {self.dataset!r}: use one of {", ".join(DATASETS)}')
     if self.defense not in DEFENSES:
       raise ConfigError(f'unknown defense {self.defense!r}: use one of {", ".join(DEFENSES)}')
+    if self.norm not in NORMS:
+      raise ConfigError(f'unknown --norm={self.norm}: use one of {", ".join(NORMS)}')
+    if self.norm == 'linf' and not self.eps < 1.0:
+      raise ConfigError(f'--eps={self.eps} at --norm=linf is the whole pixel range: give it on '
+                        'the [0, 1] scale, e.g. --eps=8/255')
     positive = dict(width=self.width, gen_width=self.gen_width, epochs=self.epochs,
                     batch_size=self.batch_size, lr=self.lr, gen_lr=self.gen_lr,
                     pgd_steps=self.pgd_steps, checkpoint_every_steps=self.checkpoint_every_steps,
-                    pgn_gen_steps=self.pgn_gen_steps)
+                    pgn_gen_steps=self.pgn_gen_steps, fgsm_rs_step=self.fgsm_rs_step,
+                    n_fgsm_noise=self.n_fgsm_noise)
     for name, value in positive.items():
       if not value > 0:
         raise ConfigError(f'--{name}={value} must be positive')
-    for name in ('eps', 'c_l', 'probe_eps', 'snapshot_every_epochs'):
+    for name in ('eps', 'c_l', 'snapshot_every_epochs'):
       if not getattr(self, name) >= 0:
         raise ConfigError(f'--{name}={getattr(self, name)} is negative: give a value >= 0')
     if self.checkpoint_every_minutes is not None and not self.checkpoint_every_minutes > 0:
@@ -141,6 +160,14 @@ class TrainConfig:
                         f'{", ".join(GRAD_INPUTS)}')
     if self.pgn_eps is not None and not self.pgn_eps > 0:
       raise ConfigError(f'--pgn_eps={self.pgn_eps} must be positive (omit it for no budget)')
+    if self.probe_eps is not None and not self.probe_eps > 0:
+      raise ConfigError(f'--probe_eps={self.probe_eps} must be positive (omit it for the '
+                        'default)')
+    if self.defense != 'naive' and self.defense != 'pgn' and not self.eps > 0:
+      raise ConfigError(f'--eps={self.eps} must be positive for --defense={self.defense}')
+    if self.defense == 'pgn' and self.norm == 'linf' and not self.pgn_budget > 0:
+      raise ConfigError('--defense=pgn --norm=linf needs a budget: give --eps (or --pgn_eps), '
+                        'e.g. --eps=8/255')
     if self.pgd_step_size is not None and not self.pgd_step_size > 0:
       raise ConfigError(f'--pgd_step_size={self.pgd_step_size} must be positive')
     if not 0.0 <= self.adv_coeff <= 1.0:
@@ -154,6 +181,20 @@ class TrainConfig:
       if value is not None and value <= 0:
         raise ConfigError(f'--{name}={value} must be positive')
     return self
+
+  @property
+  def pgn_budget(self) -> float | None:
+    """PGN's eps: --pgn_eps, else at Linf --eps (a Linf PGN always has a budget)."""
+    if self.pgn_eps is None and self.norm == 'linf':
+      return self.eps
+    return self.pgn_eps
+
+  @property
+  def probe_budget(self) -> float:
+    """The probes' eps: --probe_eps, else 0.5 at L2 (the paper's scale) and --eps at Linf."""
+    if self.probe_eps is not None:
+      return self.probe_eps
+    return self.eps if self.norm == 'linf' else 0.5
 
   def architecture(self) -> dict:
     """The fields a checkpoint's variables depend on; a run directory must agree on them."""
@@ -186,6 +227,15 @@ PRESETS = {
                  test_size=128, probe_size=32, probe_steps=2, ema_decay=0.9,
                  checkpoint_every_steps=4, snapshot_every_epochs=1),
 }
+
+
+def budget_label(eps: float, norm: str) -> str:
+  """eps as it appears in metric names: ``0.5`` at L2, ``8_255`` (8/255) at Linf where eps is a
+  whole number of pixel levels."""
+  levels = eps * 255.0
+  if norm == 'linf' and abs(levels - round(levels)) < 1e-6:
+    return f'{round(levels)}_255'
+  return f'{eps:g}'
 
 
 def make_config(preset: str = 'paper', **overrides) -> TrainConfig:

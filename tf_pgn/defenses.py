@@ -1,10 +1,13 @@
-"""The four defenses of the paper as train steps: naive, FGM-AT, PGD-AT and PGN.
+"""The defenses as train steps: the paper's naive, FGM-AT, PGD-AT and PGN, and the fast
+single-step defenses of the Linf literature, FGSM-RS and N-FGSM.
 
 A defense is a small frozen dataclass (``Naive()``, ``FGM(eps)``, ``PGD(eps, steps)``,
-``PGN(c_l)``) whose ``train_step(players, x, y)`` is one optimisation step on one batch with
-GradientTape. It knows no architecture: the networks and their optimizers come in ``Players``.
-Baselines share one classifier update on x_adv = perturb(x, y); PGN (Eq. 4) computes the input
-gradient, runs G and updates F and G from the same forward pass with their own optimizers. The
+``FGSMRS(eps)``, ``NFGSM(eps)``, ``PGN(c_l)``) whose ``train_step(players, x, y)`` is one
+optimisation step on one batch with GradientTape. Each budgeted defense has a ``norm``, 'l2' (the
+paper's) or 'linf', whose steps come from ``tf_pgn.perturbation``. A defense knows no
+architecture: the networks and their optimizers come in ``Players``. Baselines share one
+classifier update on x_adv = perturb(x, y); PGN (Eq. 4) computes the input gradient, runs G and
+updates F and G from the same forward pass with their own optimizers. The
 same steps run in the command line's loop (``AdversarialTrainer``, ``tf_pgn.trainer``) and in
 ``model.fit`` (``tf_pgn.adversarial_model.AdversarialModel``).
 
@@ -21,8 +24,8 @@ import keras
 import tensorflow as tf
 
 from tf_pgn import models
-from tf_pgn.attacks.gradient import fgm_l2, pgd_l2, project_l2
-from tf_pgn.config import TrainConfig
+from tf_pgn import perturbation
+from tf_pgn.config import GRAD_INPUTS, NORMS, TrainConfig
 
 
 def per_example_ce(y, logits):
@@ -32,6 +35,11 @@ def per_example_ce(y, logits):
 def sq_l2(x_adv, x):
   """sum over pixels of (x_adv - x)^2, per example."""
   return tf.reduce_sum(tf.square(x_adv - x), axis=list(range(1, x.shape.rank)))
+
+
+def max_abs(x_adv, x):
+  """max over pixels of |x_adv - x|, per example: the Linf size of the perturbation."""
+  return tf.reduce_max(tf.abs(x_adv - x), axis=list(range(1, x.shape.rank)))
 
 
 def cross_entropy(y, logits):
@@ -95,7 +103,7 @@ class Players:
 class _Baseline:
   """The baselines' step; a subclass says how x_adv is made (``perturb``)."""
   uses_generator: ClassVar[bool] = False
-  metrics: ClassVar[tuple] = ('loss', 'train_acc', 'pert_l2')
+  metrics: ClassVar[tuple] = ('loss', 'train_acc', 'pert_l2', 'pert_linf')
   adv_coeff = 1.0
 
   def train_step(self, players: Players, x, y) -> dict:
@@ -114,7 +122,7 @@ class _Baseline:
     variables = players.classifier.trainable_variables
     players.classifier_optimizer.apply(tape.gradient(loss, variables), variables)
     return dict(loss=loss, train_acc=_mean(_correct(y, logits_adv), n),
-                pert_l2=_mean(tf.sqrt(sq_l2(x_adv, x)), n))
+                pert_l2=_mean(tf.sqrt(sq_l2(x_adv, x)), n), pert_linf=_mean(max_abs(x_adv, x), n))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,32 +135,96 @@ class Naive(_Baseline):
     return x
 
 
+def _check_budget(defense, *names) -> None:
+  """Refuses, at construction, a norm that is not one and budgets that are not positive."""
+  if defense.norm not in NORMS:
+    raise ValueError(f'{type(defense).__name__}: unknown norm={defense.norm!r}: use one of '
+                     f'{", ".join(NORMS)}')
+  for name in ('eps',) + names:
+    value = getattr(defense, name)
+    if value is not None and not value > 0:
+      raise ValueError(f'{type(defense).__name__}: {name}={value} must be positive')
+  if not 0.0 <= defense.adv_coeff <= 1.0:
+    raise ValueError(f'{type(defense).__name__}: adv_coeff={defense.adv_coeff} must lie in [0, 1]')
+
+
 @dataclasses.dataclass(frozen=True)
 class FGM(_Baseline):
-  """FGM-AT: x_adv = clip(x + eps g / ||g||_2), g = grad_x CE(F(x), y) (Goodfellow et al. 2015,
-  L2); F's loss weighs CE on x_adv by ``adv_coeff``, CE on x by 1 - adv_coeff."""
+  """FGM-AT (Goodfellow et al. 2015): x_adv = clip(x + eps d), d = g / ||g||_2 at L2 and sign(g)
+  at Linf (FGSM-AT, no random start), g = grad_x CE(F(x), y); F's loss weighs CE on x_adv by
+  ``adv_coeff``, CE on x by 1 - adv_coeff."""
   eps: float = 0.02
   adv_coeff: float = 1.0
+  norm: str = 'l2'
+
+  def __post_init__(self):
+    _check_budget(self)
 
   def perturb(self, players, x, y):
-    return tf.stop_gradient(fgm_l2(players.logits, x, y, self.eps))
+    return tf.stop_gradient(perturbation.fgm(players.logits, x, y, self.eps, self.norm))
 
 
 @dataclasses.dataclass(frozen=True)
 class PGD(_Baseline):
-  """PGD-AT (Madry et al. 2018, L2): ``steps`` projected normalised-gradient steps from a uniform
-  random start in the eps-ball; ``step_size`` defaults to the authors' eps / steps * 5/3."""
+  """PGD-AT (Madry et al. 2018): ``steps`` projected ascent steps from a uniform random start in
+  the eps-ball; ``step_size`` defaults to the authors' eps / steps * 5/3 at L2 and to Madry's
+  eps / 4 at Linf (2/255 at 8/255)."""
   eps: float = 0.02
   steps: int = 10
   step_size: float | None = None
   adv_coeff: float = 1.0
+  norm: str = 'l2'
+
+  def __post_init__(self):
+    _check_budget(self, 'steps', 'step_size')
 
   @property
   def step(self) -> float:
-    return self.step_size if self.step_size is not None else self.eps / self.steps * 5.0 / 3.0
+    if self.step_size is not None:
+      return self.step_size
+    return self.eps / 4.0 if self.norm == 'linf' else self.eps / self.steps * 5.0 / 3.0
 
   def perturb(self, players, x, y):
-    return pgd_l2(players.logits, x, y, self.eps, self.step, self.steps, rng=players.rng)
+    return perturbation.gradient_ascent(players.logits, x, y, self.eps, self.step, self.steps,
+                                        self.norm, rng=players.rng)
+
+
+@dataclasses.dataclass(frozen=True)
+class FGSMRS(_Baseline):
+  """FGSM-RS (Wong, Rice & Kolter 2020, "Fast is better than free"): one ascent step of
+  ``step_scale`` eps (their alpha 1.25 eps) from a uniform random start in the eps-ball, projected
+  back into it."""
+  eps: float = 8.0 / 255.0
+  step_scale: float = TrainConfig.fgsm_rs_step
+  adv_coeff: float = 1.0
+  norm: str = 'linf'
+
+  def __post_init__(self):
+    _check_budget(self, 'step_scale')
+
+  def perturb(self, players, x, y):
+    return perturbation.gradient_ascent(players.logits, x, y, self.eps,
+                                        self.step_scale * self.eps, 1, self.norm,
+                                        rng=players.rng)
+
+
+@dataclasses.dataclass(frozen=True)
+class NFGSM(_Baseline):
+  """N-FGSM (de Jorge et al. 2022, "Make some noise"): one ascent step of eps from a uniform
+  noise of ``noise_scale`` eps (their k = 2), not projected back into the eps-ball: x_adv - x may
+  reach (noise_scale + 1) eps, by design."""
+  eps: float = 8.0 / 255.0
+  noise_scale: float = TrainConfig.n_fgsm_noise
+  adv_coeff: float = 1.0
+  norm: str = 'linf'
+
+  def __post_init__(self):
+    _check_budget(self, 'noise_scale')
+
+  def perturb(self, players, x, y):
+    return perturbation.gradient_ascent(players.logits, x, y, self.eps, self.eps, 1, self.norm,
+                                        rng=players.rng, start_radius=self.noise_scale * self.eps,
+                                        project=False)
 
 
 # -- PGN -------------------------------------------------------------------------------------
@@ -161,7 +233,8 @@ class PGN:
   """The perturbation generator network's minimax game (Eq. 4), with the levers of G as an
   adversary: ``grad_input`` (G's gradient input, ``models.generator_input_gradient``), ``gen_steps``
   G updates per F update, ``zero_init`` (G's output layer zeroed at the start: x_adv = x), ``eps``
-  (x_adv projected into this L2 ball; None: no budget) and ``grad_through_adv`` (F's update also
+  and ``norm`` (the budget: at L2 x_adv is projected into the eps-ball, None: no budget; at Linf
+  x_adv = clip(x + eps tanh(l), 0, 1), eps required) and ``grad_through_adv`` (F's update also
   differentiates through x_adv and the input gradient, as the authors' code does). The defaults
   are the command line's (``TrainConfig``): the measured winners, not always the paper's."""
   c_l: float = TrainConfig.c_l
@@ -171,9 +244,20 @@ class PGN:
   zero_init: bool = TrainConfig.pgn_zero_init
   eps: float | None = TrainConfig.pgn_eps
   grad_through_adv: bool = TrainConfig.pgn_grad_through_adv
+  norm: str = TrainConfig.norm
   uses_generator: ClassVar[bool] = True
   metrics: ClassVar[tuple] = ('loss', 'gen_loss', 'train_acc', 'clean_acc', 'pert_l2',
-                              'pert_sq_l2')
+                              'pert_sq_l2', 'pert_linf')
+
+  def __post_init__(self):
+    if self.norm == 'linf' and self.eps is None:
+      raise ValueError('PGN: norm=linf needs a budget: give eps (e.g. eps=8/255)')
+    _check_budget(self, 'gen_steps')
+    if not self.c_l >= 0:
+      raise ValueError(f'PGN: c_l={self.c_l} is negative: give a value >= 0')
+    if self.grad_input not in GRAD_INPUTS:
+      raise ValueError(f'PGN: unknown grad_input={self.grad_input!r}: use one of '
+                       f'{", ".join(GRAD_INPUTS)}')
 
   def prepare_generator(self, generator: keras.Model) -> keras.Model:
     """G at the start of training: its output layer zeroed if ``zero_init``."""
@@ -183,7 +267,8 @@ class PGN:
 
   def generate(self, players: Players, x, onehot, batch_size=None):
     """x_adv = tanh_box(x, G(grad_x F, x, y)) and F's logits on x (section 3.2, Figure 1),
-    projected into the L2 ball of radius ``eps`` if set; ``batch_size`` is that of the mean the
+    projected into the L2 ball of radius ``eps`` if set; at Linf x_adv = clip(x + eps tanh(G(...)),
+    0, 1), G's output read as a direction in the eps-box; ``batch_size`` is that of the mean the
     raw input gradient is taken of (default this batch). F runs in training mode: this forward
     pass also gives F's clean loss."""
     grad_x, logits = models.generator_input_gradient(
@@ -191,9 +276,11 @@ class PGN:
     if not self.grad_through_adv:
       grad_x = tf.stop_gradient(grad_x)  # x_adv then depends on G only: F sees it as a constant
     l = tf.cast(players.generator([grad_x, x, onehot], training=True), tf.float32)
+    if self.norm == 'linf':
+      return tf.clip_by_value(x + self.eps * tf.tanh(l), 0.0, 1.0), logits
     x_adv = models.tanh_box(x, l)
     if self.eps is not None:
-      x_adv = project_l2(x, x_adv, self.eps)
+      x_adv = perturbation.project_l2(x, x_adv, self.eps)
     return x_adv, logits
 
   def train_step(self, players: Players, x, y, train_classifier=True) -> dict:
@@ -236,7 +323,7 @@ class PGN:
       players.classifier_optimizer.apply(grads_f, f_vars)
     return dict(loss=loss_f, gen_loss=loss_g, train_acc=_mean(_correct(y, logits_adv), n),
                 clean_acc=_mean(_correct(y, logits), n), pert_l2=_mean(tf.sqrt(sq_l2(x_adv, x)), n),
-                pert_sq_l2=dist)
+                pert_sq_l2=dist, pert_linf=_mean(max_abs(x_adv, x), n))
 
 
 def update_ema(ema_classifier: keras.Model, classifier: keras.Model, decay: float) -> None:
@@ -253,11 +340,15 @@ def from_config(cfg: TrainConfig):
   if cfg.defense == 'naive':
     return Naive()
   if cfg.defense == 'fgm':
-    return FGM(cfg.eps, cfg.adv_coeff)
+    return FGM(cfg.eps, cfg.adv_coeff, cfg.norm)
   if cfg.defense == 'pgd':
-    return PGD(cfg.eps, cfg.pgd_steps, cfg.pgd_step_size, cfg.adv_coeff)
+    return PGD(cfg.eps, cfg.pgd_steps, cfg.pgd_step_size, cfg.adv_coeff, cfg.norm)
+  if cfg.defense == 'fgsm_rs':
+    return FGSMRS(cfg.eps, cfg.fgsm_rs_step, cfg.adv_coeff, cfg.norm)
+  if cfg.defense == 'n_fgsm':
+    return NFGSM(cfg.eps, cfg.n_fgsm_noise, cfg.adv_coeff, cfg.norm)
   return PGN(cfg.c_l, cfg.adv_coeff, cfg.pgn_grad_input, cfg.pgn_gen_steps, cfg.pgn_zero_init,
-             cfg.pgn_eps, cfg.pgn_grad_through_adv)
+             cfg.pgn_budget, cfg.pgn_grad_through_adv, cfg.norm)
 
 
 class AdversarialTrainer:

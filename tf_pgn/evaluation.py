@@ -35,7 +35,7 @@ from tf_pgn import locks, metrics, plots
 from tf_pgn.attacks import carlini_wagner_l2, deepfool_l2, predict, run_attack
 from tf_pgn.attacks import apgd, fmn, square
 from tf_pgn.attacks.common import margin, value_and_gradient, worst_case
-from tf_pgn.attacks.gradient import fgm_l2, mim_l2, pgd_l2
+from tf_pgn import perturbation
 from tf_pgn.attacks.pgn_attack import LOSSES as PGN_ATTACK_LOSSES
 from tf_pgn.attacks.pgn_attack import MARGIN_KAPPA, PGNAttack
 from tf_pgn.attacks.runner import finished_batches
@@ -140,7 +140,7 @@ class _Context:
 
 
 def _pgd(steps: int):
-  return lambda m, x, y, eps: pgd_l2(m, x, y, eps, 2.5 * eps / steps, steps)
+  return lambda m, x, y, eps: perturbation.gradient_ascent(m, x, y, eps, 2.5 * eps / steps, steps)
 
 
 def _pgd_params(steps: int) -> dict:
@@ -195,10 +195,10 @@ def _make_pgn(cfg, context: _Context):
 
 
 ATTACK_TABLE = {
-    'fgm': AttackSpec('FGM', False, lambda c: dict(norm='L2'), attack=lambda c: fgm_l2),
+    'fgm': AttackSpec('FGM', False, lambda c: dict(norm='L2'), attack=lambda c: perturbation.fgm),
     'mim': AttackSpec(
         'MIM', False, lambda c: dict(steps=c.mim_steps, step_size='eps / steps', decay=1.0),
-        attack=lambda c: lambda m, x, y, eps: mim_l2(m, x, y, eps, eps / c.mim_steps,
+        attack=lambda c: lambda m, x, y, eps: perturbation.mim(m, x, y, eps, eps / c.mim_steps,
                                                      c.mim_steps)),
     'pgd': AttackSpec('PGD', False, lambda c: _pgd_params(c.pgd_steps),
                       attack=lambda c: _pgd(c.pgd_steps)),

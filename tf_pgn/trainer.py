@@ -23,8 +23,8 @@ from tqdm import tqdm
 from tf_pgn import data as data_lib
 from tf_pgn import distribute
 from tf_pgn import locks
-from tf_pgn.attacks.gradient import pgd_l2
-from tf_pgn.config import TrainConfig
+from tf_pgn import perturbation
+from tf_pgn.config import TrainConfig, budget_label
 from tf_pgn.defenses import AdversarialTrainer
 from tf_pgn.export import export_saved_model
 from tf_pgn.io_utils import (read_jsonl, reporting_write_errors, write_json_atomic,
@@ -157,9 +157,16 @@ class Trainer:
     self.save_manager = self.manager if self.is_chief else tf.train.CheckpointManager(
         self.ckpt, os.path.join(self.own_dir, 'ckpt'), max_to_keep=1)
     self.metrics_path = os.path.join(run_dir, 'metrics.jsonl')
-    self._probe = tf.function(lambda x, y: pgd_l2(
-        self.model.ema_classifier, x, y, cfg.probe_eps, 2.5 * cfg.probe_eps / cfg.probe_steps,
-        cfg.probe_steps))
+    # PGD from x (steps of 2.5 eps / steps) and FGM: a single-step defense that overfits to its
+    # attack (catastrophic overfitting) shows FGM accuracy far above PGD accuracy.
+    eps = cfg.probe_budget
+    self._probes = {
+        f'probe_pgd{budget_label(eps, cfg.norm)}_acc': tf.function(
+            lambda x, y: perturbation.gradient_ascent(
+                self.model.ema_classifier, x, y, eps, 2.5 * eps / cfg.probe_steps,
+                cfg.probe_steps, cfg.norm)),
+        f'probe_fgm{budget_label(eps, cfg.norm)}_acc': tf.function(
+            lambda x, y: perturbation.fgm(self.model.ema_classifier, x, y, eps, cfg.norm))}
 
   # -- checkpoints -------------------------------------------------------------------------
   def restore(self) -> bool:
@@ -272,7 +279,7 @@ class Trainer:
                epoch_seconds=seconds, images_per_second=count * cfg.batch_size / seconds,
                resumed_mid_epoch=done > 0)
     row['test_acc'] = evaluate_accuracy(self.model.ema_classifier, self.test_split)
-    row[f'probe_pgd{cfg.probe_eps:g}_acc'] = self._probe_accuracy()
+    row.update(self._probe_accuracies())
     # The snapshot and the metrics row come before the epoch's checkpoint: a kill between redoes
     # them, where after it the rerun would go on without them.
     if cfg.snapshot_every_epochs and (epoch + 1) % cfg.snapshot_every_epochs == 0:
@@ -306,13 +313,16 @@ class Trainer:
       for suffix in suffixes:
         os.replace(tmp + suffix, final + suffix)
 
-  def _probe_accuracy(self) -> float:
-    """Accuracy of the EMA classifier under PGD-L2 (probe_eps) on the first test images."""
-    x = data_lib.to_float(self.probe_split.x)
+  def _probe_accuracies(self) -> dict:
+    """Accuracy of the EMA classifier under each probe (PGD, FGM at probe_eps) on the first test
+    images."""
+    x = tf.constant(data_lib.to_float(self.probe_split.x))
     y = self.probe_split.y
-    x_adv = self._probe(tf.constant(x), tf.constant(y))
-    pred = tf.argmax(self.model.ema_classifier(x_adv), -1, tf.int32).numpy()
-    return float(np.mean(pred == y))
+    accuracies = {}
+    for key, probe in self._probes.items():
+      pred = tf.argmax(self.model.ema_classifier(probe(x, tf.constant(y))), -1, tf.int32).numpy()
+      accuracies[key] = float(np.mean(pred == y))
+    return accuracies
 
   def _append_metrics(self, row: dict) -> None:
     """Rewrites metrics.jsonl atomically, replacing a line a killed run left for this epoch."""

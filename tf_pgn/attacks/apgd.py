@@ -20,7 +20,7 @@ one.
 import tensorflow as tf
 
 from tf_pgn.attacks.common import attack_unbroken, expand, margin, value_and_gradient
-from tf_pgn.attacks.gradient import l2_norm, project_l2
+from tf_pgn.perturbation import l2_norm, project_l2
 
 __all__ = ['apgd_l2', 'apgd_targeted_l2', 'checkpoints', 'dlr_loss', 'targeted_dlr_loss']
 

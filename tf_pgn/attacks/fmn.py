@@ -16,7 +16,7 @@ import math
 import tensorflow as tf
 
 from tf_pgn.attacks.common import expand, margin, value_and_gradient
-from tf_pgn.attacks.gradient import l2_norm, project_l2
+from tf_pgn.perturbation import l2_norm, project_l2
 
 __all__ = ['fmn_l2']
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from tf_pgn import models
 from tf_pgn.attacks.common import margin
-from tf_pgn.attacks.gradient import project_l2
+from tf_pgn.perturbation import project_l2
 from tf_pgn.defenses import cross_entropy, mean_sq_l2
 
 __all__ = ['LOSSES', 'MARGIN_KAPPA', 'PGNAttack']

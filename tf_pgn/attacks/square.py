@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_pgn.attacks.common import margin
-from tf_pgn.attacks.gradient import l2_norm
+from tf_pgn.perturbation import l2_norm
 
 __all__ = ['eta', 'p_schedule', 'square_l2', 'window_sizes']
 

@@ -1,7 +1,7 @@
 """Command-line flags made from a config dataclass (``TrainConfig``, ``EvalConfig``).
 
 One flag per field: its type from the annotation (bool, int, float, str, tuple as a comma list,
-or any of them ``| None``), its help and, for an enum flag, its choices from the field's metadata
+or any of them ``| None``; a float may be written as a fraction, ``--eps=8/255``), its help and, for an enum flag, its choices from the field's metadata
 (``tf_pgn.config.setting``). Every flag defaults to None, which leaves the config's own value (a
 preset's, or the field default named in the help): a new setting is one field, not three edits.
 """
@@ -12,7 +12,26 @@ import typing
 
 from absl import flags
 
-_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+class FractionParser(flags.FloatParser):
+  """A float flag that also takes ``a/b`` (``--eps=8/255``): Linf budgets are pixel levels."""
+
+  def parse(self, argument):
+    if isinstance(argument, str) and '/' in argument:
+      numerator, _, denominator = argument.partition('/')
+      try:
+        value = float(numerator) / float(denominator)
+      except (ValueError, ZeroDivisionError):
+        raise ValueError(f'{argument!r} is not a number or a fraction a/b with b != 0, e.g. '
+                         '8/255') from None
+      return super().parse(value)
+    return super().parse(argument)
+
+
+def _define_float(name, default, help_text, flag_values):
+  flags.DEFINE(FractionParser(), name, default, help_text, flag_values=flag_values)
+
+
+_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: _define_float,
            str: flags.DEFINE_string, tuple: flags.DEFINE_list}
 
 

@@ -223,7 +223,7 @@ def _commands(curves: list, run_flags: str) -> str:
 # -- claim 2 ---------------------------------------------------------------------------------
 def probe_key(epochs: list):
   """The per-epoch robustness probe's key in metrics.jsonl (``probe_pgd<eps>_acc``)."""
-  keys = [k for k in (epochs[-1] if epochs else {}) if k.startswith('probe_')]
+  keys = [k for k in (epochs[-1] if epochs else {}) if k.startswith('probe_pgd')]
   return keys[0] if keys else None
 
 
