@@ -11,6 +11,8 @@ summarized, plotted and reported.
   python -m tf_pgn.experiments plot           # <root>/robustness_curves.png (Figure 5)
   python -m tf_pgn.experiments speed          # tf_pgn.bench at the preset's widths (section 4.4)
   python -m tf_pgn.experiments report         # results/<root name>/, docs/REPRODUCTION.md
+  python -m tf_pgn.experiments linf --linf_sweep=linf_collapse   # the Linf study (tf_pgn.study.linf)
+  python -m tf_pgn.experiments linf_report    # results/<root name>/, docs/LINF_STUDY.md
 
 The work is done in ``tf_pgn.study`` (protocol, claims, results, sweeps, render: one-way layers).
 ``--root`` defaults to ``runs/sweeps/<dataset>_<preset>``: one root per dataset and preset, so
@@ -28,7 +30,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
 
 from tf_pgn.config import make_config
-from tf_pgn.study import render, results, sweeps
+from tf_pgn.study import linf, render, results, sweeps
 from tf_pgn.study.protocol import (BENCH_STEPS, FIGURE3_PGN_VARIANTS, PROGRESS_EXAMPLES,
                                    ExperimentError)
 
@@ -39,10 +41,13 @@ def _define_flags() -> None:
   """The command line's flags; defined only when run as a program, so that importing the
   module defines none."""
   flags.DEFINE_enum('sweep', 'robustness_curve', list(sweeps.SWEEPS), 'run: which sweep.')
+  flags.DEFINE_enum('linf_sweep', 'linf_collapse', list(linf.LINF_SWEEPS), 'linf: which sweep '
+                    'of the Linf study.')
   flags.DEFINE_string('dataset', 'cifar10', 'cifar10 or cifar100.')
   flags.DEFINE_string('preset', 'cpu', 'Training preset of every job: paper, cpu or tiny.')
   flags.DEFINE_string('root', None, 'Folder of the sweep\'s jobs (default '
-                      'runs/sweeps/<dataset>_<preset>).')
+                      'runs/sweeps/<dataset>_<preset>, and <dataset>_<preset>_linf for the Linf '
+                      'study).')
   flags.DEFINE_string('data_dir', None, 'Folder with the official CIFAR python archive (or set '
                       '$TF_PGN_DATA_DIR); without either, the official archive is downloaded.')
   flags.DEFINE_integer('num_examples', 1000, 'run, autoattack, figure3: evaluate on the first N '
@@ -62,9 +67,9 @@ def _define_flags() -> None:
                       'report to (re)write; its <!-- notes --> block is kept.')
 
 
-def _root() -> str:
+def _root(suffix: str = '') -> str:
   return os.path.expanduser(FLAGS.root or os.path.join('runs', 'sweeps',
-                                                       f'{FLAGS.dataset}_{FLAGS.preset}'))
+                                                       f'{FLAGS.dataset}_{FLAGS.preset}{suffix}'))
 
 
 def _run() -> None:
@@ -138,8 +143,34 @@ def _report() -> None:
   print(f'done: {path}')
 
 
+def _linf() -> None:
+  jobs = linf.LINF_SWEEPS[FLAGS.linf_sweep]
+  if FLAGS.jobs:
+    unknown = sorted(set(FLAGS.jobs) - {j.name for j in jobs})
+    if unknown:
+      raise ExperimentError(f'unknown job(s) {", ".join(unknown)} in {FLAGS.linf_sweep}: choose '
+                            f'from {",".join(j.name for j in jobs)}')
+    jobs = [j for j in jobs if j.name in FLAGS.jobs]
+  status = sweeps.run_sweep(jobs, _root('_linf'), FLAGS.preset, FLAGS.dataset,
+                            FLAGS.data_dir and os.path.expanduser(FLAGS.data_dir),
+                            FLAGS.num_examples, FLAGS.max_minutes)
+  counts = ', '.join(f'{n} {s}' for s, n in collections.Counter(status.values()).items())
+  print(f'done: {counts} in {_root("_linf")}; then `python -m tf_pgn.experiments linf_report '
+        f'--root={_root("_linf")}`')
+
+
+def _linf_report() -> None:
+  root = FLAGS.root or _root('_linf')
+  report = os.path.join('docs', 'LINF_STUDY.md')
+  command = f'python -m tf_pgn.experiments linf_report --root={root} --out={FLAGS.out}'
+  path = linf.render_report(_root('_linf'), os.path.join(FLAGS.out, os.path.basename(
+      os.path.normpath(root))), report, command)
+  print(f'done: {path}')
+
+
 COMMANDS = {'run': _run, 'progress': _progress, 'autoattack': _autoattack, 'figure3': _figure3,
-            'summarize': _summarize, 'plot': _plot, 'speed': _speed, 'report': _report}
+            'summarize': _summarize, 'plot': _plot, 'speed': _speed, 'report': _report,
+            'linf': _linf, 'linf_report': _linf_report}
 
 
 def main(argv):

@@ -60,6 +60,9 @@ class Job:
                                        for name, (paper, _) in VARIANT_FIELDS.items()
                                        if isinstance(paper, SameAs) and name not in variant})
 
+  def eval_settings(self) -> dict:
+    return eval_settings(self)
+
 
 def _job(defense: str, value: float | None = None, width: float | None = None,
          seed: int | None = None, **variant) -> Job:
@@ -154,7 +157,8 @@ def _finished(run_dir: str, eval_cfg) -> bool:
 def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | None = None,
               num_examples: int = 1000, max_minutes: float | None = None,
               train_overrides: dict | None = None, eval_overrides: dict | None = None) -> dict:
-  """Trains and evaluates each job in ``<root>/<job.name>``, skipping finished ones and launching
+  """Trains and evaluates each job (a ``Job`` or a ``linf.LinfJob``: its ``name``,
+  ``train_config`` and ``eval_settings``) in ``<root>/<job.name>``, skipping finished ones and launching
   none after ``max_minutes``. ``train_overrides`` replace fields of the preset (not the job's
   own), ``eval_overrides`` fields of the job's ``eval_settings`` (tests: seconds per job).
 
@@ -168,7 +172,7 @@ def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | 
   with locks.hold(root):  # and each job's run directory and eval/ their own
     for i, job in enumerate(jobs):
       run_dir = os.path.join(root, job.name)
-      eval_cfg = evaluation.make_eval_config(**dict(eval_settings(job), dataset=dataset,
+      eval_cfg = evaluation.make_eval_config(**dict(job.eval_settings(), dataset=dataset,
                                                     num_examples=num_examples,
                                                     **(eval_overrides or {})))
       if _finished(run_dir, eval_cfg):

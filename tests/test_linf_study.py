@@ -1,0 +1,102 @@
+"""The Linf study's collapse rule, verdicts and report on synthetic job folders."""
+import json
+import os
+
+import pytest
+
+from tf_pgn.study import linf
+
+PGD, FGM = 'probe_pgd16_255_acc', 'probe_fgm16_255_acc'
+
+
+def _epochs(pgd: list, fgm: list, steps=390) -> list:
+  return [dict(epoch=i + 1, step=steps * (i + 1), test_acc=0.5, epoch_seconds=0.2 * steps,
+               resumed_mid_epoch=False, **{PGD: p, FGM: f})
+          for i, (p, f) in enumerate(zip(pgd, fgm))]
+
+
+def test_collapse_is_pgd_falling_while_fgsm_stays_up():
+  # The issue's width-0.5 run: PGD 0.194 .. 0.226, then 0.000 with FGSM 0.328.
+  collapsed = _epochs([0.194, 0.204, 0.21, 0.226, 0.192, 0.0], [0.196, 0.208, 0.224, 0.238,
+                                                                  0.228, 0.328])
+  assert linf.collapse_epoch(collapsed, PGD, FGM) == 6
+  # A fall of both (a worse model, not overfitting to FGSM) is not a collapse.
+  both_fall = _epochs([0.3, 0.05], [0.32, 0.08])
+  assert linf.collapse_epoch(both_fall, PGD, FGM) is None
+  # A modest PGD dip with a gap is not one either.
+  dip = _epochs([0.3, 0.2], [0.32, 0.35])
+  assert linf.collapse_epoch(dip, PGD, FGM) is None
+
+
+def _job(root, job: linf.LinfJob, pgd, fgm, clean=None, autoattack=None, planned=None):
+  folder = os.path.join(root, job.name)
+  os.makedirs(folder)
+  cfg = dict(norm='linf', eps=job.eps, probe_eps=None, defense=linf.DEFENSES[job.defense][
+      'defense'], seed=job.seed, width=job.width, epochs=planned or len(pgd))
+  with open(os.path.join(folder, 'config.json'), 'w') as f:
+    json.dump(cfg, f)
+  with open(os.path.join(folder, 'metrics.jsonl'), 'w') as f:
+    f.write(''.join(json.dumps(r) + '\n' for r in _epochs(pgd, fgm)))
+  if clean is not None:
+    os.makedirs(os.path.join(folder, 'eval'))
+    attacks = {f'autoattack_eps{job.eps:g}': dict(whitebox=dict(accuracy=autoattack))}
+    with open(os.path.join(folder, 'eval', 'results.json'), 'w') as f:
+      json.dump(dict(benign_accuracy=clean, num_examples=1000, attacks=attacks), f)
+
+
+@pytest.fixture
+def study(tmp_path):
+  root = str(tmp_path / 'runs')
+  ok = [0.2, 0.22, 0.24]
+  for seed in linf.SEEDS:
+    _job(root, linf.LinfJob('fgm', 16, seed), [0.2, 0.22, 0.0], [0.21, 0.25, 0.33])
+    _job(root, linf.LinfJob('pgn', 16, seed), ok, [0.22, 0.24, 0.26], clean=0.50 + seed * 1e-5,
+         autoattack=0.20)
+  _job(root, linf.LinfJob('n_fgsm', 16, 1234), ok, ok, clean=0.505, autoattack=0.15)
+  _job(root, linf.LinfJob('pgd', 16, 1234), ok, ok, clean=0.48, autoattack=0.205)
+  return root
+
+
+def test_verdicts_are_computed_from_the_runs(study):
+  rows = linf.linf_rows(study)
+  assert len(rows) == 8
+  by_question = {v['question']: v for v in linf.verdicts(rows, 16)}
+  q = list(by_question.values())
+  assert q[0]['verdict'] == 'yes' and '3 of 3 seed(s) collapsed (at epoch 3, 3, 3)' in q[0]['why']
+  assert q[1]['verdict'] == 'yes'
+  assert q[2]['verdict'] == 'PGN' and 'AutoAttack +0.050' in q[2]['why']
+  assert q[3]['verdict'] == 'PGN-Linf' and 'N-FGSM -0.055' in q[3]['why']
+
+
+def test_pgn_that_collapses_once_does_not_avoid_it(study):
+  job = linf.LinfJob('pgn', 16, 1236)
+  with open(os.path.join(study, job.name, 'metrics.jsonl'), 'w') as f:
+    f.write(''.join(json.dumps(r) + '\n' for r in _epochs([0.2, 0.0], [0.2, 0.3])))
+  verdicts = linf.verdicts(linf.linf_rows(study), 16)
+  assert verdicts[1]['verdict'] == 'no' and '1 of 3 seed(s) collapsed' in verdicts[1]['why']
+
+
+def test_without_a_collapse_of_fgsm_there_is_nothing_to_avoid(tmp_path):
+  root = str(tmp_path)
+  _job(root, linf.LinfJob('fgm', 8, 1234), [0.3, 0.32], [0.33, 0.34])
+  _job(root, linf.LinfJob('pgn', 8, 1234), [0.3, 0.32], [0.33, 0.34])
+  verdicts = linf.verdicts(linf.linf_rows(root), 8)
+  assert verdicts[0]['verdict'] == 'no' and verdicts[1]['verdict'] == 'undecided'
+
+
+def test_report_and_figure_are_written(study, tmp_path):
+  out, report = str(tmp_path / 'out'), str(tmp_path / 'docs' / 'LINF.md')
+  linf.render_report(study, out, report, 'cmd')
+  text = open(report).read()
+  assert '## eps 16/255' in text and '| fgm_eps16_w0.5_s1234 | 3/3 | 3 |' in text
+  assert os.path.getsize(os.path.join(out, 'robust_by_epoch_eps16.png')) > 10_000
+  assert os.path.isfile(os.path.join(out, 'pgn_eps16_w0.5_s1234', 'eval', 'results.json'))
+
+
+def test_jobs_train_the_configs_they_name():
+  job = linf.LINF_SWEEPS['linf_collapse'][1]
+  cfg = job.train_config('cpu', 'cifar10')
+  assert job.name == 'pgn_eps16_w0.5_s1234'
+  assert (cfg.norm, cfg.width, cfg.epochs, cfg.c_l, cfg.pgn_budget) == ('linf', 0.5, 15, 0.0,
+                                                                        16 / 255)
+  assert [j.defense for j in linf.LINF_SWEEPS['linf_collapse']].count('fgm') == 3

@@ -1,0 +1,361 @@
+"""The paper's thesis where a fixed attack can fail: catastrophic overfitting at Linf.
+
+Section 3.2 of the PGN paper (CASE 1 / CASE 2, Figure 2 right) argues that a classifier trained on
+a fixed attack such as FGM overfits to it and that PGN's adaptive generator does not. At L2 on
+this project's scale one FGM step is as strong as PGD-100, so nothing can overfit; at Linf
+FGSM-AT is known to collapse ("catastrophic overfitting": Wong, Rice & Kolter 2020; Andriushchenko
+& Flammarion 2020; de Jorge et al. 2022): within an epoch its PGD accuracy falls to ~0 while its
+FGSM accuracy stays up or rises. This module is that study: its jobs (FGSM-AT, FGSM-RS, N-FGSM,
+PGN with a Linf box and PGD-AT, each trained for ``EPOCHS`` at width ``WIDTH`` with the per-epoch
+PGD and FGSM probes of ``tf_pgn.trainer``, then evaluated with FGSM, PGD-20 and AutoAttack at
+Linf), the rule that says when a run collapsed, the questions it answers with computed verdicts,
+and its report (``render_report``).
+
+Layers: this module reads run folders (metrics.jsonl, config.json, eval/results.json) and imports
+only tf_pgn.config and tf_pgn.study.results; training and evaluation go through
+``sweeps.run_sweep``.
+"""
+import dataclasses
+import math
+import os
+import shutil
+import statistics
+
+from tf_pgn.config import budget_label, make_config
+from tf_pgn.io_utils import read_jsonl, write_text_atomic
+from tf_pgn.study.results import read_json
+
+__all__ = ['DEFENSES', 'LINF_SWEEPS', 'LinfJob', 'collapse_epoch', 'linf_rows', 'render_report',
+           'verdicts']
+
+# The regime where the project's FGSM-AT was seen to collapse: the cpu preset's optimiser (Adam
+# 2e-3, batch 128, EMA 0.99) at classifier width 0.5 and eps 16/255; 8/255 maps the edge.
+WIDTH = 0.5
+EPOCHS = 15
+SEEDS = (1234, 1235, 1236)
+EPS_LEVELS = (16, 8)  # eps in pixel levels of 1/255
+# Each defense's fields beyond the preset: FGSM-AT is --defense=fgm at Linf (no random start);
+# PGN-Linf is G on -CE alone (c_L 0: the box is the budget), its normalized gradient input and a
+# zero-initialised output layer (x_adv = x at the start); PGD-AT is Madry's 7 steps of eps / 4.
+DEFENSES = {
+    'fgm': dict(defense='fgm'),
+    'fgsm_rs': dict(defense='fgsm_rs'),
+    'n_fgsm': dict(defense='n_fgsm'),
+    'pgn': dict(defense='pgn', c_l=0.0, pgn_grad_input='normalized', pgn_zero_init=True),
+    'pgd': dict(defense='pgd', pgd_steps=7),
+}
+LABELS = {'fgm': 'FGSM-AT', 'fgsm_rs': 'FGSM-RS', 'n_fgsm': 'N-FGSM', 'pgn': 'PGN-Linf',
+          'pgd': 'PGD-7-AT'}
+CHEAP_FIXES = ('fgsm_rs', 'n_fgsm')
+EVAL_ATTACKS = ('fgm', 'pgd', 'autoattack')
+EVAL_PGD_STEPS = 20
+# A run collapsed at the first epoch where its PGD probe accuracy is below COLLAPSE_FRACTION of its
+# best earlier value while its FGSM probe accuracy exceeds its PGD probe accuracy by at least
+# COLLAPSE_GAP: robustness lost to the strong attack and kept against the fixed one.
+COLLAPSE_FRACTION = 0.25
+COLLAPSE_GAP = 0.1
+# Two accuracies differ when they are further apart than this, or than twice the larger seed std.
+LEVEL_TOLERANCE = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class LinfJob:
+  """One training run of the Linf study (``sweeps.run_sweep`` trains and evaluates it)."""
+  defense: str
+  eps_levels: int
+  seed: int
+  width: float = WIDTH
+  epochs: int = EPOCHS
+
+  @property
+  def eps(self) -> float:
+    return self.eps_levels / 255.0
+
+  @property
+  def name(self) -> str:
+    return f'{self.defense}_eps{self.eps_levels}_w{self.width:g}_s{self.seed}'
+
+  def train_config(self, preset: str, dataset: str, **overrides):
+    return make_config(preset, **overrides, dataset=dataset, norm='linf', eps=self.eps,
+                       width=self.width, epochs=self.epochs, seed=self.seed,
+                       **DEFENSES[self.defense])
+
+  def eval_settings(self) -> dict:
+    return dict(norm='linf', eps_list=(self.eps,), attacks=EVAL_ATTACKS,
+                pgd_steps=EVAL_PGD_STEPS)
+
+
+def _sweep(levels: int, seeds: dict) -> list:
+  """Jobs at ``levels``/255, ``seeds[defense]`` each; the two the thesis is decided between
+  first, PGD-AT (the slowest) last."""
+  order = ('fgm', 'pgn', 'fgsm_rs', 'n_fgsm', 'pgd')
+  first = [LinfJob(d, levels, s) for s in SEEDS[:1] for d in order[:2]]
+  more = [LinfJob(d, levels, s) for s in SEEDS[1:] for d in order[:2] if s in seeds[d]]
+  rest = [LinfJob(d, levels, s) for d in order[2:] for s in seeds[d]]
+  return first + rest[:2] + more + rest[2:]
+
+
+LINF_SWEEPS = {
+    # The regime where FGSM-AT collapses: 3 seeds of FGSM-AT and PGN, one of the others.
+    'linf_collapse': _sweep(16, dict(fgm=SEEDS, pgn=SEEDS, fgsm_rs=SEEDS[:1],
+                                     n_fgsm=SEEDS[:1], pgd=SEEDS[:1])),
+    # The field's standard budget: one seed each.
+    'linf_eps8': _sweep(8, {d: SEEDS[:1] for d in DEFENSES}),
+}
+
+
+# -- reading the runs --------------------------------------------------------------------------
+def _eval_accuracy(results: dict, attack: str):
+  """White-box accuracy of ``attack`` (its only budget) in an evaluation's results."""
+  for key, entry in (results or {}).get('attacks', {}).items():
+    if key.startswith(attack + '_eps') and 'whitebox' in entry:
+      return entry['whitebox'].get('accuracy')
+  return None
+
+
+def collapse_epoch(epochs: list, pgd_key: str, fgm_key: str):
+  """The first epoch at which the run collapsed (module constants), or None."""
+  best = 0.0
+  for row in epochs:
+    pgd, fgm = row.get(pgd_key), row.get(fgm_key)
+    if pgd is None or fgm is None:
+      continue
+    if best > 0 and pgd < COLLAPSE_FRACTION * best and fgm - pgd >= COLLAPSE_GAP:
+      return row['epoch']
+    best = max(best, pgd)
+  return None
+
+
+def linf_rows(root: str) -> list:
+  """One row per Linf job folder of ``root``: its config, per-epoch probes, collapse epoch and
+  final evaluation."""
+  rows = []
+  for name in sorted(os.listdir(root) if os.path.isdir(root) else []):
+    cfg = read_json(os.path.join(root, name, 'config.json'))
+    if not cfg or cfg.get('norm') != 'linf':
+      continue
+    label = budget_label(cfg['probe_eps'] or cfg['eps'], 'linf')
+    pgd_key, fgm_key = f'probe_pgd{label}_acc', f'probe_fgm{label}_acc'
+    epochs = read_jsonl(os.path.join(root, name, 'metrics.jsonl'))
+    results = read_json(os.path.join(root, name, 'eval', 'results.json'))
+    defense = next(d for d, fields in DEFENSES.items() if fields['defense'] == cfg['defense'])
+    steps = [e['step'] - (epochs[i - 1]['step'] if i else 0) for i, e in enumerate(epochs)]
+    whole = [1e3 * e['epoch_seconds'] / n for e, n in zip(epochs, steps)
+             if not e['resumed_mid_epoch']]
+    rows.append(dict(
+        job=name, defense=defense, eps_levels=round(cfg['eps'] * 255), seed=cfg['seed'],
+        width=cfg['width'], epochs_planned=cfg['epochs'],
+        epochs=[dict(epoch=e['epoch'], test_acc=e['test_acc'], pgd=e.get(pgd_key),
+                     fgm=e.get(fgm_key)) for e in epochs],
+        ms_per_step=statistics.median(whole) if whole else None,
+        collapsed_at=collapse_epoch(epochs, pgd_key, fgm_key),
+        evaluated=results is not None, clean=(results or {}).get('benign_accuracy'),
+        fgm_acc=_eval_accuracy(results, 'fgm'), pgd_acc=_eval_accuracy(results, 'pgd'),
+        autoattack_acc=_eval_accuracy(results, 'autoattack'),
+        num_examples=(results or {}).get('num_examples')))
+  return rows
+
+
+# -- the questions -----------------------------------------------------------------------------
+def _runs(rows: list, defense: str, levels: int) -> list:
+  return [r for r in rows if r['defense'] == defense and r['eps_levels'] == levels]
+
+
+def _done(row: dict) -> bool:
+  return len(row['epochs']) >= row['epochs_planned'] or row['collapsed_at'] is not None
+
+
+def _collapses(runs: list) -> str:
+  collapsed = [r for r in runs if r['collapsed_at'] is not None]
+  training = [r for r in runs if not _done(r)]
+  text = f'{len(collapsed)} of {len(runs)} seed(s) collapsed' + (
+      ' (at epoch ' + ', '.join(str(r['collapsed_at']) for r in collapsed) + ')'
+      if collapsed else '')
+  return text + (f', {len(training)} still training' if training else '')
+
+
+def _collapse_verdict(runs: list) -> str:
+  """'yes' if most seeds collapsed, 'no' if none did over the whole schedule, else 'undecided'."""
+  collapsed = sum(r['collapsed_at'] is not None for r in runs)
+  if runs and 2 * collapsed > len(runs):
+    return 'yes'
+  if runs and not collapsed and all(_done(r) for r in runs):
+    return 'no'
+  return 'undecided'
+
+
+def _mean_std(values: list) -> tuple:
+  values = [v for v in values if v is not None]
+  if not values:
+    return None, None
+  return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def _tolerance(*stds) -> float:
+  measured = [s for s in stds if s is not None]
+  return max([LEVEL_TOLERANCE] + [2 * s for s in measured])
+
+
+def _robust_summary(rows: list, defense: str, levels: int) -> dict:
+  """Mean (and seed std) of the clean and AutoAttack accuracy over the defense's evaluated,
+  uncollapsed runs."""
+  runs = [r for r in _runs(rows, defense, levels) if r['evaluated'] and r['collapsed_at'] is None]
+  clean, clean_std = _mean_std([r['clean'] for r in runs])
+  robust, robust_std = _mean_std([r['autoattack_acc'] for r in runs])
+  steps = [r['ms_per_step'] for r in _runs(rows, defense, levels) if r['ms_per_step']]
+  return dict(n=len(runs), clean=clean, clean_std=clean_std, robust=robust,
+              robust_std=robust_std, ms_per_step=statistics.median(steps) if steps else None)
+
+
+def verdicts(rows: list, levels: int) -> list:
+  """The study's questions at eps ``levels``/255, each with its computed verdict and why."""
+  fgsm, pgn = _runs(rows, 'fgm', levels), _runs(rows, 'pgn', levels)
+  out = []
+  q1 = _collapse_verdict(fgsm) if fgsm else 'not run'
+  out.append(dict(question='Does FGSM-AT overfit to its fixed attack (catastrophic overfitting)?',
+                  verdict=q1, why=_collapses(fgsm) if fgsm else 'no FGSM-AT run'))
+  if q1 != 'yes':
+    q2, why = 'undecided', 'FGSM-AT did not collapse here: there is nothing for PGN to avoid'
+  else:
+    q2 = {'no': 'yes', 'yes': 'no'}.get(_collapse_verdict(pgn) if pgn else 'not run',
+                                         'undecided')
+    if pgn and q2 == 'undecided' and any(r['collapsed_at'] is not None for r in pgn):
+      q2 = 'no'
+    why = f'PGN-Linf: {_collapses(pgn)}' if pgn else 'no PGN run'
+  out.append(dict(question='Does PGN avoid it?', verdict=q2, why=why))
+  summaries = {d: _robust_summary(rows, d, levels) for d in DEFENSES}
+  p = summaries['pgn']
+  fixes = {d: s for d, s in summaries.items() if d in CHEAP_FIXES and s['robust'] is not None}
+  if p['robust'] is None or not fixes:
+    q3, why = 'undecided', 'needs an evaluated, uncollapsed PGN run and cheap-fix run'
+  else:
+    best = max(fixes, key=lambda d: fixes[d]['robust'])
+    f = fixes[best]
+    tol = _tolerance(p['robust_std'], f['robust_std'], p['clean_std'], f['clean_std'])
+    d_robust, d_clean = p['robust'] - f['robust'], p['clean'] - f['clean']
+    if abs(d_clean) > tol:
+      q3 = 'not at equal clean accuracy'
+    else:
+      q3 = ('PGN' if d_robust > tol else LABELS[best] if d_robust < -tol else 'level')
+    cost = (f'; ms/step {p["ms_per_step"]:.0f} vs {f["ms_per_step"]:.0f}'
+            if p['ms_per_step'] and f['ms_per_step'] else '')
+    why = (f'PGN - {LABELS[best]} (the more robust cheap fix): AutoAttack {d_robust:+.3f}, clean '
+           f'{d_clean:+.3f}, tolerance {tol:.3f}{cost}')
+  out.append(dict(question='Where PGN and the cheap fixes both avoid it, which is more robust '
+                  '(AutoAttack) at equal clean accuracy, and at what cost per step?',
+                  verdict=q3, why=why))
+  g = summaries['pgd']
+  level = []
+  if g['robust'] is not None:
+    for d, s in summaries.items():
+      if d != 'pgd' and s['robust'] is not None:
+        gap = s['robust'] - g['robust']
+        level.append((LABELS[d], gap, abs(gap) <= _tolerance(s['robust_std'], g['robust_std'])))
+  q4 = ('undecided' if not level else
+        ', '.join(name for name, _, ok in level if ok) or 'none')
+  out.append(dict(question='Is any of them level with PGD-AT (AutoAttack)?', verdict=q4,
+                  why='; '.join(f'{name} {gap:+.3f}' for name, gap, _ in level) or
+                  'needs an evaluated PGD-AT run'))
+  return out
+
+
+# -- the report --------------------------------------------------------------------------------
+def _fmt(value, digits: int = 3) -> str:
+  return '-' if value is None or (isinstance(value, float) and math.isnan(value)) else (
+      f'{value:.{digits}f}' if isinstance(value, float) else str(value))
+
+
+def plot_by_epoch(rows: list, levels: int, path: str) -> None:
+  """Two panels at eps ``levels``/255: PGD probe accuracy by epoch, and FGSM probe minus PGD
+  probe accuracy (catastrophic overfitting's signature); one colour per defense, one line style
+  per seed; the legend outside the data."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  runs = [r for r in rows if r['eps_levels'] == levels and r['epochs']]
+  colors = dict(zip(DEFENSES, plt.get_cmap('tab10').colors))
+  styles = dict(zip(SEEDS, ('-', '--', ':')))
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  for r in runs:
+    e = [x['epoch'] for x in r['epochs']]
+    kw = dict(color=colors[r['defense']], linestyle=styles.get(r['seed'], '-.'), marker='.',
+              label=f'{LABELS[r["defense"]]} seed {r["seed"]}')
+    axes[0].plot(e, [x['pgd'] for x in r['epochs']], **kw)
+    axes[1].plot(e, [x['fgm'] - x['pgd'] for x in r['epochs']], **kw)
+  axes[0].set(xlabel='epoch', ylabel='PGD-10 accuracy (probe)',
+              title=f'Robust accuracy by epoch, Linf eps {levels}/255')
+  axes[1].set(xlabel='epoch', ylabel='FGSM accuracy - PGD-10 accuracy',
+              title='Gap between the fixed attack and PGD')
+  axes[1].axhline(COLLAPSE_GAP, color='grey', linewidth=0.8)
+  axes[1].legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8)
+  fig.tight_layout()
+  tmp = path + '.tmp.png'
+  fig.savefig(tmp, dpi=110)
+  plt.close(fig)
+  os.replace(tmp, path)
+
+
+def _copy_small_outputs(root: str, out_dir: str, rows: list) -> None:
+  """Each job's config.json, metrics.jsonl and eval results (never checkpoints)."""
+  for row in rows:
+    for rel in ('config.json', 'metrics.jsonl', os.path.join('eval', 'results.json'),
+                os.path.join('eval', 'results.md')):
+      src = os.path.join(root, row['job'], rel)
+      if os.path.isfile(src):
+        dst = os.path.join(out_dir, row['job'], rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(src, dst)
+
+
+def render_report(root: str, out_dir: str, report_path: str, run_command: str) -> str:
+  """Writes the small outputs and the figures into ``out_dir`` and the Markdown report to
+  ``report_path``; returns the report's path."""
+  rows = linf_rows(root)
+  os.makedirs(out_dir, exist_ok=True)
+  _copy_small_outputs(root, out_dir, rows)
+  lines = ['# The paper\'s thesis where a fixed attack can fail: catastrophic overfitting at Linf',
+           '', f'Generated by `{run_command}` from the runs in `{root}`; every number below is '
+           'read from the jobs\' `metrics.jsonl` and `eval/results.json` (copied to '
+           f'`{out_dir}`).', '',
+           'Section 3.2 of the paper argues that a classifier trained on a fixed attack (FGM) '
+           'overfits to it and that PGN\'s adaptive generator does not. At Linf FGSM-AT is known '
+           'to collapse (catastrophic overfitting), so the claim can be tested here. Setting: '
+           f'CIFAR-10, ConvPool-CNN at width {WIDTH:g}, the cpu preset\'s optimiser (Adam 2e-3, '
+           f'batch 128, EMA 0.99), {EPOCHS} epochs; the per-epoch probes are PGD-10 (from x, '
+           'step 2.5 eps / 10) and FGSM on the first 256 test images; the final evaluation is '
+           f'FGSM, PGD-{EVAL_PGD_STEPS} and AutoAttack-Linf (APGD-CE, APGD-T, Square) on the '
+           'first 1,000 test images.', '',
+           f'A run **collapsed** at the first epoch where its PGD probe accuracy fell below '
+           f'{COLLAPSE_FRACTION:g} of its best earlier value while its FGSM probe accuracy '
+           f'exceeded it by at least {COLLAPSE_GAP:g}. Two accuracies are level within '
+           f'max({LEVEL_TOLERANCE:g}, twice the larger seed std).', '',
+           'Defenses: ' + '; '.join(f'{LABELS[d]} (`{_flags(d)}`)' for d in DEFENSES) + '.', '']
+  for levels in sorted({r['eps_levels'] for r in rows}, reverse=True):
+    figure = os.path.join(out_dir, f'robust_by_epoch_eps{levels}.png')
+    plot_by_epoch(rows, levels, figure)
+    lines += [f'## eps {levels}/255', '',
+              '| job | epochs | collapsed at | clean | FGSM | PGD-20 | AutoAttack | ms/step |',
+              '|---|---:|---:|---:|---:|---:|---:|---:|']
+    for r in [r for r in rows if r['eps_levels'] == levels]:
+      lines.append(f'| {r["job"]} | {len(r["epochs"])}/{r["epochs_planned"]} | '
+                   f'{_fmt(r["collapsed_at"])} | {_fmt(r["clean"])} | {_fmt(r["fgm_acc"])} | '
+                   f'{_fmt(r["pgd_acc"])} | {_fmt(r["autoattack_acc"])} | '
+                   f'{_fmt(r["ms_per_step"], 0)} |')
+    lines += ['', 'ms/step: the median training step of the run\'s whole epochs, on whatever '
+              'machine and load trained it (compare steps with `python -m tf_pgn.bench '
+              '--norm=linf`, one process).', '',
+              f'![PGD probe accuracy and the FGSM - PGD gap by epoch]'
+              f'({os.path.relpath(figure, os.path.dirname(report_path))})', '',
+              '| question | verdict | why |', '|---|---|---|']
+    lines += [f'| {v["question"]} | **{v["verdict"]}** | {v["why"]} |'
+              for v in verdicts(rows, levels)]
+    lines.append('')
+  os.makedirs(os.path.dirname(report_path) or '.', exist_ok=True)
+  write_text_atomic(report_path, '\n'.join(lines))
+  return report_path
+
+
+def _flags(defense: str) -> str:
+  return ' '.join(f'--{k}={v:g}' if isinstance(v, float) else
+                  f'--{k}' if v is True else f'--{k}={v}'
+                  for k, v in DEFENSES[defense].items())
