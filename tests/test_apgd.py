@@ -1,5 +1,5 @@
 """APGD-L2 (CE, DLR, targeted): the published schedule, its losses, and its strength against PGD
-on a small trained CIFAR-10 model."""
+on a small trained CIFAR-10 model (APGD-Linf: tests/test_linf_attacks.py)."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tf_pgn.attacks import predict
-from tf_pgn.attacks.apgd import apgd_l2, apgd_targeted_l2, checkpoints, dlr_loss, targeted_dlr_loss
+from tf_pgn.attacks.apgd import apgd, apgd_targeted, checkpoints, dlr_loss, targeted_dlr_loss
 from tf_pgn import perturbation
 from tf_pgn.metrics import perturbation_norms
 
@@ -52,9 +52,9 @@ def attacked(small_cifar_model):
   model, x, y = small_cifar_model
   xs, ys = tf.constant(x), tf.constant(y)
   x_adv = dict(pgd20=perturbation.gradient_ascent(model, xs, ys, EPS, 2.5 * EPS / 20, 20),
-               apgd_ce=apgd_l2(model, xs, ys, EPS),
-               apgd_dlr=apgd_l2(model, xs, ys, EPS, loss='dlr'),
-               apgd_t=apgd_targeted_l2(model, xs, ys, EPS))
+               apgd_ce=apgd(model, xs, ys, EPS),
+               apgd_dlr=apgd(model, xs, ys, EPS, loss='dlr'),
+               apgd_t=apgd_targeted(model, xs, ys, EPS))
   return {k: (_accuracy(model, v, y), v) for k, v in x_adv.items()}
 
 
@@ -76,10 +76,10 @@ def test_apgd_stays_in_the_ball_and_the_box(attacked, small_cifar_model):
 
 def test_apgd_is_reproducible_eagerly_and_compiled(small_cifar_model, attacked):
   model, x, y = small_cifar_model
-  again = apgd_l2(model, tf.constant(x), tf.constant(y), EPS)
+  again = apgd(model, tf.constant(x), tf.constant(y), EPS)
   np.testing.assert_array_equal(np.asarray(again), np.asarray(attacked['apgd_ce'][1]))
   # A tensor eps inside tf.function (one trace for every budget) gives the same points.
-  compiled = tf.function(lambda xs, ys, eps: apgd_l2(model, xs, ys, eps))
+  compiled = tf.function(lambda xs, ys, eps: apgd(model, xs, ys, eps))
   np.testing.assert_allclose(compiled(tf.constant(x), tf.constant(y), tf.constant(EPS)),
                              attacked['apgd_ce'][1], atol=1e-5)
 
@@ -91,7 +91,7 @@ def test_apgd_takes_any_input_shape_and_checks_the_number_of_classes():
   x = tf.constant(rng.uniform(0.25, 0.75, size=(6, 20)).astype(np.float32))
   y = tf.argmax(model(x), -1, output_type=tf.int32)
   for loss in ('ce', 'dlr'):
-    x_adv = apgd_l2(model, x, y, 0.3, loss=loss, n_iter=10, restarts=2)
+    x_adv = apgd(model, x, y, 0.3, loss=loss, n_iter=10, restarts=2)
     _assert_in_ball_and_box(x_adv, x.numpy(), 0.3)
   with pytest.raises(ValueError, match='needs at least 4 classes'):
-    apgd_targeted_l2(model, x, y, 0.3, n_iter=10)
+    apgd_targeted(model, x, y, 0.3, n_iter=10)

@@ -1,12 +1,13 @@
 """Square Attack L2: the published schedule and window profile, the budget, and that it needs no
-gradient (a model whose gradient is zero everywhere falls to it as the ordinary model does)."""
+gradient (a model whose gradient is zero everywhere falls to it as the ordinary model does).
+Square-Linf: tests/test_linf_attacks.py."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tf_pgn.attacks import predict
-from tf_pgn.attacks.square import eta, p_schedule, square_l2, window_sizes
+from tf_pgn.attacks.square import eta, p_schedule, square, window_sizes
 from tf_pgn.metrics import perturbation_norms
 
 
@@ -21,6 +22,15 @@ def test_p_halves_at_the_published_iterations():
   assert max(window_sizes(12, 20)) == 12 and min(window_sizes(2, 40)) == 2
 
 
+def test_linf_windows_follow_the_same_schedule_at_any_side_from_1():
+  # The reference's Linf side: round(sqrt(p h w)) for p = 0.8, 0.4, ..., 0.8 / 128, at least 1,
+  # even ones too (at L2 they would be 21, 15, 11, 5).
+  sizes = window_sizes(32, 32, norm='linf')
+  assert [sizes[i] for i in (0, 11, 51, 201, 501, 1001, 2001, 4001)] == [29, 20, 14, 10, 7, 5, 4,
+                                                                         3]
+  assert min(window_sizes(4, 4, norm='linf')) == 1 and min(window_sizes(4, 4)) == 3
+
+
 @pytest.mark.parametrize('side', [1, 2, 3, 6, 29])
 def test_window_profile_has_unit_norm_and_opposite_halves(side):
   profile = eta(side)
@@ -32,16 +42,16 @@ def test_window_profile_has_unit_norm_and_opposite_halves(side):
 def test_square_lowers_accuracy_within_its_budget_and_reproducibly(small_cifar_model):
   model, x, y = small_cifar_model
   eps = 1.0
-  x_adv = square_l2(model, tf.constant(x), tf.constant(y), eps, n_queries=300).numpy()
+  x_adv = square(model, tf.constant(x), tf.constant(y), eps, n_queries=300).numpy()
   assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
   assert perturbation_norms(x, x_adv).max() <= eps * (1 + 1e-5)
   accuracy = lambda images: np.mean(predict(model, images).argmax(-1) == y)
   assert accuracy(x_adv) < accuracy(x) - 0.05
-  again = square_l2(model, tf.constant(x), tf.constant(y), eps, n_queries=300).numpy()
+  again = square(model, tf.constant(x), tf.constant(y), eps, n_queries=300).numpy()
   np.testing.assert_array_equal(again, x_adv)
   # Its gradient-free search does the same against a model that hides its gradient.
   masked = lambda images: model(images - images + tf.stop_gradient(images))
-  np.testing.assert_allclose(square_l2(masked, tf.constant(x), tf.constant(y), eps,
+  np.testing.assert_allclose(square(masked, tf.constant(x), tf.constant(y), eps,
                                        n_queries=300), x_adv, atol=1e-6)
 
 
@@ -51,8 +61,8 @@ def test_square_takes_non_square_images_with_any_number_of_channels():
                             keras.layers.Dense(3)])
   x = np.random.default_rng(0).uniform(size=(5, 12, 20, 2)).astype(np.float32)
   y = predict(model, x).argmax(-1)
-  x_adv = square_l2(model, x, y, 0.3, n_queries=50, rescale_schedule=True).numpy()
+  x_adv = square(model, x, y, 0.3, n_queries=50, rescale_schedule=True).numpy()
   assert x_adv.shape == x.shape and x_adv.min() >= 0.0 and x_adv.max() <= 1.0
   assert perturbation_norms(x, x_adv).max() <= 0.3 * (1 + 1e-5)
   with pytest.raises(ValueError, match='images'):
-    square_l2(model, x.reshape(5, -1), y, 0.3)
+    square(model, x.reshape(5, -1), y, 0.3)

@@ -31,7 +31,7 @@ from absl import app, flags
 from tf_pgn import data as data_lib
 from tf_pgn import metrics, models
 from tf_pgn.attacks import carlini_wagner_l2, predict
-from tf_pgn.attacks.apgd import apgd_l2
+from tf_pgn.attacks.apgd import apgd
 from tf_pgn.attacks.fmn import fmn_l2
 from tf_pgn import perturbation
 from tf_pgn.export import load_classifier
@@ -80,7 +80,7 @@ def apgd_vs_pgd(model, x, y, eps: float, iterations: int, repeats: int) -> dict:
   compiled = {
       'pgd': tf.function(lambda xs, ys, e: perturbation.gradient_ascent(model, xs, ys, e, 2.5 * e / iterations,
                                                   iterations)),
-      'apgd': tf.function(lambda xs, ys, e: apgd_l2(model, xs, ys, e, n_iter=iterations)),
+      'apgd': tf.function(lambda xs, ys, e: apgd(model, xs, ys, e, n_iter=iterations)),
   }
   outputs = {}
 

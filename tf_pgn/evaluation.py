@@ -203,23 +203,23 @@ ATTACK_TABLE = {
     'pgd': AttackSpec('PGD', False, lambda c: _pgd_params(c.pgd_steps),
                       attack=lambda c: _pgd(c.pgd_steps)),
     'apgd_ce': AttackSpec('APGD-CE', False, lambda c: _apgd_params(c, 'ce'),
-                          attack=lambda c: functools.partial(apgd.apgd_l2, loss='ce',
+                          attack=lambda c: functools.partial(apgd.apgd, loss='ce',
                                                              **_apgd_args(c))),
     'apgd_dlr': AttackSpec('APGD-DLR', False, lambda c: _apgd_params(c, 'dlr'),
-                           attack=lambda c: functools.partial(apgd.apgd_l2, loss='dlr',
+                           attack=lambda c: functools.partial(apgd.apgd, loss='dlr',
                                                               **_apgd_args(c))),
     'apgd_t': AttackSpec(
         'APGD-T', False,
         lambda c: dict(_apgd_params(c, 'targeted_dlr'), targets=c.apgd_targets,
                        target_classes='highest clean logits other than y'),
-        attack=lambda c: functools.partial(apgd.apgd_targeted_l2, num_targets=c.apgd_targets,
+        attack=lambda c: functools.partial(apgd.apgd_targeted, num_targets=c.apgd_targets,
                                            **_apgd_args(c))),
     'square': AttackSpec(
         'Square', False,
         lambda c: dict(queries=c.square_queries, p_init=c.square_p_init, loss='margin',
                        p_schedule='halved after iterations 10, 50, 200, 500, 1000, 2000, 4000, '
                                   '6000, 8000', seed=c.seed),
-        attack=lambda c: functools.partial(square.square_l2, n_queries=c.square_queries,
+        attack=lambda c: functools.partial(square.square, n_queries=c.square_queries,
                                            p_init=c.square_p_init, seed=c.seed),
         gradient_free=True),
     'autoattack': AttackSpec(

@@ -1,33 +1,35 @@
-"""Auto-PGD, L2 (Croce & Hein, ICML 2020, "Reliable evaluation of adversarial robustness with an
-ensemble of diverse parameter-free attacks", section 3, Algorithm 1), with the CE loss, the DLR
-loss (section 4) and the targeted DLR loss of APGD-T.
+"""Auto-PGD at L2 or Linf (Croce & Hein, ICML 2020, "Reliable evaluation of adversarial robustness
+with an ensemble of diverse parameter-free attacks", section 3, Algorithm 1), with the CE loss, the
+DLR loss (section 4) and the targeted DLR loss of APGD-T.
 
-Each run starts at ``x + eps * n / ||n||`` (``n`` Gaussian, clipped to [0, 1]) with step size
-``2 eps``; every iterate is
+The norm enters as its step object (``tf_pgn.perturbation``: ``ascend`` and ``project``), so both
+norms run the same loop. Each run starts at ``x + eps * n / ||n||``, clipped to [0, 1] (L2: ``n``
+Gaussian, on the eps-sphere; Linf: ``n`` uniform in [-1, 1]^d, scaled so that its largest pixel
+is eps), with step size ``2 eps``; every iterate is
 
-  z       = P(x_k + eta * g_k / ||g_k||)
+  z       = P(ascend(x_k, g_k, eta))       (L2: x_k + eta g_k / ||g_k||; Linf: x_k + eta sign(g_k))
   x_{k+1} = P(x_k + alpha (z - x_k) + (1 - alpha) (x_k - x_{k-1})),   alpha 0.75 (1 at k = 0),
 
-P the projection onto the L2 ball and [0, 1]. At the checkpoints ``w_j`` (``checkpoints``) the
-step size of an example is halved and its iterate restarted from its highest-loss point when
-(1) its loss rose in at most ``rho = 0.75`` of the steps since the last checkpoint or (2) its step
-was not halved at the last checkpoint and its best loss has not risen since. The settings and the
-integer form of the checkpoints are those of the reference implementation (fra31/auto-attack,
-``autopgd_base.py``). Randomness is stateless, seeded by ``(seed, run)``: a batch's result does not
-depend on what ran before it, so an evaluation resumed batch by batch reproduces an uninterrupted
-one.
+P the projection onto the eps-ball (L2: rescaling; Linf: clipping to [x - eps, x + eps]) and
+[0, 1]. At the checkpoints ``w_j`` (``checkpoints``) the step size of an example is halved and its
+iterate restarted from its highest-loss point when (1) its loss rose in at most ``rho = 0.75`` of
+the steps since the last checkpoint or (2) its step was not halved at the last checkpoint and its
+best loss has not risen since. The settings, the starts and the integer form of the checkpoints
+are those of the reference implementation (fra31/auto-attack, ``autopgd_base.py``). Randomness is
+stateless, seeded by ``(seed, run)``: a batch's result does not depend on what ran before it, so
+an evaluation resumed batch by batch reproduces an uninterrupted one.
 """
 import tensorflow as tf
 
 from tf_pgn.attacks.common import attack_unbroken, expand, margin, value_and_gradient
-from tf_pgn.perturbation import l2_norm, project_l2
+from tf_pgn.perturbation import get_norm, l2_norm
 
-__all__ = ['apgd_l2', 'apgd_targeted_l2', 'checkpoints', 'dlr_loss', 'targeted_dlr_loss']
+__all__ = ['apgd', 'apgd_targeted', 'checkpoints', 'dlr_loss', 'targeted_dlr_loss']
 
 N_ITER = 100
 RHO = 0.75  # fraction of loss-raising steps below which the step size is halved
 MOMENTUM = 0.75  # alpha
-INITIAL_STEP = 2.0  # x eps, for L2
+INITIAL_STEP = 2.0  # x eps, at L2 and at Linf
 NUM_TARGETS = 9  # APGD-T in AutoAttack's standard version
 _DLR_EPS = 1e-12
 
@@ -74,9 +76,19 @@ _LOSSES = {'ce': ce_loss, 'dlr': dlr_loss, 'targeted_dlr': targeted_dlr_loss}
 _MIN_CLASSES = {'ce': 2, 'dlr': 3, 'targeted_dlr': 4}
 
 
-def apgd_l2(model, x, y, eps, *, loss: str = 'ce', n_iter: int = N_ITER, restarts: int = 1,
-            seed: int = 0):
-  """Untargeted APGD-L2 on the CE (APGD-CE) or DLR (APGD-DLR) loss, batched.
+# The start (the reference's): x + eps * n / ||n||, clipped to [0, 1], per norm the noise n and
+# its norm ||n|| ([N, 1, ..., 1]): Gaussian at L2, a point of the eps-sphere; uniform in [-1, 1]^d
+# at Linf, a point of the box whose largest pixel sits at eps.
+_START = {
+    'l2': (tf.random.stateless_normal, l2_norm),
+    'linf': (lambda shape, seed: tf.random.stateless_uniform(shape, seed, -1.0, 1.0),
+             lambda n: tf.reduce_max(tf.abs(n), axis=list(range(1, n.shape.rank)), keepdims=True)),
+}
+
+
+def apgd(model, x, y, eps, *, norm='l2', loss: str = 'ce', n_iter: int = N_ITER,
+         restarts: int = 1, seed: int = 0):
+  """Untargeted APGD on the CE (APGD-CE) or DLR (APGD-DLR) loss, at L2 or Linf, batched.
 
   Restart ``r`` starts at its own random point and runs only on the examples no earlier run
   fooled. An example's ``x_adv`` is its last misclassified iterate if a run fooled it, else the
@@ -86,41 +98,47 @@ def apgd_l2(model, x, y, eps, *, loss: str = 'ce', n_iter: int = N_ITER, restart
     model: callable mapping float32 ``[N, ...]`` inputs in [0, 1] to logits ``[N, K]``.
     x: float32 inputs ``[N, ...]`` in [0, 1].
     y: integer true labels ``[N]``.
-    eps: L2 budget (a float or a scalar tensor: one trace serves every budget).
+    eps: budget on the [0, 1] pixel scale (Linf 8/255 is ``8 / 255``); a float or a scalar
+      tensor: one trace serves every budget.
+    norm: 'l2' or 'linf' (or its ``tf_pgn.perturbation`` step object).
     loss: 'ce' or 'dlr' (K >= 3).
     n_iter: iterations per run.
     restarts: runs per example (AutoAttack's standard version: 1).
     seed: seeds the random starting points.
   """
-  x, y, eps = _inputs(x, y, eps)
+  x, y, eps, norm = _inputs(x, y, eps, norm)
   _check_classes(model, x, loss)
   x_adv = x
   for run in range(restarts):
     x_adv, _ = attack_unbroken(model, x, y, x_adv, lambda m, xs, ys, run=run: _run(
-        m, xs, ys, ys, eps, loss, n_iter, tf.constant([seed, run], tf.int64)))
+        m, xs, ys, ys, eps, norm, loss, n_iter, tf.constant([seed, run], tf.int64)))
   return x_adv
 
 
-def apgd_targeted_l2(model, x, y, eps, *, n_iter: int = N_ITER, num_targets: int = NUM_TARGETS,
-                     restarts: int = 1, seed: int = 0):
-  """APGD-T: APGD-L2 on the targeted DLR loss towards each of the ``num_targets`` classes with
-  the highest clean logits other than ``y`` in turn (capped at K - 1), each target (and restart)
-  run only on the examples still classified correctly. Arguments as ``apgd_l2``; K >= 4."""
-  x, y, eps = _inputs(x, y, eps)
+def apgd_targeted(model, x, y, eps, *, norm='l2', n_iter: int = N_ITER,
+                  num_targets: int = NUM_TARGETS, restarts: int = 1, seed: int = 0):
+  """APGD-T: APGD on the targeted DLR loss towards each of the ``num_targets`` classes with the
+  highest clean logits other than ``y`` in turn (capped at K - 1), each target (and restart) run
+  only on the examples still classified correctly. Arguments as ``apgd``; K >= 4."""
+  x, y, eps, norm = _inputs(x, y, eps, norm)
   num_classes = _check_classes(model, x, 'targeted_dlr')
   x_adv = x
   for rank in range(min(num_targets, num_classes - 1)):
     for restart in range(restarts):
       run = rank * restarts + restart
       x_adv, _ = attack_unbroken(model, x, y, x_adv, lambda m, xs, ys, rank=rank, run=run: _run(
-          m, xs, ys, _target(m, xs, ys, rank), eps, 'targeted_dlr', n_iter,
+          m, xs, ys, _target(m, xs, ys, rank), eps, norm, 'targeted_dlr', n_iter,
           tf.constant([seed, run], tf.int64)))
   return x_adv
 
 
-def _inputs(x, y, eps):
+def _inputs(x, y, eps, norm):
+  norm = get_norm(norm)
+  if norm.name not in _START:
+    raise ValueError(f'APGD has no random start for the norm {norm.name!r}: use one of '
+                     f'{", ".join(_START)}')
   return (tf.convert_to_tensor(x, tf.float32), tf.cast(tf.convert_to_tensor(y), tf.int32),
-          tf.cast(eps, tf.float32))
+          tf.cast(eps, tf.float32), norm)
 
 
 def _check_classes(model, x, loss: str) -> int:
@@ -139,9 +157,9 @@ def _target(model, x, y, rank: int):
 
 
 @tf.function(reduce_retracing=True)
-def _run(model, x, y, target, eps, loss: str, n_iter: int, seed):
-  """One APGD run (Algorithm 1) from a random point; the last misclassified iterate where one was
-  found, else the highest-loss iterate."""
+def _run(model, x, y, target, eps, norm, loss: str, n_iter: int, seed):
+  """One APGD run (Algorithm 1) at ``norm`` (a step object) from a random point; the last
+  misclassified iterate where one was found, else the highest-loss iterate."""
   rank = x.shape.rank
   loss_fn = lambda logits: _LOSSES[loss](logits, y, target)
   # Per iteration: whether a checkpoint follows it and, if so, the steps since the previous one.
@@ -151,8 +169,9 @@ def _run(model, x, y, target, eps, loss: str, n_iter: int, seed):
   is_check = tf.constant([w > 0 for w in window])
   window = tf.constant(window)
 
-  noise = tf.random.stateless_normal(tf.shape(x), seed)
-  x_adv = tf.clip_by_value(x + eps * noise / l2_norm(noise), 0.0, 1.0)
+  sample, size = _START[norm.name]
+  noise = sample(tf.shape(x), seed)
+  x_adv = tf.clip_by_value(x + eps * noise / size(noise), 0.0, 1.0)
   logits, loss_now, grad = value_and_gradient(model, x_adv, loss_fn)
   fooled = tf.argmax(logits, axis=-1, output_type=tf.int32) != y
   x_fooled = x_adv
@@ -164,8 +183,8 @@ def _run(model, x, y, target, eps, loss: str, n_iter: int, seed):
   best_at_last = loss_best
   for i in tf.range(n_iter):
     alpha = tf.where(i == 0, 1.0, MOMENTUM)
-    z = project_l2(x, x_adv + expand(step, rank) * grad / l2_norm(grad), eps)
-    x_next = project_l2(x, x_adv + alpha * (z - x_adv) + (1.0 - alpha) * (x_adv - x_prev), eps)
+    z = norm.project(x, norm.ascend(x_adv, grad, expand(step, rank)), eps)
+    x_next = norm.project(x, x_adv + alpha * (z - x_adv) + (1.0 - alpha) * (x_adv - x_prev), eps)
     x_prev, x_adv = x_adv, x_next
     logits, loss_next, grad = value_and_gradient(model, x_adv, loss_fn)
     wrong = tf.argmax(logits, axis=-1, output_type=tf.int32) != y
