@@ -1,5 +1,7 @@
-"""AdversarialModel: any Keras classifier trained by model.fit with the command line's step, Keras
-callbacks, the EMA export, tf_pgn.evaluate, and BackupAndRestore across a SIGKILL."""
+"""AdversarialModel: any Keras classifier (functional, Sequential, subclassed) trained by model.fit
+with the command line's step, Keras callbacks, the EMA's shadow weights validated, checkpointed
+and exported, RobustnessProbe feeding EarlyStopping, tf_pgn.evaluate, and BackupAndRestore across
+a SIGKILL."""
 import json
 import os
 import signal
@@ -14,8 +16,10 @@ import tensorflow as tf
 import tf_pgn
 from conftest import REPO
 from tf_pgn import models
+from tf_pgn.callbacks import RobustnessProbe
 from tf_pgn.config import make_config
 from tf_pgn.defenses import AdversarialTrainer
+from tf_pgn.errors import InputError
 from tf_pgn.export import load_saved_model
 
 
@@ -59,7 +63,9 @@ def test_fit_with_callbacks_trains_a_user_model_and_exports_its_ema(tmp_path):
   assert not np.array_equal(moving_mean, bn.moving_mean.numpy())  # F's loss in training mode
   assert os.path.exists(tmp_path / 'best.weights.h5') and os.listdir(tmp_path / 'tb')
   ema = model.ema_classifier
-  assert any(not np.array_equal(a, b) for a, b in zip(ema.get_weights(), classifier.get_weights()))
+  assert len(ema.weights) == len(classifier.trainable_weights)  # shadows of F's trainable weights
+  assert any(not np.array_equal(a, b.numpy())
+             for a, b in zip(ema.get_weights(), classifier.trainable_weights))
   model.export_classifier(str(tmp_path / 'classifier'))
   served = load_saved_model(str(tmp_path / 'classifier'))
   np.testing.assert_allclose(served(x).numpy(), ema(x, training=False).numpy(), atol=1e-5)
@@ -70,6 +76,89 @@ def test_fit_with_callbacks_trains_a_user_model_and_exports_its_ema(tmp_path):
   assert report['num_examples'] == 64 and list(report['attacks']) == ['pgd_eps0.5', 'cw']
   assert report['benign_accuracy'] == pytest.approx(np.mean(served(x).numpy().argmax(-1) == y))
   assert report['attacks']['pgd_eps0.5']['whitebox']['max_l2'] <= 0.5 + 1e-4
+
+
+class _SubclassedCNN(keras.Model):
+  """A user's subclassed classifier with batch norm: no input shape until it is called."""
+
+  def __init__(self, num_classes=4):
+    super().__init__(name='subclassed_cnn')
+    self.conv = keras.layers.Conv2D(8, 3, padding='same', use_bias=False)
+    self.bn = keras.layers.BatchNormalization(momentum=0.5)
+    self.head = keras.layers.Dense(num_classes)
+
+  def call(self, x, training=False):
+    h = keras.ops.relu(self.bn(self.conv(x), training=training))
+    return self.head(keras.ops.mean(h, axis=(1, 2)))
+
+
+def _built_subclassed(x):
+  classifier = _SubclassedCNN()
+  classifier(x[:1])
+  return classifier
+
+
+def test_a_subclassed_classifier_trains_uncloned_and_its_ema_is_validated_saved_and_exported(
+    tmp_path):
+  keras.utils.set_random_seed(0)
+  x, y, ds = _data()
+  with pytest.raises(InputError, match=r'call it once on a batch'):
+    tf_pgn.AdversarialModel(_SubclassedCNN())
+  classifier = _built_subclassed(x)
+  model = tf_pgn.AdversarialModel(classifier, tf_pgn.PGD(0.5, steps=2), ema_decay=0.5, seed=0)
+  assert model.ema_classifier.classifier is classifier  # F itself: no clone
+  model.compile(classifier_optimizer=keras.optimizers.Adam(1e-2))
+  moving_mean = classifier.bn.moving_mean.numpy().copy()
+  weights = str(tmp_path / 'last.weights.h5')
+  history = model.fit(ds, epochs=2, validation_data=ds, verbose=0, callbacks=[
+      keras.callbacks.ModelCheckpoint(weights, save_weights_only=True)]).history
+  assert not np.array_equal(moving_mean, classifier.bn.moving_mean.numpy())  # F trained
+  live = [w.numpy() for w in classifier.weights]
+  # The EMA classifier is F's layers on the shadows of its trainable weights and on its own
+  # batch-norm statistics: a twin holding those weights gives its logits.
+  twin = _built_subclassed(x)
+  twin.set_weights(live)
+  for w, shadow in zip(twin.trainable_weights, model.ema_classifier.shadows):
+    w.assign(shadow)
+  assert any(not np.array_equal(a.numpy(), b) for a, b in zip(twin.weights, live))
+  expected = twin(x, training=False).numpy()
+  np.testing.assert_allclose(model.ema_classifier(x).numpy(), expected, atol=1e-5)
+  np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
+  assert history['val_accuracy'][-1] == pytest.approx(np.mean(expected.argmax(-1) == y))
+  model.export_classifier(str(tmp_path / 'classifier'))
+  np.testing.assert_allclose(load_saved_model(str(tmp_path / 'classifier'))(x).numpy(), expected,
+                             atol=1e-5)
+  for a, b in zip(classifier.weights, live):  # the export put F's own weights back
+    np.testing.assert_array_equal(a.numpy(), b)
+  restored = tf_pgn.AdversarialModel(_built_subclassed(x), tf_pgn.PGD(0.5, steps=2), seed=0)
+  restored.compile(classifier_optimizer=keras.optimizers.Adam(1e-2))
+  restored.load_weights(weights)  # the checkpoint holds F and its EMA
+  np.testing.assert_allclose(restored.predict(x, verbose=0), expected, atol=1e-5)
+  for a, b in zip(restored.classifier.weights, live):
+    np.testing.assert_array_equal(a.numpy(), b)
+
+
+def test_robustness_probe_feeds_early_stopping_and_checkpoints_wherever_it_is_listed(tmp_path):
+  keras.utils.set_random_seed(0)
+  classifier = keras.Sequential([
+      keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation='relu'),
+      keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)])
+  model = tf_pgn.AdversarialModel(classifier, tf_pgn.FGM(0.1), ema_decay=0.5, seed=0)
+  # A learning rate of 0: the weights, hence the probes' numbers, stay put from epoch to epoch.
+  model.compile(classifier_optimizer=keras.optimizers.SGD(0.0))
+  x, y, ds = _data()
+  stop = keras.callbacks.EarlyStopping('val_robust_accuracy', patience=1, mode='max')
+  best = str(tmp_path / 'best.weights.h5')
+  history = model.fit(ds, epochs=6, verbose=0, callbacks=[  # the readers listed first
+      stop, keras.callbacks.ModelCheckpoint(best, 'val_robust_accuracy', mode='max',
+                                            save_best_only=True, save_weights_only=True),
+      RobustnessProbe(x, y, eps=1e-6, steps=2, name='val_robust_tiny'),
+      RobustnessProbe(x, y, eps=2.0, steps=5)]).history
+  assert len(history['val_robust_accuracy']) == 2 and stop.stopped_epoch == 1
+  assert os.path.exists(best)
+  clean = model.evaluate(x, y, verbose=0, return_dict=True)['accuracy']
+  assert history['val_robust_tiny'] == [pytest.approx(clean)] * 2  # eps ~0: the clean accuracy
+  assert history['val_robust_accuracy'][0] < clean
 
 
 @pytest.mark.parametrize('defense', ['pgn', 'pgd'])

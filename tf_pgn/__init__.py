@@ -27,6 +27,9 @@ _EXPORTS = {
     'build_generator': ('tf_pgn.models', 'build_generator'),
     'evaluate': ('tf_pgn.evaluation', 'evaluate_model'),
     'load_saved_model': ('tf_pgn.export', 'load_saved_model'),
+    'RobustnessProbe': ('tf_pgn.callbacks', 'RobustnessProbe'),
+    'InputError': ('tf_pgn.errors', 'InputError'),
+    'DivergedError': ('tf_pgn.errors', 'DivergedError'),
 }
 __all__ = ['__version__', *_EXPORTS]
 

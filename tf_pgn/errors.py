@@ -1,4 +1,5 @@
-"""One-line errors for the command lines: a known problem prints its message and exits 2."""
+"""One-line errors: the library's own (a bad input, a diverged fit) and, for the command lines,
+a known problem printed as its message with exit code 2."""
 import contextlib
 import sys
 
@@ -9,7 +10,18 @@ from tf_pgn.export import ModelLoadError
 from tf_pgn.io_utils import WriteError
 from tf_pgn.locks import LockError
 
-USER_ERRORS = (ConfigError, DataError, DistributeError, LockError, ModelLoadError, WriteError)
+
+class InputError(ValueError):
+  """A bad input to the library (``AdversarialModel``, ``RobustnessProbe``, ``tf_pgn.inputs``'
+  checks): one line that names the input and the fix."""
+
+
+class DivergedError(RuntimeError):
+  """Training made a NaN or Inf loss: one line naming the step (``AdversarialModel.fit``)."""
+
+
+USER_ERRORS = (ConfigError, DataError, DistributeError, InputError, LockError, ModelLoadError,
+               WriteError)
 
 
 @contextlib.contextmanager
