@@ -70,6 +70,7 @@ def test_results_json_round_trips_with_every_number(evaluated, run_dir, cifar10_
     assert json.load(f) == results
   assert list(results['attacks']) == KEYS
   assert results['num_examples'] == N and results['dataset'] == 'cifar10'
+  assert results['norm'] == 'l2'
   assert results['model'].startswith(run_dir) and 'SavedModel' in results['source_model']
   assert results['attack_settings']['cw']['max_iterations'] == 20
   assert results['attack_settings']['pgd']['budgets'] == [{'eps': 0.25}, {'eps': 1.0}]
@@ -86,6 +87,7 @@ def test_results_json_round_trips_with_every_number(evaluated, run_dir, cifar10_
       for name in ('rho_mean', 'rho_median', 'rho_mean_paper', 'rho_median_paper'):
         assert r[name] is None or r[name] >= 0.0  # NaN became null
       assert ('accuracy_vs_l2' in r) == (entry['attack'] in ('cw', 'deepfool'))
+      assert 'linf_mean' not in r  # a Linf evaluation's
   curve = results['attacks']['deepfool']['whitebox']['accuracy_vs_l2']
   assert len(curve['radii']) == 41 and curve['radii'][-1] == 2.0
   assert curve['accuracy'][0] == pytest.approx(results['benign_accuracy'])
@@ -294,6 +296,10 @@ def test_soundness_checks_flag_masking_rising_accuracy_and_strong_transfer():
 @pytest.mark.parametrize('flags,pattern', [
     (dict(attacks='fgm,spsa'), "unknown attack(s) ['spsa']"),
     (dict(eps_list='0.5,big'), '--eps_list=0.5,big is not a comma list of numbers'),
+    (dict(eps_list='8/0'), '--eps_list=8/0 is not a comma list of numbers or fractions a/b'),
+    (dict(norm='l1'), 'unknown --norm=l1: use one of l2, linf'),
+    (dict(norm='linf', eps_list='8/255,8'), '--eps_list=0.0313725,8 at --norm=linf holds 8, the '
+                                            'whole pixel range'),
     (dict(num_examples=0), '--num_examples=0 must be positive'),
     (dict(dataset='mnist'), "unknown dataset 'mnist'"),
 ])

@@ -1,12 +1,29 @@
-"""APGD-Linf (Croce & Hein 2020) and Square-Linf (Andriushchenko et al. 2020, Algorithm 2): their
-starts and budgets."""
+"""Linf through the evaluation (--norm=linf): APGD-Linf (Croce & Hein 2020) and Square-Linf
+(Andriushchenko et al. 2020, Algorithm 2), their starts and budgets, and a Linf evaluation of a
+small trained CIFAR-10 model and of its gradient-masked twin (``x - x + stop_gradient(x)``), as
+tests/test_autoattack.py does at L2."""
+import json
+import os
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 
+from conftest import run_cli
+from tf_pgn import evaluation
 from tf_pgn.attacks.apgd import apgd, apgd_targeted
 from tf_pgn.attacks.square import square
+from tf_pgn.cli.flags import define_config_flags
 from tf_pgn.metrics import perturbation_norms
+
+N = 64
+EPS = 4 / 255  # PGD-20 at Linf leaves about half of the small model's clean accuracy
+BOUNDED = ('fgm', 'mim', 'pgd', 'apgd_ce', 'apgd_dlr', 'apgd_t', 'square', 'autoattack')
+LINF = dict(norm='linf', eps_list='4/255', num_examples=N, batch_size=N, pgd_steps=20,
+            apgd_targets=2, square_queries=300, fmn_steps=10, unbounded_steps=5)
+KEYS = [f'{a}_eps{EPS:g}' for a in BOUNDED] + ['fmn']
 
 
 def _linear(num_classes=3, masked=False):
@@ -66,3 +83,149 @@ def test_square_linf_starts_with_vertical_stripes_of_plus_minus_eps():
   assert len(np.unique(np.sign(delta))) == 2
   with pytest.raises(ValueError, match="unknown norm 'l1' for the Square attack"):
     square(model, x, np.zeros(3, np.int32), 0.1, norm='l1')
+
+
+@pytest.fixture(scope='module')
+def evaluated(small_cifar_model, tmp_path_factory):
+  """{model name: (results, out_dir, raw attack outputs by progress label)} of a Linf evaluation
+  at 4/255: every bounded attack and FMN on the small model; PGD and Square on its masked twin."""
+  model, x, y = small_cifar_model
+  models = {'ordinary': (model, ','.join(BOUNDED) + ',fmn'),
+            'masked': (lambda images: model(images - images + tf.stop_gradient(images)),
+                       'pgd,square')}
+  out = {}
+  real_run_attack = evaluation.run_attack
+  with pytest.MonkeyPatch.context() as mp:
+    for name, (classifier, attacks) in models.items():
+      raw = {}
+
+      def spy(attack_fn, model, x, y, batch_size, progress_desc, raw=raw, **kwargs):
+        outputs = real_run_attack(attack_fn, model, x, y, batch_size, progress_desc, **kwargs)
+        raw[progress_desc] = outputs[0] if kwargs.get('aux') else outputs
+        return outputs
+
+      mp.setattr(evaluation, 'run_attack', spy)
+      out_dir = str(tmp_path_factory.mktemp(name))
+      results = evaluation.evaluate_model(classifier, x, y, attacks=attacks, out_dir=out_dir,
+                                          **LINF)
+      out[name] = results, out_dir, raw
+  return out
+
+
+def _accuracy(results, attack):
+  return results['attacks'][f'{attack}_eps{EPS:g}']['whitebox']['accuracy']
+
+
+def test_apgd_linf_is_as_strong_as_pgd_and_the_worst_case_beats_its_parts(evaluated):
+  results, _, _ = evaluated['ordinary']
+  assert list(results['attacks']) == KEYS
+  acc = {a: _accuracy(results, a) for a in BOUNDED}
+  assert acc['pgd'] < results['benign_accuracy'] - 0.1  # the budget matters on this model
+  assert acc['apgd_ce'] <= acc['pgd']
+  assert acc['apgd_t'] <= acc['apgd_ce'] + 1 / N
+  for part in evaluation.AUTOATTACK_PARTS:
+    # Alone each part attacks every example; in the worst case those left (other random draws).
+    assert acc['autoattack'] <= acc[part] + 1 / N, part
+  assert acc['autoattack'] <= acc['apgd_ce']
+  worst = results['attacks'][f'autoattack_eps{EPS:g}']['whitebox']
+  assert sum(worst['broken_by'].values()) + worst['n_unbroken'] == N
+
+
+def test_every_linf_output_lies_in_the_box_and_its_budget(evaluated, small_cifar_model):
+  _, x, _ = small_cifar_model
+  for name, (_, _, raw) in evaluated.items():
+    linf = [label for label in raw if label.endswith(f'_eps{EPS:g}')]
+    assert len(linf) == {'ordinary': len(BOUNDED), 'masked': 2}[name]
+    for label in linf:
+      _assert_in_box_and_budget(raw[label], x, EPS, (name, label))
+  # Square-Linf's points sit on the corners of the box: every pixel at x +- eps where it fits.
+  raw = evaluated['ordinary'][2]
+  delta = raw[f'whitebox_square_eps{EPS:g}'].astype(np.float64) - x
+  inside = (x >= EPS) & (x <= 1.0 - EPS)
+  np.testing.assert_allclose(np.abs(delta[inside]), EPS, atol=1e-6)
+  # FMN stays a minimal-norm L2 attack: no Linf budget holds it.
+  assert np.abs(raw['whitebox_fmn'] - x).max() > EPS
+
+
+def test_linf_results_record_the_norm_and_label_the_l2_attacks(evaluated):
+  results, out_dir, _ = evaluated['ordinary']
+  with open(os.path.join(out_dir, 'results.json')) as f:
+    assert json.load(f) == results
+  assert results['norm'] == 'linf'
+  settings = results['attack_settings']
+  assert {a: settings[a]['norm'] for a in settings} == dict(
+      {a: 'Linf' for a in BOUNDED}, fmn='L2')
+  assert settings['apgd_ce']['random_start'].startswith('eps * u / ||u||_inf')
+  assert results['unbounded_pgd']['norm'] == 'L2'
+  assert {c['name']: c for c in results['checks']}['unbounded_pgd_success']['detail'].startswith(
+      'PGD L2 at eps=8 (5 steps) fools')
+  for key in KEYS:
+    wb = results['attacks'][key]['whitebox']
+    assert wb['n_success'] == 0 or 0 < wb['linf_mean'] <= wb['max_linf']
+    if key != 'fmn':
+      assert wb['max_linf'] <= EPS + 1e-6, key
+  with open(os.path.join(out_dir, 'results.md')) as f:
+    table = f.read()
+  assert '| PGD (Linf, eps=4/255) |' in table and '| FMN (L2) |' in table
+  assert '| AutoAttack (Linf, eps=4/255) |' in table and '| Linf mean |' in table
+  assert re.search(r'- AutoAttack \(Linf, eps=4/255\): robust accuracy [0-9.]+; broken by', table)
+  assert 'FMN at L2' in table  # the minimal-norm attacks are named L2 in the notes too
+  assert os.path.exists(os.path.join(out_dir, 'accuracy_vs_l2.png'))  # FMN's curve
+  assert not os.path.exists(os.path.join(evaluated['masked'][1], 'accuracy_vs_l2.png'))
+
+
+def test_square_linf_trips_the_masking_flag_on_the_masked_model_only(evaluated):
+  ordinary, masked = (evaluated[name][0] for name in ('ordinary', 'masked'))
+  assert masked['benign_accuracy'] == ordinary['benign_accuracy']
+  assert _accuracy(masked, 'pgd') == masked['benign_accuracy']  # sign(0) = 0: no step
+  assert _accuracy(masked, 'square') == _accuracy(ordinary, 'square')
+  checks = {name: {c['name']: c for c in r['checks']} for name, r in
+            (('ordinary', ordinary), ('masked', masked))}
+  assert checks['ordinary']['square_not_stronger']['passed'], checks['ordinary']
+  assert not checks['masked']['square_not_stronger']['passed'], checks['masked']
+  assert 'suspect gradient masking' in checks['masked']['square_not_stronger']['detail']
+
+
+def test_an_l2_partial_result_is_not_reused_at_linf_nor_the_other_way(small_cifar_model,
+                                                                     tmp_path, monkeypatch):
+  model, x, y = small_cifar_model
+  ran = []
+  real_run_attack = evaluation.run_attack
+
+  def counted(attack_fn, model, x, y, batch_size, progress_desc, **kwargs):
+    ran.append(progress_desc)
+    return real_run_attack(attack_fn, model, x, y, batch_size, progress_desc, **kwargs)
+
+  monkeypatch.setattr(evaluation, 'run_attack', counted)
+
+  def evaluate(norm):
+    ran.clear()
+    return evaluation.evaluate_model(model, x, y, attacks=['fgm'], eps_list=[EPS], norm=norm,
+                                     out_dir=str(tmp_path), batch_size=N, unbounded_steps=2)
+
+  attacked = [f'whitebox_fgm_eps{EPS:g}', 'whitebox_pgd_unbounded_eps8']
+  l2 = evaluate('l2')
+  assert ran == attacked and l2['norm'] == 'l2'
+  assert evaluate('l2')['attacks'] == l2['attacks'] and ran == []  # the same norm: reused
+  linf = evaluate('linf')
+  assert ran == attacked and linf['norm'] == 'linf'  # the L2 results (same files) were not used
+  fgm = lambda r: r['attacks'][f'fgm_eps{EPS:g}']['whitebox']
+  assert fgm(l2)['max_l2'] <= EPS * (1 + 1e-5) < fgm(linf)['max_l2']
+  again = evaluate('l2')
+  assert ran == attacked  # nor the Linf ones at L2
+  assert fgm(again)['accuracy'] == fgm(l2)['accuracy'] > fgm(linf)['accuracy']
+  assert fgm(again)['max_l2'] == fgm(l2)['max_l2']
+
+
+def test_evaluate_py_takes_linf_and_fractions(tmp_path):
+  fv = flags.FlagValues()
+  names = define_config_flags(evaluation.EvalConfig, '', flag_values=fv)
+  fv(['evaluate.py', '--norm=linf', '--eps_list=8/255,16/255'])
+  cfg = evaluation.make_eval_config(**{k: getattr(fv, k) for k in names})
+  assert cfg.norm == 'linf' and cfg.eps_list == (8 / 255, 16 / 255)  # bad ones: test_evaluation
+  # The command itself: its flags parse, and it stops at the checkpoint (an empty folder).
+  proc = run_cli('evaluate.py', f'--ckpt={tmp_path}', '--norm=linf', '--eps_list=8/255',
+                 '--attacks=pgd,autoattack', '--num_examples=1000')
+  errors = [l for l in proc.stderr.splitlines() if l.startswith('evaluate.py: error:')]
+  assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
+  assert 'is neither a run directory' in errors[0]

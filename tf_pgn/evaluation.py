@@ -1,16 +1,20 @@
 """Robustness evaluation of a trained classifier: section 4.2 of the PGN paper and beyond.
 
-Every attack is L2 and runs through the shared runner (``attacks.run_attack``), white-box on the
-evaluated model and, given a source model, black-box (crafted on the source, measured on the
-evaluated model). Each attack is one entry of ``ATTACK_TABLE``: the paper's FGM, MIM, PGD,
-DeepFool, C&W and PGN; APGD-CE, APGD-DLR and APGD-T (Croce & Hein 2020), Square (Andriushchenko
-et al. 2020), FMN (Pintor et al. 2021); and ``autoattack``, the per-example worst case over
-APGD-CE, APGD-T and Square run in turn on the examples still robust (AutoAttack's 'standard'
-version without FAB-T). Per attack and budget: adversarial accuracy; rho (Eq. 6), the mean and
-median L2 norm of the perturbation over successful adversarial examples, and the authors'
-variant of it (``*_paper``); for the minimal-norm attacks the accuracy-vs-L2 curve; for the
-worst case which attack broke each example. Soundness checks from Carlini et al. 2019 ("On
-Evaluating Adversarial Robustness") and AutoAttack's flags flag gradient masking.
+Every attack runs through the shared runner (``attacks.run_attack``), white-box on the evaluated
+model and, given a source model, black-box (crafted on the source, measured on the evaluated
+model). Each attack is one entry of ``ATTACK_TABLE``: the paper's FGM, MIM, PGD, DeepFool, C&W and
+PGN; APGD-CE, APGD-DLR and APGD-T (Croce & Hein 2020), Square (Andriushchenko et al. 2020), FMN
+(Pintor et al. 2021); and ``autoattack``, the per-example worst case over APGD-CE, APGD-T and
+Square run in turn on the examples still robust (AutoAttack's 'standard' version without FAB-T).
+The bounded attacks (FGM, MIM, PGD, APGD, Square, AutoAttack) run at the evaluation's ``norm``:
+L2 (the paper's) or Linf (budgets on the [0, 1] pixel scale; RobustBench's CIFAR setting is
+AutoAttack at 8/255); DeepFool, C&W and FMN (minimal-norm) and PGN (an L2 penalty) are L2 at
+either. Per attack and budget: adversarial accuracy; rho (Eq. 6), the mean and median L2 norm of
+the perturbation over successful adversarial examples, and the authors' variant of it
+(``*_paper``); in a Linf evaluation also the mean Linf norm over the same examples; for the
+minimal-norm attacks the accuracy-vs-L2 curve; for the worst case which attack broke each
+example. Soundness checks from Carlini et al. 2019 ("On Evaluating Adversarial Robustness") and
+AutoAttack's flags flag gradient masking.
 
 An output folder holds ``results.json``, ``results.md`` (Table 2's layout),
 ``accuracy_vs_l2.png`` (Figures 3-4) and ``partial/<box>_<attack>.json``, one per finished
@@ -39,12 +43,12 @@ from tf_pgn import perturbation
 from tf_pgn.attacks.pgn_attack import LOSSES as PGN_ATTACK_LOSSES
 from tf_pgn.attacks.pgn_attack import MARGIN_KAPPA, PGNAttack
 from tf_pgn.attacks.runner import finished_batches
-from tf_pgn.config import GRAD_INPUTS, setting
+from tf_pgn.config import GRAD_INPUTS, NORMS, setting
 from tf_pgn.export import SavedModelClassifier, load_classifier, weights_digest
 from tf_pgn.io_utils import write_json_atomic, write_text_atomic
 
 __all__ = ['ATTACKS', 'ATTACK_TABLE', 'AttackSpec', 'DEFAULT_ATTACKS', 'EvalConfig', 'EvalError',
-           'accuracy_vs_l2_series', 'evaluate', 'evaluate_model', 'make_eval_config',
+           'accuracy_vs_l2_series', 'attack_norm', 'evaluate', 'evaluate_model', 'make_eval_config',
            'masking_probes', 'results_markdown', 'soundness_checks']
 
 BOXES = {'whitebox': 'white-box', 'blackbox': 'black-box'}
@@ -82,6 +86,14 @@ _NOTES = {
               'the change of the L2-normalised logits between two identical calls',
     'null': 'a mean or median over no examples',
 }
+# What a Linf evaluation's results add to the notes.
+_LINF_NOTES = {
+    'norm': 'the bounded attacks (eps budgets) run at Linf, eps on the [0, 1] pixel scale; the '
+            'minimal-norm attacks, PGN and the unbounded PGD of the soundness check at L2; '
+            'rho stays the L2 norm',
+    'linf_mean': 'mean Linf norm of x_adv - x over the successful adversarial examples of rho',
+}
+_NORM_LABELS = {'l2': 'L2', 'linf': 'Linf'}
 
 
 _NON_NEGATIVE = ('deepfool_overshoot', 'seed')
@@ -120,6 +132,8 @@ class AttackSpec:
       each example: ``attacks.common.worst_case``) and its results count them.
     gradient_free: reads only the model's outputs (score-based, black-box).
     selectable: whether --attacks may name it (not the soundness check's unbounded PGD).
+    norm: the norm it runs at whatever the evaluation's (L2: the minimal-norm attacks, PGN's
+      L2 penalty, the unbounded PGD); None: the evaluation's ``norm``, which ``attack`` reads.
   """
   label: str
   minimal_norm: bool
@@ -130,6 +144,12 @@ class AttackSpec:
   parts: tuple = ()
   gradient_free: bool = False
   selectable: bool = True
+  norm: str | None = None
+
+
+def attack_norm(name: str, norm: str) -> str:
+  """The norm attack ``name`` runs at in an evaluation at ``norm``."""
+  return ATTACK_TABLE[name].norm or norm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,23 +159,30 @@ class _Context:
   train_data: Callable | None  # () -> float32 training images and labels (the PGN attack's)
 
 
-def _pgd(steps: int):
-  return lambda m, x, y, eps: perturbation.gradient_ascent(m, x, y, eps, 2.5 * eps / steps, steps)
+def _pgd(steps: int, norm: str):
+  return lambda m, x, y, eps: perturbation.gradient_ascent(m, x, y, eps, 2.5 * eps / steps, steps,
+                                                           norm)
 
 
 def _pgd_params(steps: int) -> dict:
   return dict(steps=steps, step_size='2.5 * eps / steps', random_start=False)
 
 
+# APGD's random start per norm (tf_pgn.attacks.apgd), as results.json states it.
+_APGD_STARTS = {'l2': 'eps * n / ||n||, n ~ N(0, I)',
+                'linf': 'eps * u / ||u||_inf, u ~ U(-1, 1) per pixel'}
+
+
 def _apgd_params(cfg, loss: str) -> dict:
   return dict(loss=loss, iterations=cfg.apgd_iterations, restarts=cfg.apgd_restarts,
               checkpoints=apgd.checkpoints(cfg.apgd_iterations), initial_step='2 * eps',
-              momentum=apgd.MOMENTUM, rho=apgd.RHO, random_start='eps * n / ||n||, n ~ N(0, I)',
+              momentum=apgd.MOMENTUM, rho=apgd.RHO, random_start=_APGD_STARTS[cfg.norm],
               seed=cfg.seed)
 
 
 def _apgd_args(cfg) -> dict:
-  return dict(n_iter=cfg.apgd_iterations, restarts=cfg.apgd_restarts, seed=cfg.seed)
+  return dict(norm=cfg.norm, n_iter=cfg.apgd_iterations, restarts=cfg.apgd_restarts,
+              seed=cfg.seed)
 
 
 def _worst_case_attack(cfg, parts: tuple):
@@ -195,13 +222,14 @@ def _make_pgn(cfg, context: _Context):
 
 
 ATTACK_TABLE = {
-    'fgm': AttackSpec('FGM', False, lambda c: dict(norm='L2'), attack=lambda c: perturbation.fgm),
+    'fgm': AttackSpec('FGM', False, lambda c: dict(norm=_NORM_LABELS[c.norm]),
+                      attack=lambda c: functools.partial(perturbation.fgm, norm=c.norm)),
     'mim': AttackSpec(
         'MIM', False, lambda c: dict(steps=c.mim_steps, step_size='eps / steps', decay=1.0),
         attack=lambda c: lambda m, x, y, eps: perturbation.mim(m, x, y, eps, eps / c.mim_steps,
-                                                     c.mim_steps)),
+                                                               c.mim_steps, norm=c.norm)),
     'pgd': AttackSpec('PGD', False, lambda c: _pgd_params(c.pgd_steps),
-                      attack=lambda c: _pgd(c.pgd_steps)),
+                      attack=lambda c: _pgd(c.pgd_steps, c.norm)),
     'apgd_ce': AttackSpec('APGD-CE', False, lambda c: _apgd_params(c, 'ce'),
                           attack=lambda c: functools.partial(apgd.apgd, loss='ce',
                                                              **_apgd_args(c))),
@@ -219,8 +247,9 @@ ATTACK_TABLE = {
         lambda c: dict(queries=c.square_queries, p_init=c.square_p_init, loss='margin',
                        p_schedule='halved after iterations 10, 50, 200, 500, 1000, 2000, 4000, '
                                   '6000, 8000', seed=c.seed),
-        attack=lambda c: functools.partial(square.square, n_queries=c.square_queries,
-                                           p_init=c.square_p_init, seed=c.seed),
+        attack=lambda c: functools.partial(square.square, norm=c.norm,
+                                           n_queries=c.square_queries, p_init=c.square_p_init,
+                                           seed=c.seed),
         gradient_free=True),
     'autoattack': AttackSpec(
         'AutoAttack', False,
@@ -233,7 +262,7 @@ ATTACK_TABLE = {
                        num_classes_considered=DEEPFOOL_CLASSES),
         attack=lambda c: lambda m, x, y: deepfool_l2(m, x, y, DEEPFOOL_CLASSES, DEEPFOOL_MAX_ITER,
                                                      c.deepfool_overshoot),
-        budgets=_no_budget),
+        budgets=_no_budget, norm='l2'),
     'cw': AttackSpec(
         'C&W', True,
         lambda c: dict(max_iterations=c.cw_iterations, binary_search_steps=c.cw_search_steps,
@@ -243,7 +272,7 @@ ATTACK_TABLE = {
             carlini_wagner_l2, max_iterations=c.cw_iterations,
             binary_search_steps=c.cw_search_steps, initial_const=c.cw_initial_const,
             learning_rate=c.cw_lr),
-        budgets=_no_budget),
+        budgets=_no_budget, norm='l2'),
     'fmn': AttackSpec(
         'FMN', True,
         lambda c: dict(steps=c.fmn_steps, alpha_init=c.fmn_alpha_init,
@@ -252,18 +281,18 @@ ATTACK_TABLE = {
         attack=lambda c: functools.partial(fmn.fmn_l2, steps=c.fmn_steps,
                                            alpha_init=c.fmn_alpha_init,
                                            gamma_init=c.fmn_gamma_init),
-        budgets=_no_budget),
+        budgets=_no_budget, norm='l2'),
     'pgn': AttackSpec(
         'PGN', False,
         lambda c: dict(gen_width=c.pgn_gen_width, lr=c.pgn_lr, epochs=c.pgn_attack_epochs,
                        train_size=c.pgn_attack_train_size, batch_size=c.pgn_batch_size,
                        seed=c.seed, grad_input=c.pgn_grad_input,
                        loss=PGN_ATTACK_LOSS_TEXT[c.pgn_attack_loss]),
-        budgets=_pgn_budgets, make=_make_pgn),
+        budgets=_pgn_budgets, make=_make_pgn, norm='l2'),
     'pgd_unbounded': AttackSpec(
         'PGD (unbounded)', False, lambda c: _pgd_params(c.unbounded_steps),
-        attack=lambda c: _pgd(c.unbounded_steps),
-        budgets=lambda c: [{'eps': float(c.unbounded_eps)}], selectable=False),
+        attack=lambda c: _pgd(c.unbounded_steps, 'l2'),
+        budgets=lambda c: [{'eps': float(c.unbounded_eps)}], selectable=False, norm='l2'),
 }
 ATTACKS = tuple(name for name, spec in ATTACK_TABLE.items() if spec.selectable)
 MINIMAL_NORM = tuple(name for name, spec in ATTACK_TABLE.items() if spec.minimal_norm)
@@ -280,9 +309,15 @@ class EvalConfig:
   num_examples: int = setting(1000, 'Evaluate on the first N test images.')
   attacks: tuple = setting(DEFAULT_ATTACKS, f'Comma list of {",".join(ATTACKS)} (default: the '
                            'paper\'s attacks and PGN as an attack).')
-  # FGM / MIM / PGD budgets; Table 2 of the paper uses eps = 0.02.
-  eps_list: tuple = setting((0.1, 0.25, 0.5, 1.0), 'L2 budgets of FGM, MIM and PGD (Table 2 of '
-                            'the paper uses 0.02).')
+  # The threat model of the bounded attacks; the minimal-norm attacks and PGN are L2 at either.
+  norm: str = setting('l2', 'Norm of the bounded attacks (FGM, MIM, PGD, APGD, Square, '
+                      'autoattack): l2 (the paper\'s) or linf; DeepFool, C&W, FMN and PGN stay '
+                      'L2.', NORMS)
+  # Budgets of the bounded attacks; Table 2 of the paper uses L2 eps = 0.02, RobustBench Linf
+  # 8/255.
+  eps_list: tuple = setting((0.1, 0.25, 0.5, 1.0), 'Budgets of the bounded attacks at --norm, '
+                            'on the [0, 1] pixel scale; a/b for pixel levels, e.g. 8/255 (Table '
+                            '2 of the paper uses L2 0.02).')
   pgd_steps: int = setting(20, 'PGD iterations, step 2.5 * eps / steps (Madry et al. 2018).')
   mim_steps: int = setting(10, 'MIM iterations, step eps / steps.')
   deepfool_overshoot: float = setting(0.02, 'DeepFool overshoot.')
@@ -347,10 +382,16 @@ class EvalConfig:
     if unknown or not self.attacks:
       raise EvalError(f'unknown attack(s) {unknown}: --attacks takes a comma list of '
                       f'{",".join(ATTACKS)}')
+    if self.norm not in NORMS:
+      raise EvalError(f'unknown --norm={self.norm}: use one of {", ".join(NORMS)}')
     for name in ('eps_list', 'pgn_c_l_list'):
       if not getattr(self, name) or min(getattr(self, name)) <= 0:
         raise EvalError(f'--{name}={",".join(map(str, getattr(self, name)))} needs one or '
                         'more positive values')
+    if self.norm == 'linf' and max(self.eps_list) >= 1.0:
+      raise EvalError(f'--eps_list={",".join(f"{e:g}" for e in self.eps_list)} at --norm=linf '
+                      f'holds {max(self.eps_list):g}, the whole pixel range: give Linf budgets '
+                      'on the [0, 1] scale, e.g. --eps_list=8/255')
     if self.pgn_grad_input not in GRAD_INPUTS:
       raise EvalError(f'unknown --pgn_grad_input={self.pgn_grad_input}: use one of '
                       f'{", ".join(GRAD_INPUTS)}')
@@ -375,8 +416,15 @@ class EvalConfig:
     return self
 
   def attack_params(self) -> dict:
-    """{attack: its fixed settings (budgets aside)}, as reported in results.json."""
-    return {name: spec.params(self) for name, spec in ATTACK_TABLE.items()}
+    """{attack: its fixed settings (budgets aside)}, as reported in results.json; a partial
+    result is reused only under the same ones. At Linf each names the norm it runs at, so that no
+    Linf result passes for an L2 one; at L2 they are as before evaluations had a norm, so that
+    earlier partial results stay valid."""
+    params = {name: spec.params(self) for name, spec in ATTACK_TABLE.items()}
+    if self.norm == 'l2':
+      return params
+    return {name: dict(p, norm=_NORM_LABELS[attack_norm(name, self.norm)])
+            for name, p in params.items()}
 
   def settings(self) -> dict:
     """{attack: its budgets}, one dict per budget: {'eps': e}, {'c_l': c}, or {} (minimal-norm)."""
@@ -388,8 +436,17 @@ class EvalConfig:
     return [_key(name, s) for name in self.attacks for s in settings[name]]
 
 
+def _number(value) -> float:
+  """A number, or a fraction ``a/b`` (Linf budgets in pixel levels: ``8/255``)."""
+  if isinstance(value, str) and '/' in value:
+    numerator, _, denominator = value.partition('/')
+    return float(numerator) / float(denominator)
+  return float(value)
+
+
 def make_eval_config(**overrides) -> EvalConfig:
-  """EvalConfig from flag values (None: the default); comma strings or lists for the lists."""
+  """EvalConfig from flag values (None: the default); comma strings or lists for the lists, whose
+  numbers may be fractions (``eps_list='8/255,16/255'``)."""
   fields = {k: v for k, v in overrides.items() if v is not None}
   if isinstance(fields.get('attacks'), str):
     fields['attacks'] = fields['attacks'].split(',')
@@ -399,10 +456,10 @@ def make_eval_config(**overrides) -> EvalConfig:
     if name in fields:
       values = fields[name].split(',') if isinstance(fields[name], str) else fields[name]
       try:
-        fields[name] = tuple(float(v) for v in values)
-      except ValueError:
+        fields[name] = tuple(_number(v) for v in values)
+      except (ValueError, ZeroDivisionError):
         raise EvalError(f'--{name}={",".join(map(str, values))} is not a comma list of '
-                        'numbers') from None
+                        'numbers or fractions a/b with b != 0, e.g. 0.5 or 8/255') from None
   return EvalConfig(**fields).validate()
 
 
@@ -457,14 +514,21 @@ def _json_safe(obj):
   return obj
 
 
-def _summarize(x, x_adv, y, pred_clean, pred_adv, curve: bool) -> dict:
-  """The numbers derived from one attack's x_adv (section 4.2, Eq. 6)."""
+def _summarize(x, x_adv, y, pred_clean, pred_adv, curve: bool, linf: bool) -> dict:
+  """The numbers derived from one attack's x_adv (section 4.2, Eq. 6); with ``linf`` (a Linf
+  evaluation) also the mean Linf norm over the successful examples of rho and the largest."""
   norms = metrics.perturbation_norms(x, x_adv)
   n_clean_correct = int(np.sum(pred_clean == y))
   out = dict(accuracy=metrics.accuracy(pred_adv, y), n_correct=int(np.sum(pred_adv == y)),
              n_clean_correct=n_clean_correct, mean_l2=float(norms.mean()),
              max_l2=float(norms.max()), **metrics.rho(x, x_adv, y, pred_clean, pred_adv))
   out['success_rate'] = out['n_success'] / n_clean_correct if n_clean_correct else math.nan
+  if linf:
+    sizes = np.abs(np.asarray(x_adv, np.float64) - np.asarray(x, np.float64)).reshape(
+        len(x), -1).max(axis=1)
+    success = (pred_clean == y) & (pred_adv != y)
+    out.update(linf_mean=float(sizes[success].mean()) if success.any() else math.nan,
+               max_linf=float(sizes.max()))
   if curve:
     out['accuracy_vs_l2'] = dict(radii=list(CURVE_RADII), accuracy=metrics.accuracy_vs_l2_curve(
         x, x_adv, y, pred_clean, pred_adv, CURVE_RADII).tolist())
@@ -501,6 +565,7 @@ class _Session:
                dataset: str, data: str):
     self.cfg, self.target, self.x, self.y = cfg, target, x, y
     self.partial_dir, self.dataset, self.data = partial_dir, dataset, data
+    self.params = cfg.attack_params()  # at Linf naming each attack's norm
     self.pred_clean = predict(target.model, x, cfg.batch_size).argmax(-1)
 
   def result(self, attack: _Attack, setting: dict, box: str, crafter: _Model) -> dict:
@@ -512,7 +577,7 @@ class _Session:
     fingerprint = _json_safe(dict(
         target=self.target.identity, crafted_on=crafter.identity,
         dataset=self.dataset, data=self.data, num_examples=len(self.y), attack=attack.name,
-        params=attack.spec.params(self.cfg), setting=setting))
+        params=self.params[attack.name], setting=setting))
     cached = _read_partial(path, fingerprint)
     if cached is not None:
       print(f'{key}: reusing {path}', flush=True)
@@ -545,7 +610,8 @@ class _Session:
     attacked = len(self.y) - min(len(self.y), reused * self.cfg.batch_size)
     pred_adv = predict(self.target.model, x_adv, self.cfg.batch_size).argmax(-1)
     out = _json_safe(dict(
-        _summarize(self.x, x_adv, self.y, self.pred_clean, pred_adv, attack.spec.minimal_norm),
+        _summarize(self.x, x_adv, self.y, self.pred_clean, pred_adv, attack.spec.minimal_norm,
+                   self.cfg.norm == 'linf'),
         seconds=seconds, images_per_second=attacked / seconds if attacked else None,
         resumed_examples=len(self.y) - attacked, **extra))
     print(f'{key}: accuracy={out["accuracy"]:.4f} rho_mean={_fmt(out["rho_mean"])} '
@@ -625,7 +691,8 @@ def evaluate_model(classifier, x, y, attacks=None, eps_list=None, source=None, t
     x, y: the images (float32 in [0, 1], any shape) and integer labels; every one is attacked.
     attacks: names of ``ATTACKS`` (default ``DEFAULT_ATTACKS``, the paper's; ``pgn`` only with
       ``train_data``).
-    eps_list: L2 budgets of FGM, MIM and PGD (default ``EvalConfig``'s).
+    eps_list: budgets of the bounded attacks at ``norm`` (a setting; default 'l2'), numbers or
+      fractions such as '8/255' (default ``EvalConfig``'s).
     source: a classifier (as ``classifier``) for black-box results: crafted on it.
     train_data: (images, labels) the PGN attack's generator trains on.
     out_dir: if given, results.json, results.md, accuracy_vs_l2.png and partial/ (finished
@@ -697,6 +764,7 @@ def _attack_all(cfg: EvalConfig, crafters: dict, x, y, num_classes: int,
              for box, crafter in crafters.items()})
   unbounded = attacks['pgd_unbounded']
   results = dict(
+      norm=cfg.norm,
       benign_accuracy=metrics.accuracy(session.pred_clean, y),
       attack_settings={name: dict(params[name], budgets=attacks[name].settings)
                        for name in cfg.attacks},
@@ -704,7 +772,7 @@ def _attack_all(cfg: EvalConfig, crafters: dict, x, y, num_classes: int,
       unbounded_pgd=dict(eps=cfg.unbounded_eps, **params['pgd_unbounded'], **session.result(
           unbounded, unbounded.settings[0], 'whitebox', target)),
       probes=masking_probes(target.model, x, y, cfg.batch_size),
-      notes=_NOTES)
+      notes=_NOTES if cfg.norm == 'l2' else dict(_NOTES, **_LINF_NOTES))
   if 'blackbox' in crafters:
     results.update(source_model=crafters['blackbox'].description,
                    source_benign_accuracy=metrics.accuracy(
@@ -714,7 +782,8 @@ def _attack_all(cfg: EvalConfig, crafters: dict, x, y, num_classes: int,
 
 def _finish(results: dict, start: float, out_dir: str | None) -> dict:
   """Adds the soundness checks (printed) and the seconds; writes results.json, results.md and
-  accuracy_vs_l2.png to ``out_dir`` if given. Returns the JSON-safe results."""
+  accuracy_vs_l2.png (when an attack ran at L2) to ``out_dir`` if given. Returns the JSON-safe
+  results."""
   results['checks'] = soundness_checks(results)
   for check in results['checks']:
     print(f'check {check["name"]}: {"ok" if check["passed"] else "WARNING"}: {check["detail"]}')
@@ -723,7 +792,12 @@ def _finish(results: dict, start: float, out_dir: str | None) -> dict:
   if out_dir:
     write_json_atomic(os.path.join(out_dir, 'results.json'), results)
     write_text_atomic(os.path.join(out_dir, 'results.md'), results_markdown(results))
-    plots.accuracy_vs_l2(_plot_panels(results), os.path.join(out_dir, 'accuracy_vs_l2.png'))
+    panels, figure = _plot_panels(results), os.path.join(out_dir, 'accuracy_vs_l2.png')
+    if panels:
+      plots.accuracy_vs_l2(panels, figure)
+    else:  # an earlier evaluation's figure would not show these results
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(figure)
   return results
 
 
@@ -780,14 +854,15 @@ def soundness_checks(results: dict) -> list:
   4. no example has an exactly zero input gradient (``zero_gradients``);
   5. two identical calls give the same outputs (``deterministic_outputs``; else randomness);
   6. Square, which reads no gradient, leaves no lower accuracy than every white-box attack at
-     the same eps (one example of noise allowed) and in a worst case breaks at most 0.2% of the
+     the same norm and eps (one example of noise allowed) and in a worst case breaks at most 0.2% of the
      examples after the gradient attacks (AutoAttack's check_square_sr; at least one example)
      (``square_not_stronger``).
   """
   entries = results['attacks']
   unbounded = results['unbounded_pgd']
+  norm = f' {unbounded["norm"]}' if 'norm' in unbounded else ''  # named in Linf evaluations
   checks = [_success_check('unbounded_pgd_success', unbounded,
-                           f'PGD at eps={unbounded["eps"]:g} ({unbounded["steps"]} steps)')]
+                           f'PGD{norm} at eps={unbounded["eps"]:g} ({unbounded["steps"]} steps)')]
   if 'cw' in entries:
     cw = results['attack_settings']['cw']
     checks.append(_success_check('cw_success', entries['cw']['whitebox'],
@@ -834,10 +909,12 @@ def _masking_checks(results: dict) -> list:
       detail += ': a randomised classifier; attack its expectation (EOT) instead'
     checks.append(dict(name='deterministic_outputs', passed=passed, detail=detail))
   entries = results['attacks']
-  white = {}  # eps -> [(n_correct, key)] of the white-box gradient attacks
+  norm = results.get('norm', 'l2')  # results from before evaluations had a norm are L2
+  white = {}  # eps -> [(n_correct, key)] of the white-box gradient attacks at the same norm
   for key, e in entries.items():
     spec = ATTACK_TABLE.get(e['attack'])
-    if 'eps' in e and spec and not spec.gradient_free and not spec.parts:
+    if ('eps' in e and spec and not spec.gradient_free and not spec.parts and
+        attack_norm(e['attack'], norm) == norm):
       white.setdefault(e['eps'], []).append((e['whitebox']['n_correct'], key))
   compared, found = [], []
   for key, e in entries.items():
@@ -868,39 +945,61 @@ def _fmt(value, digits: int = 3) -> str:
   return '-' if value is None or value != value else f'{value:.{digits}f}'
 
 
-def _label(entry: dict) -> str:
-  """The row name: the attack and its budget (PGN: c_L and the white-box mean L2 it gave)."""
+def _eps_text(eps: float, norm: str) -> str:
+  """eps as results.md writes it: at Linf in pixel levels (8/255) where it is a whole number."""
+  levels = eps * 255.0
+  if norm == 'linf' and abs(levels - round(levels)) < 1e-6:
+    return f'{round(levels)}/255'
+  return f'{eps:g}'
+
+
+def _label(entry: dict, norm: str = 'l2') -> str:
+  """The row name: the attack and its budget (PGN: c_L and the white-box mean L2 it gave); in a
+  Linf evaluation first the norm the attack ran at."""
   label = ATTACK_TABLE[entry['attack']].label
+  runs_at = attack_norm(entry['attack'], norm)
+  details = [] if norm == 'l2' else [_NORM_LABELS[runs_at]]
   if 'eps' in entry:
-    return f'{label} (eps={entry["eps"]:g})'
-  if 'c_l' in entry:
-    return f'{label} (c_L={entry["c_l"]:g}, mean L2 {_fmt(entry["whitebox"]["mean_l2"])})'
-  return label
+    details.append(f'eps={_eps_text(entry["eps"], runs_at)}')
+  elif 'c_l' in entry:
+    details.append(f'c_L={entry["c_l"]:g}, mean L2 {_fmt(entry["whitebox"]["mean_l2"])}')
+  return f'{label} ({", ".join(details)})' if details else label
 
 
 def results_markdown(results: dict) -> str:
-  """Table 2's layout: one row per attack and budget; white-box accuracy and rho, black-box
-  accuracy; then the soundness checks."""
+  """Table 2's layout: one row per attack and budget; white-box accuracy and rho (in a Linf
+  evaluation also the Linf mean), black-box accuracy; then the soundness checks."""
+  norm = results.get('norm', 'l2')  # results from before evaluations had a norm are L2
   source = (f'; black-box examples crafted on {results["source_model"]} (benign accuracy '
             f'{_fmt(results["source_benign_accuracy"])})' if 'source_model' in results else '')
+  linf = norm == 'linf'
+  if linf:
+    at_l2 = [ATTACK_TABLE[n].label for n in results['attack_settings']
+             if attack_norm(n, norm) == 'l2']
+    scope = ('Bounded attacks (eps) at Linf, eps on the [0, 1] pixel scale'
+             + (f'; {", ".join(at_l2)} at L2.' if at_l2 else '.'))
+  else:
+    scope = 'All attacks L2.'
   lines = [
       f'# Robustness of {results["model"]}', '',
       f'{results["dataset"]}, first {results["num_examples"]} test images; benign accuracy '
       f'{_fmt(results["benign_accuracy"])}{source}.', '',
-      'All attacks L2. rho: mean / median L2 norm of the perturbation over successful '
+      f'{scope} rho: mean / median L2 norm of the perturbation over successful '
       'adversarial examples (clean-correct, then misclassified). rho (paper\'s variant): the '
       "authors' code's mean over all misclassified adversarial examples, clean mistakes "
       f'included. {", ".join(ATTACK_TABLE[n].label for n in MINIMAL_NORM)} are minimal-norm '
-      '(unbounded) attacks.', '',
+      '(unbounded) attacks.' + (' Linf mean: the mean Linf norm over the examples of rho.'
+                                if linf else ''), '',
       "| attack | white-box acc | rho mean | rho median | rho mean (paper's variant) "
-      '| black-box acc |',
-      '|---|---:|---:|---:|---:|---:|',
+      f'{"| Linf mean " if linf else ""}| black-box acc |',
+      '|---|' + '---:|' * (6 if linf else 5),
   ]
   for entry in results['attacks'].values():
     wb = entry['whitebox']
     bb = _fmt(entry['blackbox']['accuracy']) if 'blackbox' in entry else '-'
-    lines.append(f'| {_label(entry)} | {_fmt(wb["accuracy"])} | {_fmt(wb["rho_mean"])} | '
-                 f'{_fmt(wb["rho_median"])} | {_fmt(wb["rho_mean_paper"])} | {bb} |')
+    linf_mean = f'{_fmt(wb["linf_mean"], 4)} | ' if linf else ''
+    lines.append(f'| {_label(entry, norm)} | {_fmt(wb["accuracy"])} | {_fmt(wb["rho_mean"])} | '
+                 f'{_fmt(wb["rho_median"])} | {_fmt(wb["rho_mean_paper"])} | {linf_mean}{bb} |')
   worst = [e for e in results['attacks'].values() if 'broken_by' in e['whitebox']]
   if worst:
     lines += ['', '## Worst case per example', '',
@@ -910,7 +1009,7 @@ def results_markdown(results: dict) -> str:
     wb = entry['whitebox']
     broken = ', '.join(f'{ATTACK_TABLE[n].label if n in ATTACK_TABLE else n} {k}'
                        for n, k in wb['broken_by'].items())
-    lines.append(f'- {_label(entry)}: robust accuracy {_fmt(wb["accuracy"])}; broken by '
+    lines.append(f'- {_label(entry, norm)}: robust accuracy {_fmt(wb["accuracy"])}; broken by '
                  f'{broken}; unbroken {wb["n_unbroken"]}')
   lines += ['', '## Soundness checks', '']
   lines += [f'- {"ok" if c["passed"] else "**WARNING**"} `{c["name"]}`: {c["detail"]}'
@@ -919,13 +1018,15 @@ def results_markdown(results: dict) -> str:
 
 
 def accuracy_vs_l2_series(results: dict, box: str = 'whitebox', attacks=None) -> list:
-  """The ``plots.accuracy_vs_l2`` series of ``results`` for ``box``, one per attack (all of
-  ``results``' by default): a curve for a minimal-norm attack; points at eps for the bounded
-  attacks and at the mean perturbation L2 for PGN (Figure 3)."""
+  """The ``plots.accuracy_vs_l2`` series of ``results`` for ``box``, one per L2 attack (all of
+  ``results``' by default; in a Linf evaluation the Linf attacks have no place on the L2 axis): a
+  curve for a minimal-norm attack; points at eps for the bounded attacks and at the mean
+  perturbation L2 for PGN (Figure 3)."""
+  norm = results.get('norm', 'l2')  # results from before evaluations had a norm are L2
   series = []
   for name in attacks or results['attack_settings']:
     entries = [e for e in results['attacks'].values() if e['attack'] == name and box in e]
-    if not entries:
+    if not entries or attack_norm(name, norm) != 'l2':
       continue
     label = ATTACK_TABLE[name].label
     if ATTACK_TABLE[name].minimal_norm:
@@ -940,7 +1041,8 @@ def accuracy_vs_l2_series(results: dict, box: str = 'whitebox', attacks=None) ->
 
 
 def _plot_panels(results: dict) -> list:
-  """Accuracy vs L2, one panel per box (white-box, black-box) with every attack."""
+  """Accuracy vs L2, one panel per box (white-box, black-box) with every L2 attack; none in a
+  Linf evaluation without one."""
   return [dict(title=f'{title}, {results["dataset"]}', series=series,
                benign_accuracy=results['benign_accuracy'])
           for box, title in BOXES.items()

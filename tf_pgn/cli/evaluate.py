@@ -1,13 +1,15 @@
-"""Evaluate a trained classifier under L2 attacks, white-box and black-box (section 4.2).
+"""Evaluate a trained classifier under L2 or Linf attacks, white-box and black-box (section 4.2).
 
   tf-pgn-evaluate --ckpt=runs/c10_pgn --dataset=cifar10 --data_dir=~/.cache/tf_pgn
   tf-pgn-evaluate --ckpt=runs/c10_pgn --attacks=cw,deepfool --out=eval/c10_pgn
   tf-pgn-evaluate --ckpt=runs/c10_pgn --source_ckpt=runs/c10_naive_2   # black-box transfer
+  tf-pgn-evaluate --ckpt=runs/c10_pgn --norm=linf --eps_list=8/255 --attacks=pgd,autoattack
 
-(``python evaluate.py`` in a checkout.) Writes results.json, results.md and accuracy_vs_l2.png to
---out (default <ckpt>/eval). Each finished attack is kept in <out>/partial/; re-running the same
-command skips it. Every field of ``EvalConfig`` is a flag.
+(``python evaluate.py`` in a checkout.) Writes results.json, results.md and accuracy_vs_l2.png (of
+the L2 attacks) to --out (default <ckpt>/eval). Each finished attack is kept in <out>/partial/;
+re-running the same command skips it. Every field of ``EvalConfig`` is a flag.
 """
+import os
 import sys
 
 from absl import app, flags, logging
@@ -42,7 +44,9 @@ def main(argv, config_flags: tuple):
                                   data_dir=expand(FLAGS.data_dir),
                                   source_ckpt=expand(FLAGS.source_ckpt))
     print(evaluation.results_markdown(results))
-    print(f'done: results.json, results.md and accuracy_vs_l2.png in {results["out_dir"]}')
+    written = [name for name in ('results.json', 'results.md', 'accuracy_vs_l2.png')
+               if os.path.exists(os.path.join(results['out_dir'], name))]
+    print(f'done: {", ".join(written)} in {results["out_dir"]}')
 
 
 def run():
