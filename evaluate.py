@@ -1,9 +1,10 @@
-"""Evaluate a trained classifier under L2 attacks, white-box and black-box (section 4.2).
+"""Evaluate a trained classifier under L2 or Linf attacks, white-box and black-box (section 4.2).
 
   python evaluate.py --ckpt=runs/c10_pgn --dataset=cifar10 --data_dir=~/.cache/tf_pgn
   python evaluate.py --ckpt=runs/c10_pgn --attacks=cw,deepfool --out=eval/c10_pgn
   python evaluate.py --ckpt=runs/c10_pgn --source_ckpt=runs/c10_naive_2   # black-box transfer
   python evaluate.py --ckpt=runs/c10_pgn --attacks=autoattack --eps_list=0.5   # RobustBench's
+  python evaluate.py --ckpt=runs/c10_pgn --norm=linf --attacks=pgd,autoattack --eps_list=8/255
   python evaluate.py --ckpt=runs/c10_pgn --attacks=apgd_ce,apgd_dlr,square,fmn,cw
 
 Writes results.json, results.md and accuracy_vs_l2.png to --out (default <ckpt>/eval). Each

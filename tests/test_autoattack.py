@@ -16,9 +16,11 @@ from tf_pgn.metrics import perturbation_norms
 N = 64
 EPS = 1.0
 TINY = dict(num_examples=N, batch_size=32, eps_list=str(EPS),
-            attacks='pgd,apgd_ce,apgd_t,square,autoattack,fmn', pgd_steps=20, apgd_targets=3,
-            square_queries=1000, fmn_steps=50, unbounded_steps=5)
-KEYS = ['pgd_eps1', 'apgd_ce_eps1', 'apgd_t_eps1', 'square_eps1', 'autoattack_eps1', 'fmn']
+            attacks='pgd,apgd_ce,apgd_t,fab_t,square,autoattack,fmn', pgd_steps=20,
+            apgd_targets=3, fab_targets=3, fab_iterations=20, square_queries=1000, fmn_steps=50,
+            unbounded_steps=5)
+KEYS = ['pgd_eps1', 'apgd_ce_eps1', 'apgd_t_eps1', 'fab_t_eps1', 'square_eps1', 'autoattack_eps1',
+        'fmn']
 
 
 @pytest.fixture(scope='module')
@@ -57,18 +59,19 @@ def test_the_worst_case_is_at_most_each_of_its_parts(evaluated):
   acc = {key: _accuracy(results, key) for key in KEYS}
   assert acc['apgd_ce_eps1'] <= acc['pgd_eps1']
   assert acc['apgd_t_eps1'] <= acc['apgd_ce_eps1'] + 1 / N
-  for part in ('apgd_ce_eps1', 'apgd_t_eps1', 'square_eps1'):
+  for part in ('apgd_ce_eps1', 'apgd_t_eps1', 'fab_t_eps1', 'square_eps1'):
     assert acc['autoattack_eps1'] <= acc[part] + 1 / N, part  # the parts ran on other batches
   assert acc['autoattack_eps1'] <= acc['apgd_ce_eps1']
   worst = results['attacks']['autoattack_eps1']['whitebox']
-  assert set(worst['broken_by']) == {'clean', 'apgd_ce', 'apgd_t', 'square'}
+  assert set(worst['broken_by']) == {'clean', 'apgd_ce', 'apgd_t', 'fab_t', 'square'}
   assert sum(worst['broken_by'].values()) + worst['n_unbroken'] == N
   assert worst['broken_by']['clean'] == N - worst['n_clean_correct']
   assert worst['n_unbroken'] == worst['n_correct']
   assert [worst['broken_by_example'].count(k) for k in worst['broken_by']] == list(
       worst['broken_by'].values())
   params = results['attack_settings']['autoattack']
-  assert params['order'] == ['apgd_ce', 'apgd_t', 'square']
+  assert params['order'] == ['apgd_ce', 'apgd_t', 'fab_t', 'square']
+  assert params['version'] == 'standard' and params['fab_t']['targets'] == 3
   assert params['apgd_ce']['checkpoints'][:3] == [22, 41, 57]
   assert params['apgd_t']['targets'] == 3 and params['square']['queries'] == 1000
   with open(os.path.join(out_dir, 'results.json')) as f:
@@ -78,7 +81,7 @@ def test_the_worst_case_is_at_most_each_of_its_parts(evaluated):
   assert '| AutoAttack (eps=1) |' in table and '| FMN |' in table
   assert '## Worst case per example' in table
   assert re.search(r'- AutoAttack \(eps=1\): robust accuracy [0-9.]+; broken by clean \d+, '
-                   r'APGD-CE \d+, APGD-T \d+, Square \d+; unbroken \d+', table)
+                   r'APGD-CE \d+, APGD-T \d+, FAB-T \d+, Square \d+; unbroken \d+', table)
 
 
 def test_every_attack_output_lies_in_the_box_and_its_budget(evaluated, small_cifar_model):
@@ -168,7 +171,8 @@ def test_a_killed_worst_case_resumes_with_its_attack_labels(tmp_path):
     (dict(square_p_init=1.5), '--square_p_init=1.5 is a share of the pixels'),
     (dict(fmn_gamma_init=1.0), '--fmn_gamma_init=1.0 must lie in (0, 1)'),
     (dict(apgd_iterations=0), '--apgd_iterations=0 must be positive'),
-    (dict(attacks='apgd,fab'), "unknown attack(s) ['apgd', 'fab']"),
+    (dict(attacks='apgd,fabt'), "unknown attack(s) ['apgd', 'fabt']"),
+    (dict(fab_iterations=0), '--fab_iterations=0 must be positive'),
 ])
 def test_bad_settings_of_the_new_attacks_are_refused(flags, pattern):
   with pytest.raises(evaluation.EvalError, match=re.escape(pattern)):

@@ -303,3 +303,24 @@ def test_check_arrays_refuses_in_memory_data_as_a_batch_is_refused():
     with pytest.raises(InputError) as e:
       inputs.check_arrays(bad_x, bad_y, K, image_shape=(4, 4, 1))
     _one_line(e, phrase)
+
+
+def test_evaluate_takes_labels_and_probabilities_as_said_and_refuses_bad_arrays():
+  x, y = _data(32)
+  logits_model = _classifier()
+  probs_model = keras.Model(logits_model.input, keras.layers.Softmax()(logits_model.output))
+  settings = dict(attacks=['fgm'], eps_list=[0.1], batch_size=16)
+  reference = tf_pgn.evaluate(logits_model, x, y, **settings)
+  said = tf_pgn.evaluate(probs_model, x, np.eye(K)[y], labels='categorical', from_logits=False,
+                         **settings)
+  fgm = lambda r: r['attacks']['fgm_eps0.1']['whitebox']['accuracy']
+  assert said['benign_accuracy'] == reference['benign_accuracy']
+  assert fgm(said) == fgm(reference)
+  for bad_x, bad_y, kwargs, phrase in (
+      (x * 255, y, {}, 'outside value_range=(0, 1)'),
+      (x, np.eye(K)[y], {}, "pass labels='categorical'"),
+      (np.where(x > 0.5, np.nan, x), y, {}, 'NaN or Inf'),
+      (x, y, dict(from_logits=False), 'outputs no probabilities')):
+    with pytest.raises(InputError) as e:
+      tf_pgn.evaluate(logits_model, bad_x, bad_y, **settings, **kwargs)
+    _one_line(e, phrase)

@@ -4,16 +4,16 @@ Every attack runs through the shared runner (``attacks.run_attack``), white-box 
 model and, given a source model, black-box (crafted on the source, measured on the evaluated
 model). Each attack is one entry of ``ATTACK_TABLE``: the paper's FGM, MIM, PGD, DeepFool, C&W and
 PGN; APGD-CE, APGD-DLR and APGD-T (Croce & Hein 2020), Square (Andriushchenko et al. 2020), FMN
-(Pintor et al. 2021); and ``autoattack``, the per-example worst case over APGD-CE, APGD-T and
-Square run in turn on the examples still robust (AutoAttack's 'standard' version without FAB-T).
-The bounded attacks (FGM, MIM, PGD, APGD, Square, AutoAttack) run at the evaluation's ``norm``:
-L2 (the paper's) or Linf (budgets on the [0, 1] pixel scale; RobustBench's CIFAR setting is
-AutoAttack at 8/255); DeepFool, C&W and FMN (minimal-norm) and PGN (an L2 penalty) are L2 at
-either. Per attack and budget: adversarial accuracy; rho (Eq. 6), the mean and median L2 norm of
-the perturbation over successful adversarial examples, and the authors' variant of it
-(``*_paper``); in a Linf evaluation also the mean Linf norm over the same examples; for the
-minimal-norm attacks the accuracy-vs-L2 curve; for the worst case which attack broke each
-example. Soundness checks from Carlini et al. 2019 ("On Evaluating Adversarial Robustness") and
+(Pintor et al. 2021), FAB and FAB-T (Croce & Hein, ICML 2020); and ``autoattack``, the
+per-example worst case over APGD-CE, APGD-T, FAB-T and Square run in turn on the examples still
+robust (AutoAttack's 'standard' version). The bounded attacks (FGM, MIM, PGD, APGD, FAB-T,
+Square, AutoAttack) run at the evaluation's ``norm``: L2 (the paper's) or Linf (budgets on the
+[0, 1] pixel scale; RobustBench's CIFAR setting is AutoAttack at 8/255); DeepFool, C&W, FAB and
+FMN (minimal-norm) and PGN (an L2 penalty) are L2 at either. Per attack and budget: adversarial
+accuracy; rho (Eq. 6), the mean and median L2 norm of the perturbation over successful
+adversarial examples, and the authors' variant of it (``*_paper``); in a Linf evaluation also
+the mean Linf norm over the same examples; for the minimal-norm attacks the accuracy-vs-L2
+curve; for the worst case which attack broke each example. Soundness checks from Carlini et al. 2019 ("On Evaluating Adversarial Robustness") and
 AutoAttack's flags flag gradient masking.
 
 An output folder holds ``results.json``, ``results.md`` (Table 2's layout),
@@ -35,9 +35,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf_pgn import data as data_lib
-from tf_pgn import locks, metrics, plots
+from tf_pgn import inputs, locks, metrics, plots
 from tf_pgn.attacks import carlini_wagner_l2, deepfool_l2, predict, run_attack
-from tf_pgn.attacks import apgd, fmn, square
+from tf_pgn.attacks import apgd, fab, fmn, square
 from tf_pgn.attacks.common import margin, value_and_gradient, worst_case
 from tf_pgn import perturbation
 from tf_pgn.attacks.pgn_attack import LOSSES as PGN_ATTACK_LOSSES
@@ -58,7 +58,7 @@ DEEPFOOL_MAX_ITER = 50
 DEEPFOOL_CLASSES = 10
 # AutoAttack's 'standard' version (Croce & Hein 2020; fra31/auto-attack): these attacks in turn,
 # each on the examples the earlier ones left robust. FAB-T, its third attack, is not built here.
-AUTOATTACK_PARTS = ('apgd_ce', 'apgd_t', 'square')
+AUTOATTACK_PARTS = ('apgd_ce', 'apgd_t', 'fab_t', 'square')
 # Soundness: an unbounded attack should fool (almost) every clean-correct example, and a few
 # examples of noise are tolerated in the comparisons between accuracies.
 SUCCESS_THRESHOLD = 0.99
@@ -185,6 +185,17 @@ def _apgd_args(cfg) -> dict:
               seed=cfg.seed)
 
 
+def _fab_params(cfg, targeted: bool) -> dict:
+  targets = dict(targets=cfg.fab_targets, target_classes='highest clean logits other than y')
+  return dict(iterations=cfg.fab_iterations, restarts=1, alpha_max=fab.ALPHA_MAX, eta=fab.ETA,
+              beta=fab.BETA, final_search_steps=fab.FINAL_SEARCH_STEPS, seed=cfg.seed,
+              **(targets if targeted else {}))
+
+
+def _fab_args(cfg, norm: str) -> dict:
+  return dict(norm=norm, n_iter=cfg.fab_iterations, num_targets=cfg.fab_targets, seed=cfg.seed)
+
+
 def _worst_case_attack(cfg, parts: tuple):
   """(model, x, y, eps) -> (x_adv, broken_by): ``parts`` in turn, each on the examples left."""
   fns = [ATTACK_TABLE[name].attack(cfg) for name in parts]
@@ -251,9 +262,12 @@ ATTACK_TABLE = {
                                            n_queries=c.square_queries, p_init=c.square_p_init,
                                            seed=c.seed),
         gradient_free=True),
+    'fab_t': AttackSpec(
+        'FAB-T', False, lambda c: _fab_params(c, targeted=True),
+        attack=lambda c: functools.partial(fab.fab, targeted=True, **_fab_args(c, c.norm))),
     'autoattack': AttackSpec(
         'AutoAttack', False,
-        lambda c: dict(version='standard (without FAB-T)', order=list(AUTOATTACK_PARTS),
+        lambda c: dict(version='standard', order=list(AUTOATTACK_PARTS),
                        **{p: ATTACK_TABLE[p].params(c) for p in AUTOATTACK_PARTS}),
         attack=lambda c: _worst_case_attack(c, AUTOATTACK_PARTS), parts=AUTOATTACK_PARTS),
     'deepfool': AttackSpec(
@@ -281,6 +295,10 @@ ATTACK_TABLE = {
         attack=lambda c: functools.partial(fmn.fmn_l2, steps=c.fmn_steps,
                                            alpha_init=c.fmn_alpha_init,
                                            gamma_init=c.fmn_gamma_init),
+        budgets=_no_budget, norm='l2'),
+    'fab': AttackSpec(
+        'FAB', True, lambda c: _fab_params(c, targeted=False),
+        attack=lambda c: functools.partial(fab.fab, **_fab_args(c, 'l2')),
         budgets=_no_budget, norm='l2'),
     'pgn': AttackSpec(
         'PGN', False,
@@ -360,6 +378,11 @@ class EvalConfig:
   square_queries: int = setting(square.N_QUERIES, 'Square attack: query budget per example.')
   square_p_init: float = setting(square.P_INIT, 'Square attack: share of the pixels its first '
                                  'windows cover.')
+  # FAB (Croce & Hein, ICML 2020); FAB-T in AutoAttack's standard version: 100 iterations, 9
+  # targets, 1 restart.
+  fab_iterations: int = setting(fab.N_ITER, 'FAB / FAB-T iterations per run.')
+  fab_targets: int = setting(fab.NUM_TARGETS, 'FAB-T target classes: the highest clean logits '
+                             'other than the true class.')
   # FMN L2 (Pintor et al. 2021).
   fmn_steps: int = setting(fmn.STEPS, 'FMN steps, one gradient each.')
   fmn_alpha_init: float = setting(fmn.ALPHA_INIT, 'FMN initial step size, cosine-annealed to '
@@ -550,10 +573,11 @@ class _Model:
   retrained in place does not (the description where it has no weights)."""
   model: Callable
   description: str
+  weights_of: Callable | None = None  # the model whose weights identify it (default ``model``)
 
   @functools.cached_property
   def identity(self) -> str:
-    digest = weights_digest(self.model)
+    digest = weights_digest(self.weights_of or self.model)
     return f'weights {digest}' if digest else self.description
 
 
@@ -680,7 +704,8 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
 
 
 def evaluate_model(classifier, x, y, attacks=None, eps_list=None, source=None, train_data=None,
-                   out_dir: str | None = None, data_name: str = 'data', **settings) -> dict:
+                   out_dir: str | None = None, data_name: str = 'data', labels: str = 'sparse',
+                   from_logits: bool = True, **settings) -> dict:
   """Evaluates any classifier on images in memory under the attacks of ``tf_pgn.evaluation``:
   ``tf_pgn.evaluate(classifier, x_test, y_test, attacks=['pgd', 'cw'])``.
 
@@ -688,7 +713,9 @@ def evaluate_model(classifier, x, y, attacks=None, eps_list=None, source=None, t
     classifier: a Keras model, a SavedModel (its path, or what ``tf.saved_model.load`` gives) or
       any callable mapping float32 [N, ...] images in [0, 1] to logits [N, K]; called without a
       ``training`` argument (a Keras model runs in inference mode).
-    x, y: the images (float32 in [0, 1], any shape) and integer labels; every one is attacked.
+    x, y: the images (in [0, 1], any shape: scale 0-255 images by 1 / 255 and give budgets on
+      that scale) and their labels; every one is attacked. Bad values (NaN, pixels outside
+      [0, 1], labels out of range or of the other form) stop it with a one-line InputError.
     attacks: names of ``ATTACKS`` (default ``DEFAULT_ATTACKS``, the paper's; ``pgn`` only with
       ``train_data``).
     eps_list: budgets of the bounded attacks at ``norm`` (a setting; default 'l2'), numbers or
@@ -698,6 +725,8 @@ def evaluate_model(classifier, x, y, attacks=None, eps_list=None, source=None, t
     out_dir: if given, results.json, results.md, accuracy_vs_l2.png and partial/ (finished
       attacks, reused by a rerun) are written there.
     data_name: what the results call the data.
+    labels: 'sparse' (class ids [N]) or 'categorical' (one-hot rows [N, K]), as Keras' losses.
+    from_logits: False for classifiers that output probabilities (attacked on their logarithm).
     **settings: any other ``EvalConfig`` field (pgd_steps, cw_iterations, batch_size, ...).
 
   Returns:
@@ -708,18 +737,16 @@ def evaluate_model(classifier, x, y, attacks=None, eps_list=None, source=None, t
   if attacks is None:
     attacks = [a for a in DEFAULT_ATTACKS if a != 'pgn' or train_data is not None]
   cfg = make_eval_config(attacks=attacks, eps_list=eps_list, **settings)
-  x, y = np.asarray(x, np.float32), np.asarray(y).reshape(-1).astype(np.int32)
-  crafters = {'whitebox': _as_model(classifier)}
+  conventions = inputs.Conventions(labels, from_logits)
+  crafters = {'whitebox': _as_model(classifier, conventions)}
   if source is not None:
-    crafters['blackbox'] = _as_model(source)
-  num_classes = predict(crafters['whitebox'].model, x[:1]).shape[-1]
-  if len(y) and (y.min() < 0 or y.max() >= num_classes):
-    raise EvalError(f'labels span [{y.min()}, {y.max()}] but the classifier has {num_classes} '
-                    'classes')
+    crafters['blackbox'] = _as_model(source, conventions)
+  with inputs.reported():
+    num_classes = predict(crafters['whitebox'].model, np.asarray(x[:1], np.float32)).shape[-1]
+  x, y = inputs.check_arrays(x, y, num_classes, conventions)
   train = None
   if train_data is not None:
-    train = (np.asarray(train_data[0], np.float32),
-             np.asarray(train_data[1]).reshape(-1).astype(np.int32))
+    train = inputs.check_arrays(*train_data, num_classes, conventions)
   with locks.hold(out_dir) if out_dir else contextlib.nullcontext():
     results = dict(model=crafters['whitebox'].description, dataset=data_name,
                    num_examples=len(y), num_classes=num_classes, out_dir=out_dir,
@@ -730,8 +757,13 @@ def evaluate_model(classifier, x, y, attacks=None, eps_list=None, source=None, t
     return _finish(results, start, out_dir)
 
 
-def _as_model(classifier) -> _Model:
-  """A ``_Model`` from a Keras model, a SavedModel (path or loaded object) or a callable."""
+def _as_model(classifier, conventions=inputs.Conventions()) -> _Model:
+  """A ``_Model`` from a Keras model, a SavedModel (path or loaded object) or a callable; one
+  that outputs probabilities (``conventions.from_logits`` False) is attacked on their log."""
+  if not conventions.from_logits:
+    found = _as_model(classifier)
+    return _Model(inputs.UnitLogits(found.model, conventions), found.description,
+                  found.model)
   if isinstance(classifier, (str, os.PathLike)):
     model, _, description = load_classifier(os.fspath(classifier))
     return _Model(model, description)

@@ -11,7 +11,7 @@ summarized, plotted and reported.
   python -m tf_pgn.experiments plot           # <root>/robustness_curves.png (Figure 5)
   python -m tf_pgn.experiments speed          # tf_pgn.bench at the preset's widths (section 4.4)
   python -m tf_pgn.experiments report         # results/<root name>/, docs/REPRODUCTION.md
-  python -m tf_pgn.experiments linf --linf_sweep=linf_collapse   # the Linf study (tf_pgn.study.linf)
+  python -m tf_pgn.experiments linf --linf_sweep=linf_collapse   # the Linf study (study/linf.py)
   python -m tf_pgn.experiments linf_report    # results/<root name>/, docs/LINF_STUDY.md
 
 The work is done in ``tf_pgn.study`` (protocol, claims, results, sweeps, render: one-way layers).

@@ -1,7 +1,8 @@
 """Command-line flags made from a config dataclass (``TrainConfig``, ``EvalConfig``).
 
 One flag per field: its type from the annotation (bool, int, float, str, tuple as a comma list,
-or any of them ``| None``; a float may be written as a fraction, ``--eps=8/255``), its help and, for an enum flag, its choices from the field's metadata
+or any of them ``| None``; a float may be written as a fraction, ``--eps=8/255``), its help and,
+for an enum flag, its choices from the field's metadata
 (``tf_pgn.config.setting``). Every flag defaults to None, which leaves the config's own value (a
 preset's, or the field default named in the help): a new setting is one field, not three edits.
 """

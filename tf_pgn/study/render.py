@@ -428,33 +428,45 @@ _ALONE = (('APGD-T alone', f'apgd_t_eps{STRONG_PGD_EPS:g}'),
 _RHOS = (('C&W', 'cw', 'eval'), ('FMN', 'fmn', AUTOATTACK_DIR), ('DeepFool', 'deepfool', 'eval'))
 
 
-def _after_each(worst: dict, n: int) -> list:
-  """The robust accuracy left after each part of a worst case (AutoAttack's report), from the
-  examples each broke first."""
+def _after_each(worst: dict, n: int, parts: list) -> list:
+  """The robust accuracy left after each of ``parts`` of a worst case (AutoAttack's report),
+  from the examples each broke first; None for a part this worst case did not run."""
   left, out = n - worst['broken_by']['clean'], []
-  for part in evaluation.AUTOATTACK_PARTS:
+  for part in parts:
+    if part not in worst['broken_by']:
+      out.append(None)
+      continue
     left -= worst['broken_by'][part]
     out.append(left / n)
   return out
+
+
+def _worst_case_parts(results: list) -> list:
+  """The parts the evaluations' worst cases ran (as their results.json state them), in
+  AutoAttack's order: results made before FAB-T joined it lack FAB-T."""
+  ran = {p for r in results for p in r['attack_settings']['autoattack']['order']}
+  return [p for p in evaluation.AUTOATTACK_PARTS if p in ran]
 
 
 def _autoattack_section(study: Study) -> list:
   """The AutoAttack-level evaluation (protocol.AUTOATTACK_SETTINGS) of the jobs that have one,
   beside their eval/ PGD and minimal-norm attacks."""
   sweep = study.sweep
-  parts = [evaluation.ATTACK_TABLE[a].label for a in evaluation.AUTOATTACK_PARTS]
+  jobs = sorted((r for r in sweep.rows if r['job'] in sweep.autoattack and r['job'] in
+                 sweep.results), key=_order)
+  jobs = [r for r in jobs if AUTOATTACK_KEY in sweep.autoattack[r['job']]['attacks']]
+  part_names = _worst_case_parts([sweep.autoattack[r['job']] for r in jobs])
+  parts = [evaluation.ATTACK_TABLE[a].label for a in part_names]
+  version = 'standard version' + ('' if 'fab_t' in part_names else ' without FAB-T')
   lines = ['## Evaluation at AutoAttack level', '',
            f'White-box robust accuracy at L2 eps {STRONG_PGD_EPS:g} '
            f'({experiments_command("autoattack", study.run_flags)}, into '
            f'`<job>/{AUTOATTACK_DIR}/`): the AutoAttack-style worst case runs '
            f'{", then ".join(parts)} each on the examples the earlier ones left robust '
-           '(AutoAttack\'s standard version without FAB-T); "after X" is the accuracy left '
+           f'(AutoAttack\'s {version}); "after X" is the accuracy left '
            f'then, the last the worst case. Beside it eval/\'s {_EVAL_PGD[0]} and, where run, '
            'APGD-T and Square each alone on every image; rho (Eq. 6) of the minimal-norm attacks '
            'C&W and DeepFool (eval/) and FMN.', '']
-  jobs = sorted((r for r in sweep.rows if r['job'] in sweep.autoattack and r['job'] in
-                 sweep.results), key=_order)
-  jobs = [r for r in jobs if AUTOATTACK_KEY in sweep.autoattack[r['job']]['attacks']]
   if not jobs:
     return lines + ['No job has it yet.']
   acc_rows, time_rows = [], []
@@ -473,7 +485,7 @@ def _autoattack_section(study: Study) -> list:
     failed = sorted({c['name'] for res in results.values() for c in res.get('checks', [])
                      if not c['passed']})
     acc_rows.append((label, n, _fmt(results[AUTOATTACK_DIR]['benign_accuracy']),
-                     _fmt(pgd and pgd['accuracy']), *(_fmt(a) for a in _after_each(worst, n)),
+                     _fmt(pgd and pgd['accuracy']), *(_fmt(a) for a in _after_each(worst, n, part_names)),
                      *(_fmt(a and a['accuracy']) for a in alone),
                      ' / '.join(_fmt(e and e['rho_mean']) for e in rhos),
                      ', '.join(failed) or '-'))

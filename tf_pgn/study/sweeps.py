@@ -137,12 +137,13 @@ def eval_settings(job: Job) -> dict:
 
 def _evaluated_on(eval_dir: str, eval_cfg) -> bool:
   """Whether ``eval_dir/results.json`` holds every attack and budget of ``eval_cfg`` on as many
-  examples."""
+  examples, at its norm (results without one are L2's)."""
   try:
     results = results_lib.read_json(os.path.join(eval_dir, 'results.json')) or {}
   except ValueError:
     return False
   return (results.get('num_examples') == eval_cfg.num_examples and
+          results.get('norm', 'l2') == eval_cfg.norm and
           set(eval_cfg.result_keys()) <= set(results.get('attacks', {})))
 
 
