@@ -9,23 +9,25 @@ from tf_pgn.study import linf
 PGD, FGM = 'probe_pgd16_255_acc', 'probe_fgm16_255_acc'
 
 
-def _epochs(pgd: list, fgm: list, steps=390) -> list:
+def _epochs(pgd: list, fgm: list, loss=None, steps=390) -> list:
+  loss = loss or [2.0] * len(pgd)
   return [dict(epoch=i + 1, step=steps * (i + 1), test_acc=0.5, epoch_seconds=0.2 * steps,
-               resumed_mid_epoch=False, **{PGD: p, FGM: f})
-          for i, (p, f) in enumerate(zip(pgd, fgm))]
+               resumed_mid_epoch=False, train_loss=l, **{PGD: p, FGM: f})
+          for i, (p, f, l) in enumerate(zip(pgd, fgm, loss))]
 
 
-def test_collapse_is_pgd_falling_while_fgsm_stays_up():
+def test_a_collapse_is_named_by_its_signature():
   # The width-0.5 run: PGD 0.194 .. 0.226, then 0.000 with FGSM 0.328.
-  collapsed = _epochs([0.194, 0.204, 0.21, 0.226, 0.192, 0.0], [0.196, 0.208, 0.224, 0.238,
-                                                                  0.228, 0.328])
-  assert linf.collapse_epoch(collapsed, PGD, FGM) == 6
-  # A fall of both (a worse model, not overfitting to FGSM) is not a collapse.
-  both_fall = _epochs([0.3, 0.05], [0.32, 0.08])
-  assert linf.collapse_epoch(both_fall, PGD, FGM) is None
-  # A modest PGD dip with a gap is not one either.
-  dip = _epochs([0.3, 0.2], [0.32, 0.35])
-  assert linf.collapse_epoch(dip, PGD, FGM) is None
+  overfit = _epochs([0.194, 0.204, 0.21, 0.226, 0.192, 0.0], [0.196, 0.208, 0.224, 0.238,
+                                                                0.228, 0.328])
+  assert linf.collapse(overfit, PGD, FGM) == (6, 'catastrophic overfitting')
+  # Both fall while the training loss blows up: a divergence.
+  diverged = _epochs([0.2, 0.22, 0.03], [0.25, 0.22, 0.03], loss=[2.28, 2.13, 431.0])
+  assert linf.collapse(diverged, PGD, FGM) == (3, 'divergence')
+  # Both fall, the loss does not: another kind.
+  assert linf.collapse(_epochs([0.3, 0.05], [0.32, 0.08]), PGD, FGM) == (2, 'other')
+  # A modest PGD dip with a gap is no collapse.
+  assert linf.collapse(_epochs([0.3, 0.2], [0.32, 0.35]), PGD, FGM) == (None, None)
 
 
 def _job(root, job: linf.LinfJob, pgd, fgm, clean=None, autoattack=None, planned=None):
@@ -62,10 +64,12 @@ def test_verdicts_are_computed_from_the_runs(study):
   assert len(rows) == 8
   by_question = {v['question']: v for v in linf.verdicts(rows, 16)}
   q = list(by_question.values())
-  assert q[0]['verdict'] == 'yes' and '3 of 3 seed(s) collapsed (at epoch 3, 3, 3)' in q[0]['why']
+  assert q[0]['verdict'] == 'yes' and ('3 of 3 seed(s) collapsed (epoch 3: catastrophic '
+                                       'overfitting,') in q[0]['why']
   assert q[1]['verdict'] == 'yes'
-  assert q[2]['verdict'] == 'PGN' and 'AutoAttack +0.050' in q[2]['why']
-  assert q[3]['verdict'] == 'PGN-Linf' and 'N-FGSM -0.055' in q[3]['why']
+  assert q[2]['verdict'] == 'yes'
+  assert q[3]['verdict'] == 'PGN' and 'AutoAttack +0.050' in q[3]['why']
+  assert q[4]['verdict'] == 'PGN-Linf' and 'N-FGSM -0.055' in q[4]['why']
 
 
 def test_pgn_that_collapses_once_does_not_avoid_it(study):
@@ -73,7 +77,7 @@ def test_pgn_that_collapses_once_does_not_avoid_it(study):
   with open(os.path.join(study, job.name, 'metrics.jsonl'), 'w') as f:
     f.write(''.join(json.dumps(r) + '\n' for r in _epochs([0.2, 0.0], [0.2, 0.3])))
   verdicts = linf.verdicts(linf.linf_rows(study), 16)
-  assert verdicts[1]['verdict'] == 'no' and '1 of 3 seed(s) collapsed' in verdicts[1]['why']
+  assert verdicts[2]['verdict'] == 'no' and '1 of 3 seed(s) collapsed' in verdicts[2]['why']
 
 
 def test_without_a_collapse_of_fgsm_there_is_nothing_to_avoid(tmp_path):
@@ -81,14 +85,16 @@ def test_without_a_collapse_of_fgsm_there_is_nothing_to_avoid(tmp_path):
   _job(root, linf.LinfJob('fgm', 8, 1234), [0.3, 0.32], [0.33, 0.34])
   _job(root, linf.LinfJob('pgn', 8, 1234), [0.3, 0.32], [0.33, 0.34])
   verdicts = linf.verdicts(linf.linf_rows(root), 8)
-  assert verdicts[0]['verdict'] == 'no' and verdicts[1]['verdict'] == 'undecided'
+  assert verdicts[0]['verdict'] == 'no' and verdicts[1]['verdict'] == 'not applicable'
+  assert verdicts[2]['verdict'] == 'undecided'
 
 
 def test_report_and_figure_are_written(study, tmp_path):
   out, report = str(tmp_path / 'out'), str(tmp_path / 'docs' / 'LINF.md')
   linf.render_report(study, out, report, 'cmd')
   text = open(report).read()
-  assert '## eps 16/255' in text and '| fgm_eps16_w0.5_s1234 | 3/3 | 3 |' in text
+  assert '## eps 16/255' in text
+  assert '| fgm_eps16_w0.5_s1234 | 3/3 | 3 (catastrophic overfitting) |' in text
   assert os.path.getsize(os.path.join(out, 'robust_by_epoch_eps16.png')) > 10_000
   assert os.path.isfile(os.path.join(out, 'pgn_eps16_w0.5_s1234', 'eval', 'results.json'))
 

@@ -25,7 +25,7 @@ from tf_pgn.config import budget_label, make_config
 from tf_pgn.io_utils import read_jsonl, write_text_atomic
 from tf_pgn.study.results import read_json
 
-__all__ = ['DEFENSES', 'LINF_SWEEPS', 'LinfJob', 'collapse_epoch', 'linf_rows', 'render_report',
+__all__ = ['DEFENSES', 'LINF_SWEEPS', 'LinfJob', 'collapse', 'linf_rows', 'render_report',
            'verdicts']
 
 # The regime where the project's FGSM-AT was seen to collapse: the cpu preset's optimiser (Adam
@@ -50,10 +50,13 @@ CHEAP_FIXES = ('fgsm_rs', 'n_fgsm')
 EVAL_ATTACKS = ('fgm', 'pgd', 'autoattack')
 EVAL_PGD_STEPS = 20
 # A run collapsed at the first epoch where its PGD probe accuracy is below COLLAPSE_FRACTION of its
-# best earlier value while its FGSM probe accuracy exceeds its PGD probe accuracy by at least
-# COLLAPSE_GAP: robustness lost to the strong attack and kept against the fixed one.
+# best earlier value. The collapse is catastrophic overfitting where the FGSM probe accuracy then
+# exceeds the PGD probe accuracy by at least COLLAPSE_GAP (robustness kept against the fixed
+# attack, lost to the strong one), a divergence where the training loss is at least
+# DIVERGENCE_FACTOR times its lowest earlier epoch mean (the optimisation blew up).
 COLLAPSE_FRACTION = 0.25
 COLLAPSE_GAP = 0.1
+DIVERGENCE_FACTOR = 2.0
 # Two accuracies differ when they are further apart than this, or than twice the larger seed std.
 LEVEL_TOLERANCE = 0.01
 
@@ -113,17 +116,20 @@ def _eval_accuracy(results: dict, attack: str):
   return None
 
 
-def collapse_epoch(epochs: list, pgd_key: str, fgm_key: str):
-  """The first epoch at which the run collapsed (module constants), or None."""
-  best = 0.0
+def collapse(epochs: list, pgd_key: str, fgm_key: str) -> tuple:
+  """(epoch, kind) of the run's first collapse (module constants), kind one of 'catastrophic
+  overfitting', 'divergence' and 'other'; (None, None) if it never collapsed."""
+  best, lowest_loss = 0.0, math.inf
   for row in epochs:
-    pgd, fgm = row.get(pgd_key), row.get(fgm_key)
+    pgd, fgm, loss = row.get(pgd_key), row.get(fgm_key), row.get('train_loss', math.nan)
     if pgd is None or fgm is None:
       continue
-    if best > 0 and pgd < COLLAPSE_FRACTION * best and fgm - pgd >= COLLAPSE_GAP:
-      return row['epoch']
-    best = max(best, pgd)
-  return None
+    if best > 0 and pgd < COLLAPSE_FRACTION * best:
+      kind = ('catastrophic overfitting' if fgm - pgd >= COLLAPSE_GAP else
+              'divergence' if loss >= DIVERGENCE_FACTOR * lowest_loss else 'other')
+      return row['epoch'], kind
+    best, lowest_loss = max(best, pgd), min(lowest_loss, loss)
+  return None, None
 
 
 def linf_rows(root: str) -> list:
@@ -146,9 +152,9 @@ def linf_rows(root: str) -> list:
         job=name, defense=defense, eps_levels=round(cfg['eps'] * 255), seed=cfg['seed'],
         width=cfg['width'], epochs_planned=cfg['epochs'],
         epochs=[dict(epoch=e['epoch'], test_acc=e['test_acc'], pgd=e.get(pgd_key),
-                     fgm=e.get(fgm_key)) for e in epochs],
+                     fgm=e.get(fgm_key), train_loss=e['train_loss']) for e in epochs],
         ms_per_step=statistics.median(whole) if whole else None,
-        collapsed_at=collapse_epoch(epochs, pgd_key, fgm_key),
+        **dict(zip(('collapsed_at', 'collapse_kind'), collapse(epochs, pgd_key, fgm_key))),
         evaluated=results is not None, clean=(results or {}).get('benign_accuracy'),
         fgm_acc=_eval_accuracy(results, 'fgm'), pgd_acc=_eval_accuracy(results, 'pgd'),
         autoattack_acc=_eval_accuracy(results, 'autoattack'),
@@ -169,8 +175,8 @@ def _collapses(runs: list) -> str:
   collapsed = [r for r in runs if r['collapsed_at'] is not None]
   training = [r for r in runs if not _done(r)]
   text = f'{len(collapsed)} of {len(runs)} seed(s) collapsed' + (
-      ' (at epoch ' + ', '.join(str(r['collapsed_at']) for r in collapsed) + ')'
-      if collapsed else '')
+      ' (' + ', '.join(f'epoch {r["collapsed_at"]}: {r["collapse_kind"]}' for r in collapsed) +
+      ')' if collapsed else '')
   return text + (f', {len(training)} still training' if training else '')
 
 
@@ -212,8 +218,17 @@ def verdicts(rows: list, levels: int) -> list:
   fgsm, pgn = _runs(rows, 'fgm', levels), _runs(rows, 'pgn', levels)
   out = []
   q1 = _collapse_verdict(fgsm) if fgsm else 'not run'
-  out.append(dict(question='Does FGSM-AT overfit to its fixed attack (catastrophic overfitting)?',
+  out.append(dict(question='Does FGSM-AT\'s robustness collapse in training (the fixed '
+                  'single-step attack fails)?',
                   verdict=q1, why=_collapses(fgsm) if fgsm else 'no FGSM-AT run'))
+  overfit = [r for r in fgsm if r['collapse_kind'] == 'catastrophic overfitting']
+  collapsed = [r for r in fgsm if r['collapsed_at'] is not None]
+  out.append(dict(question='Is that collapse catastrophic overfitting (FGSM accuracy kept above '
+                  'PGD\'s)?',
+                  verdict=('not applicable' if not collapsed else
+                           'yes' if 2 * len(overfit) > len(collapsed) else 'no'),
+                  why=(f'{len(overfit)} of {len(collapsed)} collapse(s) kept FGSM accuracy '
+                       f'{COLLAPSE_GAP:g} above PGD\'s' if collapsed else 'no collapse')))
   if q1 != 'yes':
     q2, why = 'undecided', 'FGSM-AT did not collapse here: there is nothing for PGN to avoid'
   else:
@@ -266,28 +281,31 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def plot_by_epoch(rows: list, levels: int, path: str) -> None:
-  """Two panels at eps ``levels``/255: PGD probe accuracy by epoch, and FGSM probe minus PGD
-  probe accuracy (catastrophic overfitting's signature); one colour per defense, one line style
-  per seed; the legend outside the data."""
+  """Three panels at eps ``levels``/255, by epoch: PGD probe accuracy, FGSM probe minus PGD probe
+  accuracy (catastrophic overfitting's signature) and the training loss (a divergence's); one
+  colour per defense, one line style per seed; the legend outside the data."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   runs = [r for r in rows if r['eps_levels'] == levels and r['epochs']]
   colors = dict(zip(DEFENSES, plt.get_cmap('tab10').colors))
   styles = dict(zip(SEEDS, ('-', '--', ':')))
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
   for r in runs:
     e = [x['epoch'] for x in r['epochs']]
     kw = dict(color=colors[r['defense']], linestyle=styles.get(r['seed'], '-.'), marker='.',
               label=f'{LABELS[r["defense"]]} seed {r["seed"]}')
     axes[0].plot(e, [x['pgd'] for x in r['epochs']], **kw)
     axes[1].plot(e, [x['fgm'] - x['pgd'] for x in r['epochs']], **kw)
+    axes[2].plot(e, [x['train_loss'] for x in r['epochs']], **kw)
   axes[0].set(xlabel='epoch', ylabel='PGD-10 accuracy (probe)',
               title=f'Robust accuracy by epoch, Linf eps {levels}/255')
   axes[1].set(xlabel='epoch', ylabel='FGSM accuracy - PGD-10 accuracy',
               title='Gap between the fixed attack and PGD')
   axes[1].axhline(COLLAPSE_GAP, color='grey', linewidth=0.8)
-  axes[1].legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8)
+  axes[2].set(xlabel='epoch', ylabel='training loss (CE on x_adv)', yscale='log',
+              title='Training loss')
+  axes[2].legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8)
   fig.tight_layout()
   tmp = path + '.tmp.png'
   fig.savefig(tmp, dpi=110)
@@ -323,22 +341,24 @@ def render_report(root: str, out_dir: str, report_path: str, run_command: str) -
            f'CIFAR-10, ConvPool-CNN at width {WIDTH:g}, the cpu preset\'s optimiser (Adam 2e-3, '
            f'batch 128, EMA 0.99), {EPOCHS} epochs; the per-epoch probes are PGD-10 (from x, '
            'step 2.5 eps / 10) and FGSM on the first 256 test images; the final evaluation is '
-           f'FGSM, PGD-{EVAL_PGD_STEPS} and AutoAttack-Linf (APGD-CE, APGD-T, Square) on the '
-           'first 1,000 test images.', '',
+           f'FGSM, PGD-{EVAL_PGD_STEPS} and AutoAttack-Linf (APGD-CE, APGD-T, FAB-T, Square) on '
+           'the first 1,000 test images.', '',
            f'A run **collapsed** at the first epoch where its PGD probe accuracy fell below '
-           f'{COLLAPSE_FRACTION:g} of its best earlier value while its FGSM probe accuracy '
-           f'exceeded it by at least {COLLAPSE_GAP:g}. Two accuracies are level within '
-           f'max({LEVEL_TOLERANCE:g}, twice the larger seed std).', '',
+           f'{COLLAPSE_FRACTION:g} of its best earlier value: *catastrophic overfitting* if its '
+           f'FGSM probe accuracy then exceeded it by at least {COLLAPSE_GAP:g}, a *divergence* if '
+           f'its training loss was at least {DIVERGENCE_FACTOR:g} times its lowest earlier epoch '
+           f'mean. Two accuracies are level within max({LEVEL_TOLERANCE:g}, twice the larger '
+           'seed std).', '',
            'Defenses: ' + '; '.join(f'{LABELS[d]} (`{_flags(d)}`)' for d in DEFENSES) + '.', '']
   for levels in sorted({r['eps_levels'] for r in rows}, reverse=True):
     figure = os.path.join(out_dir, f'robust_by_epoch_eps{levels}.png')
     plot_by_epoch(rows, levels, figure)
     lines += [f'## eps {levels}/255', '',
               '| job | epochs | collapsed at | clean | FGSM | PGD-20 | AutoAttack | ms/step |',
-              '|---|---:|---:|---:|---:|---:|---:|---:|']
+              '|---|---:|---|---:|---:|---:|---:|---:|']
     for r in [r for r in rows if r['eps_levels'] == levels]:
       lines.append(f'| {r["job"]} | {len(r["epochs"])}/{r["epochs_planned"]} | '
-                   f'{_fmt(r["collapsed_at"])} | {_fmt(r["clean"])} | {_fmt(r["fgm_acc"])} | '
+                   f'{_collapse_cell(r)} | {_fmt(r["clean"])} | {_fmt(r["fgm_acc"])} | '
                    f'{_fmt(r["pgd_acc"])} | {_fmt(r["autoattack_acc"])} | '
                    f'{_fmt(r["ms_per_step"], 0)} |')
     lines += ['', 'ms/step: the median training step of the run\'s whole epochs, on whatever '
@@ -353,6 +373,10 @@ def render_report(root: str, out_dir: str, report_path: str, run_command: str) -
   os.makedirs(os.path.dirname(report_path) or '.', exist_ok=True)
   write_text_atomic(report_path, '\n'.join(lines))
   return report_path
+
+
+def _collapse_cell(row: dict) -> str:
+  return '-' if row['collapsed_at'] is None else f'{row["collapsed_at"]} ({row["collapse_kind"]})'
 
 
 def _flags(defense: str) -> str:
