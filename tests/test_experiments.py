@@ -17,6 +17,7 @@ import numpy as np
 from conftest import cifar100_dict, run_cli, write_cifar100
 from tf_pgn import evaluation, trainer
 from tf_pgn.study import claims, protocol, render, results, sweeps
+from tf_pgn.study.render import autoattack
 
 # The report's verdict rows: claims 1, 4 and 5 per PGN curve variant, 2 once, 3 for two attacks.
 NUM_VERDICTS = 3 * len(protocol.CURVE_VARIANTS) + 1 + 2
@@ -477,7 +478,8 @@ def test_ablations_stay_off_the_curves_and_are_compared_with_their_twins(tmp_pat
   (tmp_path / 'sweep' / 'bench.json').write_text(json.dumps(bench))
   section = _section(root, tmp_path, heading)
   assert 'pgn 200.0 ms, pgn:through (--pgn_grad_through_adv) 300.0 ms (1.50x)' in section
-  assert 'pgn:normalized 210.0 ms, pgn:normalized_gen2 (--pgn_gen_steps=2) 315.0 ms (1.50x)' in section
+  assert ('pgn:normalized 210.0 ms, pgn:normalized_gen2 (--pgn_gen_steps=2) 315.0 ms (1.50x)'
+          in section)
 
 
 def test_bench_steps_of_the_study_set_the_fields_of_their_pgn_variant():
@@ -646,7 +648,7 @@ def test_autoattack_evaluates_jobs_into_their_own_folder_and_reports_them(root, 
   alone = evaluation.evaluate(evaluation.make_eval_config(
       **dict(tiny, attacks=['apgd_ce'], eps_list=[0.5], num_examples=16)), job,
       str(tmp_path / 'alone'), cifar10_dir)
-  lines = render._autoattack_section(render.Study.load(root))
+  lines = autoattack.autoattack_section(render.Study.load(root))
   accuracies, seconds = [l for l in lines if l.startswith('| naive |')]
   cells = [c.strip() for c in accuracies.strip('|').split('|')]
   after = [float(c) for c in cells[4:7]]
@@ -689,8 +691,8 @@ def test_autoattack_rows_name_the_seed_of_a_job_off_the_main_seed(tmp_path):
     strong['attacks']['autoattack_eps0.5']['whitebox']['broken_by'] = dict(
         clean=300, apgd_ce=350, apgd_t=40, square=10)
     (root / job / protocol.AUTOATTACK_DIR / 'results.json').write_text(json.dumps(strong))
-  rows = [l.split('|')[1].strip() for l in render._autoattack_section(render.Study.load(str(root)))
-          if l.startswith('| PGN')]
+  lines = autoattack.autoattack_section(render.Study.load(str(root)))
+  rows = [l.split('|')[1].strip() for l in lines if l.startswith('| PGN')]
   assert rows == ['PGN c_L=0.5', 'PGN c_L=0.5 seed 1235'] * 2  # accuracies, then seconds
 
 

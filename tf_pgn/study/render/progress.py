@@ -1,0 +1,78 @@
+"""Training progress (Figure 2 right: accuracy, probe and rho_cw by epoch) and speed (section
+4.4: seconds per epoch and bench.json's step times)."""
+import collections
+import os
+import statistics
+
+from tf_pgn.study import claims
+from tf_pgn.study.claims import experiments_command
+from tf_pgn.study.protocol import CURVE_VARIANTS, DEFENSES, LABELS
+from tf_pgn.study.render.common import Study, fmt, image_link, job_order, md_table, value_list
+
+
+def progress_jobs(study: Study) -> list:
+  """The jobs of Figure 2 right: the curves' variants at the main seed, with an epoch done."""
+  sweep = study.sweep
+  return [r['job'] for r in sorted(sweep.rows, key=job_order) if r['variant'] in CURVE_VARIANTS
+          and r['seed'] == sweep.main_seed and sweep.epochs[r['job']]]
+
+
+def progress_section(study: Study, figures: dict, report_path: str) -> list:
+  """Accuracy, probe and rho_cw by epoch of the curves' jobs (Figure 2 right)."""
+  sweep = study.sweep
+  jobs = progress_jobs(study)
+  lines = ['## Training progress (Figure 2 right)', '']
+  if not jobs:
+    return lines + ['No epoch finished yet.']
+  cfg = sweep.configs[jobs[0]]
+  measured = sorted({p['num_examples'] for j in jobs for p in sweep.progress.get(j, [])})
+  lines += [f'Per epoch: benign test accuracy of the EMA classifier / accuracy under the '
+            f'robustness probe (PGD-L2 eps {cfg.probe_eps:g}, {cfg.probe_steps} steps, first '
+            f'{cfg.probe_size} test images) / rho_cw at the epoch snapshot (C&W as in the '
+            f'evaluation, first {value_list(measured) if measured else "-"} test images; '
+            f'{experiments_command("progress", study.run_flags)} measures the FGM-AT and PGN '
+            'jobs\' snapshots; "-" where not measured). The seed-'
+            f'{sweep.main_seed} jobs of the curves.']
+  lines += image_link(figures, 'training_progress', report_path, 'accuracy and probe by epoch')
+  epochs = sorted({e['epoch'] for j in jobs for e in sweep.epochs[j]})
+  cells = {}
+  for j in jobs:
+    key = claims.probe_key(sweep.epochs[j])
+    rho = {p['epoch']: p['rho_cw_mean'] for p in sweep.progress.get(j, [])}
+    for e in sweep.epochs[j]:
+      cells[j, e['epoch']] = (f'{e["test_acc"]:.3f} / {fmt(e.get(key))} / '
+                              f'{fmt(rho.get(e["epoch"]))}')
+  return lines + [''] + md_table(['epoch'] + jobs,
+                                 [[n] + [cells.get((j, n), '-') for j in jobs] for n in epochs])
+
+
+def speed_section(study: Study) -> list:
+  """Seconds per epoch of the paper's defenses and bench.json's step times."""
+  sweep = study.sweep
+  by = collections.defaultdict(list)
+  for r in sweep.rows:
+    if r['train_seconds_per_epoch'] is not None and not r['variant']:
+      by[r['defense'], r['width']].append(r['train_seconds_per_epoch'])
+  lines = ['## Speed (section 4.4)', '', 'Seconds per epoch of the paper\'s defenses\' jobs (wall '
+           'clock, mean over epochs not resumed mid-way; jobs run at different times and loads '
+           'compare poorly):', '']
+  if by:
+    lines += md_table(['defense', 'width', 'jobs', 's/epoch (median)'],
+                      [(LABELS[d], f'{w:g}', len(by[d, w]), f'{statistics.median(by[d, w]):.0f}')
+                       for d, w in sorted(by, key=lambda k: (DEFENSES.index(k[0]), k[1]))])
+  else:
+    lines.append('No epoch timed yet.')
+  bench = sweep.bench
+  if not bench:
+    return lines + ['', f'No `{os.path.join(study.root, "bench.json")}` yet: '
+                    f'{experiments_command("speed", study.run_flags)} times every train step in '
+                    'one process.']
+  xla = 'on' if bench['jit_compile'] else 'off'
+  lines += ['', f'`bench.json`: train steps in one process (width {bench["width"]:g}, batch '
+            f'{bench["batch_size"]}, {bench["device"]}, XLA {xla}):', '']
+  lines += md_table(['step', 'ms/step', 'images/s'],
+                    [(s['defense'], f'{s["ms_per_step"]:.1f}', f'{s["images_per_second"]:.1f}')
+                     for s in bench['steps'].values()])
+  ratios = [f'{k} {bench[k]:.2f}' for k in ('pgn_over_fgm_time', 'pgd10_over_pgn_time')
+            if k in bench]
+  return lines + (['', f'Ratios: {", ".join(ratios)}.'] if ratios else [])
