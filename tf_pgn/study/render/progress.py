@@ -27,7 +27,7 @@ def progress_section(study: Study, figures: dict, report_path: str) -> list:
   cfg = sweep.configs[jobs[0]]
   measured = sorted({p['num_examples'] for j in jobs for p in sweep.progress.get(j, [])})
   lines += [f'Per epoch: benign test accuracy of the EMA classifier / accuracy under the '
-            f'robustness probe (PGD-L2 eps {cfg.probe_eps:g}, {cfg.probe_steps} steps, first '
+            f'robustness probe (PGD-L2 eps {cfg.probe_budget:g}, {cfg.probe_steps} steps, first '
             f'{cfg.probe_size} test images) / rho_cw at the epoch snapshot (C&W as in the '
             f'evaluation, first {value_list(measured) if measured else "-"} test images; '
             f'{experiments_command("progress", study.run_flags)} measures the FGM-AT and PGN '
