@@ -231,7 +231,7 @@ def test_the_study_imports_one_way():
   # The report's sections: each module imports only those before it; the package re-exports.
   render = [f'tf_pgn.study.render.{m}' for m in (
       'common', 'scale', 'attack', 'verdicts', 'curves', 'autoattack', 'ablation', 'progress',
-      'figures', 'report')] + ['tf_pgn.study.render']
+      'figures', 'linf', 'report')] + ['tf_pgn.study.render']
   assert {m for m in study if m.startswith('tf_pgn.study.render')} == set(render)
   for i, module in enumerate(render):
     assert not graph[module] & set(render[i + 1:]), (module, graph[module])

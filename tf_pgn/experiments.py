@@ -11,6 +11,8 @@ summarized, plotted and reported.
   python -m tf_pgn.experiments plot           # <root>/robustness_curves.png (Figure 5)
   python -m tf_pgn.experiments speed          # tf_pgn.bench at the preset's widths (section 4.4)
   python -m tf_pgn.experiments report         # results/<root name>/, docs/REPRODUCTION.md
+  python -m tf_pgn.experiments report --root=results/cifar10_cpu \
+      --quote_root=runs/sweeps/cifar10_cpu --data_dir=~/.cache/tf_pgn   # from the repository
   python -m tf_pgn.experiments linf --linf_sweep=linf_collapse   # the Linf study (study/linf.py)
   python -m tf_pgn.experiments linf_report    # results/<root name>/, docs/LINF_STUDY.md
 
@@ -65,6 +67,12 @@ def _define_flags() -> None:
   flags.DEFINE_string('out', 'results', 'report: the small outputs go to <out>/<root name>/.')
   flags.DEFINE_string('report', os.path.join('docs', 'REPRODUCTION.md'), 'report: the Markdown '
                       'report to (re)write; its <!-- notes --> block is kept.')
+  flags.DEFINE_string('quote_root', None, 'report: --root holds a copy of the small outputs of '
+                      'this root\'s jobs (results/<root name>/ itself: the report regenerates '
+                      'from the repository), and the report\'s commands name this root.')
+  flags.DEFINE_string('linf_results', os.path.join('results', 'linf'), 'report: the Linf '
+                      'study\'s small outputs (linf_report\'s <out>/<root name>/), whose verdicts '
+                      'the report shows.')
 
 
 def _root(suffix: str = '') -> str:
@@ -132,14 +140,19 @@ def _speed() -> None:
 def _report() -> None:
   """The root's small outputs into <out>/<root name>/ and the report (see tf_pgn.study.render).
   The report quotes the flags as given (a relative --root, ~ in --data_dir), not this machine's
-  absolute paths."""
+  absolute paths; its commands name --quote_root where given, and its first line the command
+  that regenerates it."""
   root = FLAGS.root or _root()
-  run_flags = f'--dataset={FLAGS.dataset} --preset={FLAGS.preset} --root={root}' + (
-      f' --data_dir={FLAGS.data_dir}' if FLAGS.data_dir else '')
-  command = (f'python -m tf_pgn.experiments report --root={root} --out={FLAGS.out} '
-             f'--report={FLAGS.report}')
-  path = render.write_report(_root(), FLAGS.out, FLAGS.report, command, run_flags,
-                             FLAGS.data_dir, root)
+  quoted = FLAGS.quote_root or root
+  data_dir = f' --data_dir={FLAGS.data_dir}' if FLAGS.data_dir else ''
+  run_flags = f'--dataset={FLAGS.dataset} --preset={FLAGS.preset} --root={quoted}{data_dir}'
+  given = [f'--{name}={FLAGS[name].value}' for name in ('dataset', 'preset', 'quote_root',
+                                                        'linf_results')
+           if not FLAGS[name].using_default_value]
+  command = ' '.join(['python -m tf_pgn.experiments report', f'--root={root}'] + given +
+                     [f'--out={FLAGS.out}', f'--report={FLAGS.report}'])
+  path = render.write_report(_root(), FLAGS.out, FLAGS.report, command + data_dir, run_flags,
+                             FLAGS.data_dir, root, FLAGS.quote_root, FLAGS.linf_results)
   print(f'done: {path}')
 
 

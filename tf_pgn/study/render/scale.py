@@ -36,7 +36,7 @@ def scale_section(study: Study) -> list:
   official = provenances and all(p.startswith('official') for p in provenances)
   lines.append(f'Data: {", ".join(sorted({c.dataset for c in configs}))}, '
                f'{_data_provenance(provenances)}, as the evaluations record it' +
-               ('.' if official else '; the notes block is the place to say how the data was '
+               ('.' if official else '; the discussion is the place to say how the data was '
                 'made.'))
   evaluated = [r for r in sweep.rows if r['num_examples']]
   if evaluated:
