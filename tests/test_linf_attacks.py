@@ -20,9 +20,10 @@ from tf_pgn.metrics import perturbation_norms
 
 N = 64
 EPS = 4 / 255  # PGD-20 at Linf leaves about half of the small model's clean accuracy
-BOUNDED = ('fgm', 'mim', 'pgd', 'apgd_ce', 'apgd_dlr', 'apgd_t', 'square', 'autoattack')
+BOUNDED = ('fgm', 'mim', 'pgd', 'apgd_ce', 'apgd_dlr', 'apgd_t', 'fab_t', 'square', 'autoattack')
 LINF = dict(norm='linf', eps_list='4/255', num_examples=N, batch_size=N, pgd_steps=20,
-            apgd_targets=2, square_queries=300, fmn_steps=10, unbounded_steps=5)
+            apgd_targets=2, fab_targets=2, fab_iterations=20, square_queries=300, fmn_steps=10,
+            unbounded_steps=5)
 KEYS = [f'{a}_eps{EPS:g}' for a in BOUNDED] + ['fmn']
 
 
@@ -94,7 +95,7 @@ def evaluated(small_cifar_model, tmp_path_factory):
             'masked': (lambda images: model(images - images + tf.stop_gradient(images)),
                        'pgd,square')}
   out = {}
-  real_run_attack = evaluation.run_attack
+  real_run_attack = evaluation.session.run_attack
   with pytest.MonkeyPatch.context() as mp:
     for name, (classifier, attacks) in models.items():
       raw = {}
@@ -104,7 +105,7 @@ def evaluated(small_cifar_model, tmp_path_factory):
         raw[progress_desc] = outputs[0] if kwargs.get('aux') else outputs
         return outputs
 
-      mp.setattr(evaluation, 'run_attack', spy)
+      mp.setattr(evaluation.session, 'run_attack', spy)
       out_dir = str(tmp_path_factory.mktemp(name))
       results = evaluation.evaluate_model(classifier, x, y, attacks=attacks, out_dir=out_dir,
                                           **LINF)
@@ -190,13 +191,13 @@ def test_an_l2_partial_result_is_not_reused_at_linf_nor_the_other_way(small_cifa
                                                                      tmp_path, monkeypatch):
   model, x, y = small_cifar_model
   ran = []
-  real_run_attack = evaluation.run_attack
+  real_run_attack = evaluation.session.run_attack
 
   def counted(attack_fn, model, x, y, batch_size, progress_desc, **kwargs):
     ran.append(progress_desc)
     return real_run_attack(attack_fn, model, x, y, batch_size, progress_desc, **kwargs)
 
-  monkeypatch.setattr(evaluation, 'run_attack', counted)
+  monkeypatch.setattr(evaluation.session, 'run_attack', counted)
 
   def evaluate(norm):
     ran.clear()
