@@ -13,11 +13,12 @@ import socket
 import pytest
 
 import numpy as np
+from matplotlib.text import Text
 
 from conftest import cifar100_dict, run_cli, write_cifar100
 from tf_pgn import evaluation, trainer
 from tf_pgn.study import claims, protocol, render, results, sweeps
-from tf_pgn.study.render import autoattack
+from tf_pgn.study.render import autoattack, drawing, figures
 
 # The report's verdict rows: claims 1, 4 and 5 per PGN curve variant, 2 once, 3 for two attacks.
 NUM_VERDICTS = 3 * len(protocol.CURVE_VARIANTS) + 1 + 2
@@ -137,10 +138,15 @@ def test_summarize_and_plot_command_lines(root):
   assert table[0]['hparam'] == '' and float(table[1]['rho_cw_mean']) == rows[1]['rho_cw_mean']
   with open(os.path.join(root, 'robustness_curves.png'), 'rb') as f:
     assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-  (left_title, left), (right_title, right) = render.robustness_curves(rows)
-  assert 'width 0.0625' in left_title and sorted(left) == ['PGN', 'naive']
-  assert 'PGN' in right_title and list(right) == ['width 0.0625']
-  assert right['width 0.0625'] == [(pgn['rho_cw_mean'], pgn['test_acc'], 'c_L=8')]
+  # Figure 5 left: a panel per PGN curve variant, beside the baselines; right: no job at a second
+  # width.
+  (panel,) = render.robustness_curves(rows)
+  assert panel['title'] == 'PGN at width 0.0625'
+  naive, curve = panel['series']
+  assert (naive['label'], naive['texts']) == ('naive', [''])
+  assert curve['label'] == 'PGN (labels: c_L)' and curve['texts'] == ['8']
+  assert (curve['x'], curve['y']) == ([pgn['rho_cw_mean']], [pgn['test_acc']])
+  assert figures.capacity_curves(rows) == []
 
 
 def test_progress_runs_cw_on_each_epoch_snapshot_of_fgm_and_pgn_jobs(root, cifar10_dir):
@@ -439,8 +445,9 @@ def test_ablations_stay_off_the_curves_and_are_compared_with_their_twins(tmp_pat
   assert sweep.twin(next(r for r in sweep.rows if r['job'] == ball)) == (None, {})
   assert sweep.twin(next(r for r in sweep.rows if r['job'] == gen2))[0]['job'] == normalized
   assert ablation not in [r['job'] for r in sweep.curve('pgn')]
-  (_, left), _ = render.robustness_curves(results.collect(root))
-  assert (0.9, 0.75, 'c_L=8') not in left['PGN']
+  drawn = {(x, y) for panel in render.robustness_curves(results.collect(root))
+           for s in panel['series'] for x, y in zip(s['x'], s['y'])}
+  assert (0.44, 0.79) in drawn and (0.9, 0.75) not in drawn
   heading = '## Ablations: one change to PGN at a time'
   section = _section(root, tmp_path, heading)
   assert '| pgn_c_l8_w0.25_s1234 | twin | evaluated | 0.790 | 0.440 / 0.440 |' in section
@@ -623,6 +630,31 @@ def test_generated_text_holds_no_machine_paths(tmp_path):
   assert '--data_dir=~/data' in text
   for machine in (os.path.expanduser('~'), socket.gethostname(), platform.processor() or '~~'):
     assert machine not in text, machine
+
+
+def test_figure_labels_do_not_collide_and_the_legend_is_below_the_panels(tmp_path):
+  # Five curves whose first points crowd one corner, as the top of the robustness curves do.
+  fig, (ax,) = drawing.figure(1)
+  labels = {ax: []}
+  for i in range(5):
+    look = drawing.style(f'curve {i}', [f'curve {j}' for j in range(5)])
+    x, y = [0.37 + 0.004 * i, 0.5 + 0.1 * i], [0.744 + 0.001 * i, 0.70 - 0.01 * i]
+    ax.plot(x, y, label=f'curve {i}', **look)
+    labels[ax] += [(x[0], y[0], f'{0.02 * (i + 1):g}', look['color']), (x[1], y[1], 'end',
+                                                                         look['color'])]
+  drawing.legend_below(fig, [ax])
+  drawing.label_points(fig, labels)
+  renderer = fig.canvas.get_renderer()
+  for note in ax.texts:
+    note.update_positions(renderer)
+  boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]  # without leader lines
+  assert len(boxes) == 10
+  assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+  inside = ax.get_window_extent(renderer)
+  assert all(inside.contains(b.x0, b.y0) and inside.contains(b.x1, b.y1) for b in boxes)
+  assert fig.legends[0].get_window_extent(renderer).y1 <= inside.y0
+  drawing.save(fig, str(tmp_path / 'f.png'))
+  assert (tmp_path / 'f.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
 def _linf_run(folder, pgd: list, fgm: list, loss: list, planned: int = 15) -> None:

@@ -8,7 +8,7 @@ summarized, plotted and reported.
   python -m tf_pgn.experiments autoattack     # APGD, Square, worst case, FMN at eps 0.5
   python -m tf_pgn.experiments figure3        # other PGN attacks on the eps-0.5 FGM-AT, PGD-AT
   python -m tf_pgn.experiments summarize      # <root>/summary.json, <root>/summary.csv
-  python -m tf_pgn.experiments plot           # <root>/robustness_curves.png (Figure 5)
+  python -m tf_pgn.experiments plot           # <root>/robustness_curves.png (Figure 5 left)
   python -m tf_pgn.experiments speed          # tf_pgn.bench at the preset's widths (section 4.4)
   python -m tf_pgn.experiments report         # results/<root name>/, docs/REPRODUCTION.md
   python -m tf_pgn.experiments report --root=results/cifar10_cpu \

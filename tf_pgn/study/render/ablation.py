@@ -7,7 +7,8 @@ from tf_pgn.study import claims
 from tf_pgn.study.claims import run_command
 from tf_pgn.study.protocol import (BENCH_PGN_STEPS, CURVE_VARIANTS, MIN_SEEDS, STRONG_PGD_EPS,
                                    VARIANT_FIELDS, curve_label, job_label, paper_value)
-from tf_pgn.study.render.common import PGD_KEY, Study, fmt, job_order, md_table, rho_cell
+from tf_pgn.study.render.common import (PGD_KEY, Study, fmt, image_link, job_order, md_table,
+                                        rho_cell)
 
 
 def _flag(field: str, value) -> str:
@@ -90,7 +91,7 @@ def ablation_section(study: Study) -> list:
   return lines + [line for effect in effects for line in ('', effect)]
 
 
-def capacity_section(study: Study) -> list:
+def capacity_section(study: Study, figures: dict, report_path: str) -> list:
   """PGN's jobs by classifier width, per PGN curve variant (Figure 5 right, claim 4)."""
   sweep = study.sweep
   pgn = sorted((r for r in sweep.rows if r['defense'] == 'pgn' and r['variant'] in CURVE_VARIANTS
@@ -106,4 +107,6 @@ def capacity_section(study: Study) -> list:
       ['job', 'status', 'PGN variant', 'c_L', 'width', 'generator width', 'test acc',
        'rho_cw mean / median'],
       [(r['job'], r['status'], r['variant'] or 'raw', f'{r["hparam_value"]:g}', f'{r["width"]:g}',
-        f'{r["gen_width"]:g}', fmt(r['test_acc']), rho_cell(r)) for r in pgn])
+        f'{r["gen_width"]:g}', fmt(r['test_acc']), rho_cell(r)) for r in pgn]) + image_link(
+            figures, 'capacity', report_path,
+            'benign accuracy against rho_cw of PGN at each classifier width')

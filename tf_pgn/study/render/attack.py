@@ -101,8 +101,10 @@ def pgn_attack_section(study: Study, figures: dict, report_path: str) -> list:
             'paper\'s CE, its L2 budget where it has one): raw in each job\'s eval/, others in '
             f'`{PGN_EVAL_PREFIX}<variant>/` '
             f'({experiments_command("figure3", study.run_flags)}: '
-            f'{", ".join(FIGURE3_PGN_VARIANTS)}). The figure shows, per defense, the job '
-            'of the largest eps.', '']
+            f'{", ".join(FIGURE3_PGN_VARIANTS)}). The figure shows, on each defense\'s job of '
+            'the largest eps, the lead of each variant: the better of FGM\'s and PGD\'s accuracy '
+            'at PGN\'s mean L2 minus PGN\'s, which the claim asks to exceed '
+            f'{claims.ACC_MARGIN:g}.', '']
   targets = [r for r in attack_targets(study) if r['job'] in sweep.pgn_attacks]
   rows = []
   for r in targets:
@@ -135,4 +137,5 @@ def pgn_attack_section(study: Study, figures: dict, report_path: str) -> list:
     lines += ['', f'Strongest PGN attack variant: {variant_text(best)} (average margin '
               f'{attack[best][1]:+.3f}).']
   return lines + image_link(figures, 'pgn_attack', report_path,
-                            'accuracy against L2 of FGM, PGD and PGN on fixed classifiers')
+                            'lead of each PGN attack over FGM and PGD by mean L2 on fixed '
+                            'classifiers')

@@ -91,8 +91,9 @@ def curves_section(study: Study, figures: dict, report_path: str) -> list:
            f'Every job, by defense, PGN variant and hyper-parameter; {sweeps} train the curves '
            f'(the paper\'s PGN, whose generator sees the raw input gradient, and PGN with G\'s '
            f'input {", ".join(v for v in CURVE_VARIANTS if v)}). The figure draws the seed-'
-           f'{study.sweep.main_seed} job of each point; the other seeds give the seed spread '
-           'below.', ''] + md_table(
+           f'{study.sweep.main_seed} job of each point, a panel per PGN curve beside FGM-AT, '
+           'PGD-AT and the naive network, each point labelled with its eps or c_L; the other '
+           'seeds give the seed spread below.', ''] + md_table(
                ['job', 'status', 'defense', 'width', 'test acc', 'benign acc',
                 'rho_cw mean / median', 'C&W success',
                 f'PGD eps {STRONG_PGD_EPS:g} acc', AUTOATTACK_COLUMN,

@@ -1,32 +1,34 @@
-"""The report's figures: Figure 5 (robustness curves), Figure 4 (balanced C&W curves), Figure 3
-(PGN as an attack) and Figure 2 right (training progress), from the sections' data."""
+"""The report's figures, one question each, with the few series that answer it:
+
+  robustness_curves  Figure 5 left (claim 1): at equal benign accuracy, is PGN more robust than
+                     FGM-AT and PGD-AT? A panel per PGN curve variant beside the baselines.
+  capacity           Figure 5 right (claim 4): does a wider classifier move PGN right?
+  balanced_cw        Figure 4 (claim 1): C&W accuracy by radius at each common benign accuracy.
+  pgn_attack         Figure 3 (claim 3): is PGN a stronger attack than FGM and PGD at its L2?
+  training_progress  Figure 2 right (claim 2): does robustness fall as training goes on?
+"""
 import collections
 import os
 
-from tf_pgn import evaluation, plots
 from tf_pgn.study import claims
-from tf_pgn.study.protocol import CURVE_VARIANTS, LABELS, ExperimentError, curve_label, job_label
+from tf_pgn.study.protocol import (CURVE_VARIANTS, LABELS, ExperimentError, curve_label,
+                                   job_label, variant_text)
+from tf_pgn.study.render import drawing
 from tf_pgn.study.render.attack import attack_targets
-from tf_pgn.study.render.common import Study
+from tf_pgn.study.render.common import Study, job_order
 from tf_pgn.study.render.curves import balanced_at, common_levels
-from tf_pgn.study.render.progress import progress_jobs
+from tf_pgn.study.render.progress import figure_jobs
+
+RHO_AXIS = 'rho_cw: mean L2 of successful C&W perturbations'
 
 
-def _points(rows: list, key) -> dict:
-  """{label: [(rho_cw, test accuracy, hyper-parameter text), ...] sorted by rho_cw}, one curve per
-  ``key(row)``."""
-  curves = collections.defaultdict(list)
-  for r in rows:
-    text = f'{LABELS[r["hparam"]]}={r["hparam_value"]:g}' if r['hparam'] else ''
-    curves[key(r)].append((r['rho_cw_mean'], r['test_acc'], text))
-  return {label: sorted(points) for label, points in curves.items()}
+def _curve_rows(rows: list) -> list:
+  """The summary rows on the robustness curves (ablation jobs are not) with a C&W result, at the
+  seed most of them share.
 
-
-def robustness_curves(rows: list) -> list:
-  """Figure 5's two panels as [(title, curves)] of the summary rows' jobs at the seed most share:
-  left, one curve per defense at the width most of them share (PGN's CURVE_VARIANTS each a curve
-  of its own); right, PGN per curve variant and classifier width. Ablation jobs (other
-  variants) are not on the curves."""
+  Raises:
+    ExperimentError: none has a C&W result, or the rows mix datasets.
+  """
   done = [r for r in rows if r['rho_cw_mean'] is not None and r['test_acc'] is not None and
           r['variant'] in CURVE_VARIANTS]
   if not done:
@@ -36,61 +38,142 @@ def robustness_curves(rows: list) -> list:
   if len(datasets) > 1:
     raise ExperimentError(f'the root mixes datasets {", ".join(datasets)}: use one --root each')
   seed = collections.Counter(r['seed'] for r in done).most_common(1)[0][0]
-  done = [r for r in done if r['seed'] == seed]
+  return [r for r in done if r['seed'] == seed]
+
+
+def _series(groups: dict, text, order) -> list:
+  """A series per {legend label: rows} of ``groups``: rho_cw against test accuracy, the rows in
+  ``order``, each point labelled ``text(row)``."""
+  series = []
+  for label, rows in sorted(groups.items(), key=lambda g: min(job_order(r) for r in g[1])):
+    rows = sorted(rows, key=order)
+    series.append(dict(label=label, key=curve_label(rows[0]), x=[r['rho_cw_mean'] for r in rows],
+                       y=[r['test_acc'] for r in rows], texts=[text(r) for r in rows]))
+  return series
+
+
+def _by_curve(rows: list) -> dict:
+  """{legend label: rows} of each curve: its label and what labels its points."""
+  groups = collections.defaultdict(list)
+  for r in rows:
+    groups[curve_label(r) + (f' (labels: {LABELS[r["hparam"]]})' if r['hparam'] else '')].append(r)
+  return groups
+
+
+def robustness_curves(rows: list) -> list:
+  """Figure 5 left: a panel per PGN curve variant with jobs at the width most of the curves'
+  jobs share, its curve beside FGM-AT's, PGD-AT's and the naive network, each point labelled
+  with its eps or c_L (one panel of every curve where no PGN job has a C&W result)."""
+  done = _curve_rows(rows)
   width = collections.Counter(r['width'] for r in done).most_common(1)[0][0]
-  return [(f'{datasets[0]}: defenses at width {width:g}',
-           _points([r for r in done if r['width'] == width], curve_label)),
-          (f'{datasets[0]}: PGN by classifier width',
-           _points([r for r in done if r['defense'] == 'pgn'],
-                   lambda r: f'width {r["width"]:g}' + (f' ({r["variant"]})' if r['variant']
-                                                        else '')))]
+  at = [r for r in done if r['width'] == width]
+  variants = [v for v in CURVE_VARIANTS
+              if any(r['defense'] == 'pgn' and r['variant'] == v for r in at)]
+  shown = {curve_label(dict(defense='pgn', variant=v)) + f' at width {width:g}':
+           [r for r in at if r['defense'] != 'pgn' or r['variant'] == v] for v in variants}
+  return [dict(title=title, xlabel=RHO_AXIS, ylabel='benign test accuracy',
+               series=_series(_by_curve(group), lambda r: f'{r["hparam_value"]:g}'
+                              if r['hparam'] else '', lambda r: r['rho_cw_mean']))
+          for title, group in (shown or {f'defenses at width {width:g}': at}).items()]
 
 
 def plot_robustness_curves(rows: list, path: str) -> None:
-  """Writes Figure 5 for the summary rows (see plots.robustness_curves)."""
-  plots.robustness_curves(robustness_curves(rows), path)
+  """Writes Figure 5 left for the summary rows."""
+  drawing.draw(robustness_curves(rows), path)
 
 
-def balanced_panels(study: Study) -> list:
+def capacity_curves(rows: list) -> list:
+  """Figure 5 right: per PGN curve variant and c_L, its jobs at two or more classifier widths
+  (rho_cw against test accuracy, from the narrowest), each point labelled with its width."""
+  pgn = [r for r in _curve_rows(rows) if r['defense'] == 'pgn']
+  groups = collections.defaultdict(list)
+  for r in pgn:
+    groups[r['variant'], r['hparam_value'], r['gen_width']].append(r)
+  capacity = [r for group in groups.values() if len({r['width'] for r in group}) > 1
+              for r in group]
+  if not capacity:
+    return []
+  gen_widths = sorted({r['gen_width'] for r in capacity})
+  groups = collections.defaultdict(list)
+  for r in capacity:
+    groups[job_label(r) + (f', generator width {r["gen_width"]:g}' if len(gen_widths) > 1
+                           else '')].append(r)
+  return [dict(title='PGN by classifier width (labels: width)' + (
+      f'; generator width {gen_widths[0]:g}' if len(gen_widths) == 1 else ''), xlabel=RHO_AXIS,
+               ylabel='benign test accuracy',
+               series=_series(groups, lambda r: f'{r["width"]:g}', lambda r: r['width']))]
+
+
+def _balanced_panels(study: Study) -> list:
   """Figure 4: C&W accuracy against L2, one panel per common benign accuracy."""
   panels = []
   for level in common_levels(study):
-    series = [dict(label=label, x=b['cw_curve']['radii'], y=b['cw_curve']['accuracy'],
-                   curve=True) for label, b in balanced_at(study, level).items() if b['cw_curve']]
+    series = [dict(label=label, key=label, x=b['cw_curve']['radii'], y=b['cw_curve']['accuracy'],
+                   marker=False) for label, b in balanced_at(study, level).items()
+              if b['cw_curve']]
     if series:
-      panels.append(dict(title=f'C&W, benign test accuracy {level:.3f}', series=series,
-                         benign_accuracy=level))
+      panels.append(dict(title=f'benign test accuracy {level:.3f}', series=series,
+                         xlabel='L2 radius', ylabel='accuracy under C&W', ylim=(-0.02, 0.8)))
   return panels
 
 
-def pgn_attack_panels(study: Study) -> list:
-  """Figure 3: per defense, its job of the largest eps (the paper's are eps 0.5) under FGM, PGD
-  and each PGN attack variant, white-box; PGN at the mean L2 of its perturbations."""
+def _pgn_attack_panels(study: Study) -> list:
+  """Figure 3: per defense, its job of the largest eps (the paper's are eps 0.5): each PGN attack
+  variant's lead at each c_L, the better of FGM's and PGD's accuracy at PGN's mean L2 minus
+  PGN's (claims.pgn_comparisons), against that mean L2; the claim's margin shaded."""
   sweep = study.sweep
   largest = {r['defense']: r for r in attack_targets(study) if r['job'] in sweep.pgn_attacks}
   panels = []
   for r in largest.values():
-    results = sweep.results[r['job']]
-    series = evaluation.accuracy_vs_l2_series(results, 'whitebox', ('fgm', 'pgd'))
+    series = []
     for variant, attack in sweep.pgn_attacks[r['job']].items():
-      points = sorted(p for part in claims.pgn_comparisons(results, attack['entries'])
-                      for p in [(q['l2'], q['acc']) for q in part])
-      series.append(dict(label=LABELS['pgn'] + (f' ({variant})' if variant != 'raw' else ''),
-                         x=[p[0] for p in points], y=[p[1] for p in points], curve=False))
-    panels.append(dict(title=f'{job_label(r)} (fixed), white-box',
-                       benign_accuracy=results['benign_accuracy'], series=series))
+      compared = sorted(claims.pgn_comparisons(sweep.results[r['job']], attack['entries'])[0],
+                        key=lambda p: p['l2'])
+      series.append(dict(label=f'PGN, {variant_text(variant)}',
+                         key=LABELS['pgn'] + (f' ({variant})' if variant != 'raw' else ''),
+                         x=[p['l2'] for p in compared],
+                         y=[min(p['fgm'], p['pgd']) - p['acc'] for p in compared],
+                         linestyle='--'))
+    panels.append(dict(title=f'{job_label(r)} (fixed), white-box', series=series,
+                       xlabel='mean L2 of the PGN perturbations',
+                       ylabel='lead of PGN (accuracy)',
+                       band=(-claims.ACC_MARGIN, claims.ACC_MARGIN,
+                             f'no win: a lead within {claims.ACC_MARGIN:g}')))
   return panels
 
 
-def training_runs(study: Study) -> list:
-  """Figure 2 right's runs (plots.training_progress) of the jobs with a probe."""
+def _progress_panels(study: Study) -> list:
+  """Figure 2 right: rho_cw at the epoch snapshots, the robustness probe and the benign test
+  accuracy by epoch, of ``progress.figure_jobs``."""
   sweep = study.sweep
-  return [dict(label=job, epoch=[e['epoch'] for e in epochs],
-               test_acc=[e['test_acc'] for e in epochs], probe=[e[key] for e in epochs],
-               rho_epoch=[p['epoch'] for p in sweep.progress.get(job, [])],
-               rho_cw=[p['rho_cw_mean'] for p in sweep.progress.get(job, [])])
-          for job in progress_jobs(study)
-          for epochs, key in [(sweep.epochs[job], claims.probe_key(sweep.epochs[job]))] if key]
+  jobs, _ = figure_jobs(study)
+  rows = {r['job']: r for r in sweep.rows}
+  if not jobs:
+    return []
+  cfg = sweep.configs[jobs[0]]
+
+  def series(points) -> list:
+    """A series per job of the (epochs, values) ``points(job)``, where it has any."""
+    out = []
+    for j in jobs:
+      x, y = points(j)
+      if x:
+        out.append(dict(label=job_label(rows[j]), key=job_label(rows[j]), x=x, y=y,
+                        linestyle='-' if rows[j]['defense'] == 'fgm' else '--'))
+    return out
+
+  panels = [dict(title='rho_cw at the epoch snapshots', ylabel='rho_cw (C&W)', series=series(
+      lambda j: ([p['epoch'] for p in sweep.progress.get(j, [])],
+                 [p['rho_cw_mean'] for p in sweep.progress.get(j, [])])))]
+  panels += [dict(title=f'robustness probe (first {cfg.probe_size} test images)',
+                  ylabel=f'accuracy under PGD-{cfg.probe_steps} at eps {cfg.probe_budget:g}',
+                  series=series(lambda j: ([e['epoch'] for e in sweep.epochs[j]],
+                                           [e[claims.probe_key(sweep.epochs[j])]
+                                            for e in sweep.epochs[j]]))),
+             dict(title='benign test accuracy', ylabel='test accuracy',
+                  series=series(lambda j: ([e['epoch'] for e in sweep.epochs[j]],
+                                           [e['test_acc'] for e in sweep.epochs[j]])))]
+  return [dict(p, xlabel='epoch') for p in panels if p['series']]
 
 
 def write_figures(study: Study, folder: str) -> dict:
@@ -98,17 +181,15 @@ def write_figures(study: Study, folder: str) -> dict:
   sweep = study.sweep
   figures = {}
   if any(r['variant'] in CURVE_VARIANTS for r in sweep.evaluated()):
-    figures['robustness_curves'] = os.path.join(folder, 'robustness_curves.png')
-    plot_robustness_curves(sweep.rows, figures['robustness_curves'])
-  for name, panels in (('balanced_cw', balanced_panels(study)),
-                       ('pgn_attack', pgn_attack_panels(study))):
+    for name, panels in (('robustness_curves', robustness_curves(sweep.rows)),
+                         ('capacity', capacity_curves(sweep.rows))):
+      if panels:
+        figures[name] = os.path.join(folder, f'{name}.png')
+        drawing.draw(panels, figures[name], panel=(4.4, 3.6) if len(panels) > 1 else (6, 4))
+  for name, panels, cols in (('balanced_cw', _balanced_panels(study), 3),
+                             ('pgn_attack', _pgn_attack_panels(study), None),
+                             ('training_progress', _progress_panels(study), None)):
     if panels:
       figures[name] = os.path.join(folder, f'{name}.png')
-      plots.accuracy_vs_l2(panels, figures[name])
-  runs = training_runs(study)
-  if runs:
-    figures['training_progress'] = os.path.join(folder, 'training_progress.png')
-    keys = sorted({claims.probe_key(sweep.epochs[r['label']]) for r in runs})
-    plots.training_progress(runs, figures['training_progress'],
-                            f'robustness probe: {", ".join(keys)}')
+      drawing.draw(panels, figures[name], cols)
   return figures

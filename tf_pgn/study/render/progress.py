@@ -17,6 +17,17 @@ def progress_jobs(study: Study) -> list:
           and r['seed'] == sweep.main_seed and sweep.epochs[r['job']]]
 
 
+def figure_jobs(study: Study) -> tuple:
+  """(the jobs of Figure 2 right's plot, which they are): the progress jobs with a probe whose
+  epoch snapshots were measured, else the FGM-AT ones, else all."""
+  sweep = study.sweep
+  jobs = [j for j in progress_jobs(study) if claims.probe_key(sweep.epochs[j])]
+  fgm = [j for j in jobs if sweep.configs[j].defense == 'fgm']
+  snapshots = [j for j in jobs if sweep.progress.get(j)]
+  return ((snapshots, 'the jobs whose snapshots were measured') if snapshots else
+          (fgm, 'the FGM-AT jobs') if fgm else (jobs, 'every job'))
+
+
 def progress_section(study: Study, figures: dict, report_path: str) -> list:
   """Accuracy, probe and rho_cw by epoch of the curves' jobs (Figure 2 right)."""
   sweep = study.sweep
@@ -32,8 +43,9 @@ def progress_section(study: Study, figures: dict, report_path: str) -> list:
             f'evaluation, first {value_list(measured) if measured else "-"} test images; '
             f'{experiments_command("progress", study.run_flags)} measures the FGM-AT and PGN '
             'jobs\' snapshots; "-" where not measured). The seed-'
-            f'{sweep.main_seed} jobs of the curves.']
-  lines += image_link(figures, 'training_progress', report_path, 'accuracy and probe by epoch')
+            f'{sweep.main_seed} jobs of the curves; the figure draws {figure_jobs(study)[1]}.']
+  lines += image_link(figures, 'training_progress', report_path,
+                      'rho_cw, probe and test accuracy by epoch')
   epochs = sorted({e['epoch'] for j in jobs for e in sweep.epochs[j]})
   cells = {}
   for j in jobs:
