@@ -80,14 +80,18 @@ def _root(suffix: str = '') -> str:
                                                        f'{FLAGS.dataset}_{FLAGS.preset}{suffix}'))
 
 
-def _run() -> None:
-  jobs = sweeps.sweep_jobs(FLAGS.sweep, FLAGS.preset, FLAGS.jobs)
-  status = sweeps.run_sweep(jobs, _root(), FLAGS.preset, FLAGS.dataset,
+def _train_and_evaluate(jobs: list, root: str, then: str) -> None:
+  """Runs ``jobs`` in ``root`` (``sweeps.run_sweep``) and says which command comes ``then``."""
+  status = sweeps.run_sweep(jobs, root, FLAGS.preset, FLAGS.dataset,
                             FLAGS.data_dir and os.path.expanduser(FLAGS.data_dir),
                             FLAGS.num_examples, FLAGS.max_minutes)
   counts = ', '.join(f'{n} {s}' for s, n in collections.Counter(status.values()).items())
-  print(f'done: {counts} in {_root()}; then `python -m tf_pgn.experiments summarize '
-        f'--root={_root()}`')
+  print(f'done: {counts} in {root}; then `python -m tf_pgn.experiments {then} --root={root}`')
+
+
+def _run() -> None:
+  _train_and_evaluate(sweeps.sweep_jobs(FLAGS.sweep, FLAGS.preset, FLAGS.jobs), _root(),
+                      'summarize')
 
 
 def _progress() -> None:
@@ -157,19 +161,8 @@ def _report() -> None:
 
 
 def _linf() -> None:
-  jobs = linf.LINF_SWEEPS[FLAGS.linf_sweep]
-  if FLAGS.jobs:
-    unknown = sorted(set(FLAGS.jobs) - {j.name for j in jobs})
-    if unknown:
-      raise ExperimentError(f'unknown job(s) {", ".join(unknown)} in {FLAGS.linf_sweep}: choose '
-                            f'from {",".join(j.name for j in jobs)}')
-    jobs = [j for j in jobs if j.name in FLAGS.jobs]
-  status = sweeps.run_sweep(jobs, _root('_linf'), FLAGS.preset, FLAGS.dataset,
-                            FLAGS.data_dir and os.path.expanduser(FLAGS.data_dir),
-                            FLAGS.num_examples, FLAGS.max_minutes)
-  counts = ', '.join(f'{n} {s}' for s, n in collections.Counter(status.values()).items())
-  print(f'done: {counts} in {_root("_linf")}; then `python -m tf_pgn.experiments linf_report '
-        f'--root={_root("_linf")}`')
+  jobs = sweeps.select_jobs(linf.LINF_SWEEPS[FLAGS.linf_sweep], FLAGS.jobs, FLAGS.linf_sweep)
+  _train_and_evaluate(jobs, _root('_linf'), 'linf_report')
 
 
 def _linf_report() -> None:

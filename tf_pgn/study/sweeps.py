@@ -25,7 +25,7 @@ from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_POINTS, AUTOATTACK
                                    ExperimentError, SameAs, variant_name)
 
 __all__ = ['SWEEPS', 'Job', 'autoattack_jobs', 'eval_settings', 'figure3_jobs', 'run_autoattack',
-           'run_figure3', 'run_progress', 'run_sweep', 'sweep_jobs']
+           'run_figure3', 'run_progress', 'run_sweep', 'select_jobs', 'sweep_jobs']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,13 +117,18 @@ def sweep_jobs(sweep: str, preset: str, names=None) -> list:
   jobs = [dataclasses.replace(j, width=base.width if j.width is None else j.width,
                               seed=base.seed if j.seed is None else j.seed)
           for j in SWEEPS[sweep]]
-  if names:
-    unknown = sorted(set(names) - {j.name for j in jobs})
-    if unknown:
-      raise ExperimentError(f'unknown job(s) {", ".join(unknown)} in sweep {sweep} at preset '
-                            f'{preset}: choose from {",".join(j.name for j in jobs)}')
-    jobs = [j for j in jobs if j.name in names]
-  return jobs
+  return select_jobs(jobs, names, f'sweep {sweep} at preset {preset}')
+
+
+def select_jobs(jobs: list, names, where: str) -> list:
+  """The jobs named ``names`` (all if none); an unknown name is refused, naming ``where``."""
+  if not names:
+    return jobs
+  unknown = sorted(set(names) - {j.name for j in jobs})
+  if unknown:
+    raise ExperimentError(f'unknown job(s) {", ".join(unknown)} in {where}: choose from '
+                          f'{",".join(j.name for j in jobs)}')
+  return [j for j in jobs if j.name in names]
 
 
 def eval_settings(job: Job) -> dict:
