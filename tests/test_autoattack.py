@@ -30,9 +30,9 @@ def evaluated(small_cifar_model, cifar10_dir, tmp_path_factory):
   models = {'ordinary': model,
             'masked': lambda x: model(x - x + tf.stop_gradient(x))}
   out = {}
-  real_run_attack = evaluation.session.run_attack
+  real_run_attack = evaluation.runner.run_attack
   with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(evaluation.session, 'load_classifier', lambda path: (models[path], 10, path))
+    mp.setattr(evaluation.runner, 'load_classifier', lambda path: (models[path], 10, path))
     for name in models:
       raw = {}
 
@@ -41,7 +41,7 @@ def evaluated(small_cifar_model, cifar10_dir, tmp_path_factory):
         raw[progress_desc] = outputs[0] if kwargs.get('aux') else outputs
         return outputs
 
-      mp.setattr(evaluation.session, 'run_attack', spy)
+      mp.setattr(evaluation.runner, 'run_attack', spy)
       out_dir = str(tmp_path_factory.mktemp(name))
       results = evaluation.evaluate(evaluation.make_eval_config(**TINY), name, out_dir,
                                     cifar10_dir)
@@ -124,8 +124,8 @@ def test_a_rerun_reuses_the_worst_case_from_partial(evaluated, cifar10_dir, smal
   def no_attack(*args, **kwargs):
     raise AssertionError('a finished attack ran again')
 
-  monkeypatch.setattr(evaluation.session, 'run_attack', no_attack)
-  monkeypatch.setattr(evaluation.session, 'load_classifier',
+  monkeypatch.setattr(evaluation.runner, 'run_attack', no_attack)
+  monkeypatch.setattr(evaluation.runner, 'load_classifier',
                       lambda path: (small_cifar_model[0], 10, path))
   again = evaluation.evaluate(evaluation.make_eval_config(**TINY), 'ordinary', out_dir,
                               cifar10_dir)

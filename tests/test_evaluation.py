@@ -48,7 +48,7 @@ def evaluated(run_dir, cifar10_dir, tmp_path_factory):
   """(results, out_dir, raw attack outputs by progress label) of one full evaluation."""
   out_dir = str(tmp_path_factory.mktemp('eval'))
   raw = {}
-  real_run_attack = evaluation.session.run_attack
+  real_run_attack = evaluation.runner.run_attack
 
   def spy(attack_fn, model, x, y, batch_size, progress_desc, **kwargs):
     def recorded(m, xb, yb):
@@ -57,7 +57,7 @@ def evaluated(run_dir, cifar10_dir, tmp_path_factory):
     return real_run_attack(recorded, model, x, y, batch_size, progress_desc, **kwargs)
 
   with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(evaluation.session, 'run_attack', spy)
+    mp.setattr(evaluation.runner, 'run_attack', spy)
     results = evaluation.evaluate(
         evaluation.make_eval_config(**TINY), run_dir, out_dir, cifar10_dir,
         source_ckpt=os.path.join(run_dir, 'export', 'classifier'))
@@ -135,7 +135,7 @@ def test_a_rerun_reuses_every_partial_result(evaluated, run_dir, cifar10_dir, mo
   def no_attack(*args, **kwargs):
     raise AssertionError('a finished attack ran again')
 
-  monkeypatch.setattr(evaluation.session, 'run_attack', no_attack)
+  monkeypatch.setattr(evaluation.runner, 'run_attack', no_attack)
   monkeypatch.setattr(evaluation.attack_table, 'PGNAttack', no_attack)
   again = evaluation.evaluate(evaluation.make_eval_config(**TINY), run_dir, out_dir, cifar10_dir,
                               source_ckpt=os.path.join(run_dir, 'export', 'classifier'))
@@ -152,7 +152,7 @@ class _AttackRan(Exception):
 def _refuse_attacks(monkeypatch):
   def refuse(*args, **kwargs):
     raise _AttackRan
-  monkeypatch.setattr(evaluation.session, 'run_attack', refuse)
+  monkeypatch.setattr(evaluation.runner, 'run_attack', refuse)
   monkeypatch.setattr(evaluation.attack_table, 'PGNAttack', refuse)
 
 
@@ -194,7 +194,7 @@ import os, signal, sys
 from tf_pgn import evaluation
 run_dir, out_dir, data_dir, mode = sys.argv[1:5]
 if mode == 'kill':
-  run_attack = evaluation.session.run_attack
+  run_attack = evaluation.runner.run_attack
   def run_attack_and_die(attack_fn, *args, **kwargs):
     calls = []
     def counted(*a):
@@ -203,7 +203,7 @@ if mode == 'kill':
         os.kill(os.getpid(), signal.SIGKILL)
       return attack_fn(*a)
     return run_attack(counted, *args, **kwargs)
-  evaluation.session.run_attack = run_attack_and_die
+  evaluation.runner.run_attack = run_attack_and_die
 cfg = evaluation.make_eval_config(dataset='cifar10', attacks='deepfool', num_examples=12,
                                   batch_size=4, unbounded_steps=2)
 evaluation.evaluate(cfg, run_dir, out_dir, data_dir)

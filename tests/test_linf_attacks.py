@@ -95,7 +95,7 @@ def evaluated(small_cifar_model, tmp_path_factory):
             'masked': (lambda images: model(images - images + tf.stop_gradient(images)),
                        'pgd,square')}
   out = {}
-  real_run_attack = evaluation.session.run_attack
+  real_run_attack = evaluation.runner.run_attack
   with pytest.MonkeyPatch.context() as mp:
     for name, (classifier, attacks) in models.items():
       raw = {}
@@ -105,7 +105,7 @@ def evaluated(small_cifar_model, tmp_path_factory):
         raw[progress_desc] = outputs[0] if kwargs.get('aux') else outputs
         return outputs
 
-      mp.setattr(evaluation.session, 'run_attack', spy)
+      mp.setattr(evaluation.runner, 'run_attack', spy)
       out_dir = str(tmp_path_factory.mktemp(name))
       results = evaluation.evaluate_model(classifier, x, y, attacks=attacks, out_dir=out_dir,
                                           **LINF)
@@ -191,13 +191,13 @@ def test_an_l2_partial_result_is_not_reused_at_linf_nor_the_other_way(small_cifa
                                                                      tmp_path, monkeypatch):
   model, x, y = small_cifar_model
   ran = []
-  real_run_attack = evaluation.session.run_attack
+  real_run_attack = evaluation.runner.run_attack
 
   def counted(attack_fn, model, x, y, batch_size, progress_desc, **kwargs):
     ran.append(progress_desc)
     return real_run_attack(attack_fn, model, x, y, batch_size, progress_desc, **kwargs)
 
-  monkeypatch.setattr(evaluation.session, 'run_attack', counted)
+  monkeypatch.setattr(evaluation.runner, 'run_attack', counted)
 
   def evaluate(norm):
     ran.clear()

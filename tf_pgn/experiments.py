@@ -19,8 +19,7 @@ summarized, plotted and reported.
 The work is done in ``tf_pgn.study`` (protocol, claims, results, sweeps, render: one-way layers).
 ``--root`` defaults to ``runs/sweeps/<dataset>_<preset>``: one root per dataset and preset, so
 that jobs of the same name never mix two settings. A finished job is skipped, an interrupted one
-resumes; ``--max_minutes`` stops launching jobs after that long, to spread a sweep over several
-sessions.
+resumes; ``--max_minutes`` stops launching jobs after that long, so that a long sweep runs in parts.
 """
 import collections
 import os

@@ -23,7 +23,7 @@ folder (``tf_pgn.locks``).
 
 The package by concern, each module importing only those above it: ``common`` (the error, result
 keys, labels), ``attack_table`` (``ATTACK_TABLE``), ``config`` (``EvalConfig``), ``checks``
-(soundness and masking), ``report`` (results.md and the plots) and ``session`` (running an
+(soundness and masking), ``report`` (results.md and the plots) and ``runner`` (running an
 evaluation with its partial results).
 """
 from tf_pgn.evaluation.common import EvalError
@@ -33,7 +33,7 @@ from tf_pgn.evaluation.attack_table import (ATTACK_TABLE, ATTACKS, AUTOATTACK_PA
 from tf_pgn.evaluation.config import EvalConfig, make_eval_config
 from tf_pgn.evaluation.checks import masking_probes, soundness_checks
 from tf_pgn.evaluation.report import accuracy_vs_l2_series, results_markdown
-from tf_pgn.evaluation.session import evaluate, evaluate_model
+from tf_pgn.evaluation.runner import evaluate, evaluate_model
 
 __all__ = ['ATTACKS', 'ATTACK_TABLE', 'AUTOATTACK_PARTS', 'AttackSpec', 'DEFAULT_ATTACKS',
            'EvalConfig', 'EvalError', 'MINIMAL_NORM', 'PGN_ATTACK_LOSS_TEXT',

@@ -130,7 +130,7 @@ class _Model:
     return f'weights {digest}' if digest else self.description
 
 
-class _Session:
+class _Measurement:
   """Runs (attack, budget, box) evaluations on fixed examples, reusing finished ones when it has
   a ``partial_dir``."""
 
@@ -332,7 +332,7 @@ def _attack_all(cfg: EvalConfig, crafters: dict, x, y, num_classes: int,
   black-box from ``crafters['blackbox']`` if given; the results' benign accuracy, settings,
   entries and unbounded PGD (the soundness check's)."""
   target = crafters['whitebox']
-  session = _Session(cfg, target, x, y, partial_dir, dataset, data)
+  measurement = _Measurement(cfg, target, x, y, partial_dir, dataset, data)
   attacks = _build_attacks(cfg, cfg.attacks + ('pgd_unbounded',),
                            AttackContext(num_classes, train_data))
   params = cfg.attack_params()
@@ -341,16 +341,16 @@ def _attack_all(cfg: EvalConfig, crafters: dict, x, y, num_classes: int,
     for budget in attacks[name].settings:
       entries[result_key(name, budget)] = dict(
           attack=name, **budget,
-          **{box: session.result(attacks[name], budget, box, crafter)
+          **{box: measurement.result(attacks[name], budget, box, crafter)
              for box, crafter in crafters.items()})
   unbounded = attacks['pgd_unbounded']
   results = dict(
       norm=cfg.norm,
-      benign_accuracy=metrics.accuracy(session.pred_clean, y),
+      benign_accuracy=metrics.accuracy(measurement.pred_clean, y),
       attack_settings={name: dict(params[name], budgets=attacks[name].settings)
                        for name in cfg.attacks},
       attacks=entries,
-      unbounded_pgd=dict(eps=cfg.unbounded_eps, **params['pgd_unbounded'], **session.result(
+      unbounded_pgd=dict(eps=cfg.unbounded_eps, **params['pgd_unbounded'], **measurement.result(
           unbounded, unbounded.settings[0], 'whitebox', target)),
       probes=masking_probes(target.model, x, y, cfg.batch_size),
       notes=_NOTES if cfg.norm == 'l2' else dict(_NOTES, **_LINF_NOTES))
