@@ -31,7 +31,7 @@ def setting(default, help_text: str, choices: tuple | None = None):
 @dataclasses.dataclass
 class TrainConfig:
   """One training run. Defaults are the paper's settings (``--preset=paper``) but for G's gradient
-  input (pgn_grad_input): the measured winner (README)."""
+  input (pgn_grad_input): the measured winner (docs/TRAINING.md)."""
   # Free strings, not enum flags: validate() refuses an unknown one in one line.
   dataset: str = setting('cifar10', 'cifar10 or cifar100.')
   defense: str = setting('pgn', 'naive, fgm (FGSM at linf), fgsm_rs, n_fgsm, pgd or pgn.')
@@ -72,11 +72,11 @@ class TrainConfig:
       False, 'PGN: F\'s update differentiates through x_adv and the input gradient, as the '
       'authors\' code does.')
   # G as an adversary. G's gradient input (models.generator_input_gradient): 'raw' is the
-  # paper's, ~1e-6 per pixel, which G cannot see beside its other inputs of order 1; 'normalized'
-  # (the default: README, "G's gradient input") and 'sign' are scale-free. G's updates per F
-  # update; G's output layer zeroed at the start (x_adv = x; off, the paper's He-initialised G:
-  # README, "The other levers on G"); an L2 budget on x_adv - x (x_adv projected into the ball;
-  # None: no budget).
+  # paper's, ~1e-6 per pixel, which G cannot see beside its other inputs of order 1;
+  # 'normalized' (the default: docs/TRAINING.md, "G's gradient input") and 'sign' are
+  # scale-free. G's updates per F update; G's output layer zeroed at the start (x_adv = x; off,
+  # the paper's He-initialised G: docs/TRAINING.md, "The other levers on G"); a budget on
+  # x_adv - x (None: no budget at L2).
   # tf_pgn.PGN (the library's) takes its defaults from these.
   pgn_grad_input: str = setting(
       'normalized', 'PGN: G\'s gradient input: the paper\'s raw gradient of the mean true-class '
@@ -216,10 +216,9 @@ PRESETS = {
     # The paper: width 1, 200 epochs, batch 128, Adam 5e-4, EMA 0.998.
     'paper': {},
     # 2-core CPU: quarter-width classifier, eighth-width generator, 6 epochs, a 4x learning rate
-    # and a shorter EMA to make up for the short schedule. Sized by `python -m tf_pgn.bench
-    # --width=0.25 --gen_width=0.125` on an idle machine (ms/step at batch 128: naive 87, FGM 180,
-    # PGN 251, PGD-10 707): 6 epochs of PGD-10 AT take ~28 minutes, the slowest defense. At
-    # gen_width 0.25 the generator made PGN 2.6x an FGM step. README lists what each reaches.
+    # and a shorter EMA to make up for the short schedule; sized with `python -m tf_pgn.bench
+    # --width=0.25 --gen_width=0.125` so that PGD-10 AT, the slowest defense, trains in about
+    # half an hour (docs/BENCHMARK.md); docs/REPRODUCTION.md lists what each defense reaches.
     'cpu': dict(width=0.25, gen_width=0.125, epochs=6, lr=2e-3, gen_lr=2e-3, ema_decay=0.99,
                 checkpoint_every_steps=100, snapshot_every_epochs=1),
     # Unit tests: seconds per run.

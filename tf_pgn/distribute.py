@@ -44,7 +44,7 @@ def make_strategy(name: str, cpu_replicas: int | None = None) -> tf.distribute.S
         tf.distribute.ReductionToOneDevice(reduce_to_device=cpus[0])))
   if 'TF_CONFIG' not in os.environ:
     raise DistributeError('--distribute=multi_worker needs $TF_CONFIG naming the cluster and this '
-                          'task (see README, "Scaling out")')
+                          'task (see docs/TRAINING.md, "Scaling out")')
   try:
     json.loads(os.environ['TF_CONFIG'])
   except ValueError as e:
