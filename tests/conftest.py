@@ -105,3 +105,18 @@ def write_cifar100(root, train=None, as_tar=False, rng=None, test_size=20):
       tar.add(folder, arcname='cifar-100-python')
     return path
   return folder
+
+
+def record_attacks(mp) -> dict:
+  """Patches the evaluation runner's ``run_attack`` (through ``mp``, a MonkeyPatch) to keep every
+  attack's x_adv as well; returns the dict it fills, by progress label."""
+  from tf_pgn import evaluation  # pylint: disable=g-import-not-at-top
+  real_run_attack, raw = evaluation.runner.run_attack, {}
+
+  def spy(attack_fn, model, x, y, batch_size, progress_desc, **kwargs):
+    outputs = real_run_attack(attack_fn, model, x, y, batch_size, progress_desc, **kwargs)
+    raw[progress_desc] = outputs[0] if kwargs.get('aux') else outputs
+    return outputs
+
+  mp.setattr(evaluation.runner, 'run_attack', spy)
+  return raw

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import record_attacks
 from tf_pgn import evaluation
 from tf_pgn.attacks import run_attack
 from tf_pgn.metrics import perturbation_norms
@@ -30,18 +31,10 @@ def evaluated(small_cifar_model, cifar10_dir, tmp_path_factory):
   models = {'ordinary': model,
             'masked': lambda x: model(x - x + tf.stop_gradient(x))}
   out = {}
-  real_run_attack = evaluation.runner.run_attack
   with pytest.MonkeyPatch.context() as mp:
     mp.setattr(evaluation.runner, 'load_classifier', lambda path: (models[path], 10, path))
     for name in models:
-      raw = {}
-
-      def spy(attack_fn, model, x, y, batch_size, progress_desc, raw=raw, **kwargs):
-        outputs = real_run_attack(attack_fn, model, x, y, batch_size, progress_desc, **kwargs)
-        raw[progress_desc] = outputs[0] if kwargs.get('aux') else outputs
-        return outputs
-
-      mp.setattr(evaluation.runner, 'run_attack', spy)
+      raw = record_attacks(mp)
       out_dir = str(tmp_path_factory.mktemp(name))
       results = evaluation.evaluate(evaluation.make_eval_config(**TINY), name, out_dir,
                                     cifar10_dir)

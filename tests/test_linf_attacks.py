@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from conftest import run_cli
+from conftest import record_attacks, run_cli
 from tf_pgn import evaluation
 from tf_pgn.attacks.apgd import apgd, apgd_targeted
 from tf_pgn.attacks.square import square
@@ -95,17 +95,9 @@ def evaluated(small_cifar_model, tmp_path_factory):
             'masked': (lambda images: model(images - images + tf.stop_gradient(images)),
                        'pgd,square')}
   out = {}
-  real_run_attack = evaluation.runner.run_attack
   with pytest.MonkeyPatch.context() as mp:
     for name, (classifier, attacks) in models.items():
-      raw = {}
-
-      def spy(attack_fn, model, x, y, batch_size, progress_desc, raw=raw, **kwargs):
-        outputs = real_run_attack(attack_fn, model, x, y, batch_size, progress_desc, **kwargs)
-        raw[progress_desc] = outputs[0] if kwargs.get('aux') else outputs
-        return outputs
-
-      mp.setattr(evaluation.runner, 'run_attack', spy)
+      raw = record_attacks(mp)
       out_dir = str(tmp_path_factory.mktemp(name))
       results = evaluation.evaluate_model(classifier, x, y, attacks=attacks, out_dir=out_dir,
                                           **LINF)
