@@ -662,7 +662,7 @@ def _linf_run(folder, pgd: list, fgm: list, loss: list, planned: int = 15) -> No
   os.makedirs(folder)
   with open(os.path.join(folder, 'config.json'), 'w') as f:
     json.dump(dict(norm='linf', eps=16 / 255, probe_eps=None, defense='fgm', seed=1234,
-                   width=0.5, epochs=planned), f)
+                   width=0.5, epochs=planned, lr=2e-3), f)
   with open(os.path.join(folder, 'metrics.jsonl'), 'w') as f:
     for i, (p, g, l) in enumerate(zip(pgd, fgm, loss)):
       f.write(json.dumps({'epoch': i + 1, 'step': 390 * (i + 1), 'epoch_seconds': 60.0,

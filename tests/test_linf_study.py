@@ -34,7 +34,8 @@ def _job(root, job: linf.LinfJob, pgd, fgm, clean=None, autoattack=None, planned
   folder = os.path.join(root, job.name)
   os.makedirs(folder)
   cfg = dict(norm='linf', eps=job.eps, probe_eps=None, defense=linf.DEFENSES[job.defense][
-      'defense'], seed=job.seed, width=job.width, epochs=planned or len(pgd))
+      'defense'], seed=job.seed, width=job.width, epochs=planned or len(pgd),
+             lr=job.lr or linf.STUDY_LR)
   with open(os.path.join(folder, 'config.json'), 'w') as f:
     json.dump(cfg, f)
   with open(os.path.join(folder, 'metrics.jsonl'), 'w') as f:
@@ -70,6 +71,16 @@ def test_verdicts_are_computed_from_the_runs(study):
   assert q[2]['verdict'] == 'yes'
   assert q[3]['verdict'] == 'PGN' and 'AutoAttack +0.050' in q[3]['why']
   assert q[4]['verdict'] == 'PGN-Linf' and 'N-FGSM -0.055' in q[4]['why']
+
+
+def test_a_learning_rate_lever_job_stays_out_of_the_verdicts(study):
+  lever = linf.LinfJob('pgn', 16, 1234, lr=linf.LEVER_LR)
+  assert lever.name == 'pgn_eps16_w0.5_s1234_lr0.0005'
+  assert lever.train_config('cpu', 'cifar10').gen_lr == linf.LEVER_LR
+  _job(study, lever, [0.2, 0.0], [0.2, 0.3])  # collapses: would make PGN's verdict 'no'
+  rows = linf.linf_rows(study)
+  assert len(rows) == 9
+  assert linf.verdicts(rows, 16)[2]['verdict'] == 'yes'
 
 
 def test_pgn_that_collapses_once_does_not_avoid_it(study):
