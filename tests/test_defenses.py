@@ -112,7 +112,7 @@ def test_pgn_step_with_one_backward_pass_equals_the_two_gradients_of_eq_4(adv_co
 @pytest.mark.parametrize('defense', ['fgm', 'pgn'])
 def test_mixed_precision_computes_in_bfloat16_and_steps_like_float32(defense):
   full = AdversarialTrainer(make_config('tiny', defense=defense), 10)
-  mixed = AdversarialTrainer(make_config('tiny', defense=defense, mixed_precision=True), 10)
+  mixed = AdversarialTrainer(make_config('tiny', defense=defense, mixed_precision='bfloat16'), 10)
   assert mixed.classifier.layers[1].compute_dtype == 'bfloat16'
   assert all(v.dtype == 'float32' for v in mixed.classifier.weights)  # float32 variables
   assert mixed.ema_classifier.layers[1].compute_dtype == 'float32'    # evaluated and exported

@@ -14,12 +14,18 @@ from tf_pgn.export import export_saved_model, load_classifier, load_saved_model
 from tf_pgn.trainer import Trainer, TrainError
 
 
-def test_a_few_hundred_steps_on_real_cifar10_beat_chance(cifar10_dir, tmp_path):
+def test_a_few_hundred_steps_on_real_cifar10_beat_chance(cifar10_dir, tmp_path, capsys):
   cfg = make_config('tiny', defense='naive', width=0.125, train_size=4000, test_size=500,
-                    epochs=2, lr=2e-3, checkpoint_every_steps=1000)
+                    epochs=2, lr=2e-3, checkpoint_every_steps=1000, progress_seconds=0.2)
   final = Trainer(cfg, str(tmp_path), cifar10_dir).run()
   assert final['step'] == 250
   assert final['test_acc'] > 0.3, final  # chance is 0.1
+  # Off a terminal (pytest's capture) a progress line within each epoch, beside the epoch lines.
+  out = capsys.readouterr().out
+  assert re.search(r'^precision: float32$', out, re.M), out[:300]  # said at start
+  for epoch in (1, 2):
+    assert re.search(rf'^epoch {epoch}/2: \d+/125 step \(\d+%\), \dm\d\ds.* loss=\d', out,
+                     re.M), out[-2000:]
   rows = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
   assert [r['epoch'] for r in rows] == [1, 2]
   assert json.load(open(tmp_path / 'config.json'))['defense'] == 'naive'

@@ -28,6 +28,7 @@ _EXPORTS = {
     'evaluate': ('tf_pgn.evaluation', 'evaluate_model'),
     'load_saved_model': ('tf_pgn.export', 'load_saved_model'),
     'RobustnessProbe': ('tf_pgn.callbacks', 'RobustnessProbe'),
+    'precision_policy': ('tf_pgn.precision', 'precision_policy'),
     'InputError': ('tf_pgn.errors', 'InputError'),
     'DivergedError': ('tf_pgn.errors', 'DivergedError'),
 }

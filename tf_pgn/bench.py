@@ -36,7 +36,7 @@ flags.DEFINE_integer('repeats', 5, 'Timed rounds (one step of each defense per r
 flags.DEFINE_bool('jit_compile', False, 'Compile the train steps with XLA.')
 flags.DEFINE_string('defenses', 'naive,fgm,pgd7,pgd10,pgn', 'Which steps to time (naive, fgm, '
                     'fgsm_rs, n_fgsm, pgd<steps>, pgn); a suffix '
-                    ':bf16 times the step under --mixed_precision (e.g. pgn,pgn:bf16), '
+                    ':bf16 times the step under --mixed_precision=bfloat16 (e.g. pgn,pgn:bf16), '
                     ':through the PGN step with --pgn_grad_through_adv, :normalized with '
                     '--pgn_grad_input=normalized, :normalized_gen2 also with --pgn_gen_steps=2.')
 flags.DEFINE_enum('norm', 'l2', ['l2', 'linf'], 'Threat model of the budgeted steps: l2 at eps '
@@ -101,7 +101,7 @@ PGN_VARIANTS = {'through': dict(pgn_grad_through_adv=True),
                 'normalized': dict(pgn_grad_input='normalized'),
                 'normalized_zero_init': dict(pgn_grad_input='normalized', pgn_zero_init=True),
                 'normalized_gen2': dict(pgn_grad_input='normalized', pgn_gen_steps=2)}
-STEP_VARIANTS = {'': {}, 'bf16': dict(mixed_precision=True), **PGN_VARIANTS}
+STEP_VARIANTS = {'': {}, 'bf16': dict(mixed_precision='bfloat16'), **PGN_VARIANTS}
 
 
 def bench_steps(names: list, x, y) -> dict:

@@ -14,6 +14,7 @@ GRAD_INPUTS = ('raw', 'normalized', 'sign')  # tf_pgn.models.generator_input_gra
 LEGACY_VALUES = dict(pgn_grad_input='raw', pgn_gen_steps=1, pgn_zero_init=False, pgn_eps=None)
 DEFENSES = ('naive', 'fgm', 'fgsm_rs', 'n_fgsm', 'pgd', 'pgn')
 NORMS = ('l2', 'linf')  # tf_pgn.perturbation
+PRECISIONS = ('float32', 'bfloat16', 'auto')  # tf_pgn.precision
 STRATEGIES = ('none', 'mirrored', 'multi_worker')  # tf_pgn.distribute
 
 
@@ -98,14 +99,19 @@ class TrainConfig:
   checkpoint_every_minutes: float | None = setting(
       None, 'Also checkpoint when this many minutes have passed since the last checkpoint.')
   keep_checkpoints: int = setting(3, 'Checkpoints kept in <run_dir>/ckpt.')
+  progress_seconds: float = setting(
+      60.0, 'Off a terminal (nohup, a batch scheduler, a log file), print a progress line every '
+      'N seconds within an epoch (0: only the epoch lines).')
   # Figure 2 right's rho_cw by epoch.
   snapshot_every_epochs: int = setting(
       10, 'Keep the EMA classifier of every Nth epoch in <run_dir>/epochs/epoch-N (evaluate.py '
       '--ckpt takes it; 0: none).')
   jit_compile: bool = setting(False, 'Compile the train step with XLA.')
-  mixed_precision: bool = setting(
-      False, 'Compute in bfloat16 with float32 variables (CPUs with AVX512-BF16/AMX, Ampere+ '
-      'GPUs); the EMA and exports stay float32.')
+  # tf_pgn.precision; the EMA, the probes and the exports stay float32.
+  mixed_precision: str = setting(
+      'float32', 'Compute precision of the train step: float32, bfloat16 (float32 variables; '
+      'native on CPUs with AVX512-BF16/AMX and Ampere+ GPUs, emulated and slow elsewhere) or '
+      'auto (bfloat16 where native, else float32; said at start).', PRECISIONS)
   deterministic: bool = setting(False, 'Deterministic ops (bit-identical resume; slower).')
   # Not part of the architecture: a run resumes on any number of replicas.
   distribute: str = setting(
@@ -137,12 +143,15 @@ class TrainConfig:
     for name, value in positive.items():
       if not value > 0:
         raise ConfigError(f'--{name}={value} must be positive')
-    for name in ('eps', 'c_l', 'snapshot_every_epochs'):
+    for name in ('eps', 'c_l', 'snapshot_every_epochs', 'progress_seconds'):
       if not getattr(self, name) >= 0:
         raise ConfigError(f'--{name}={getattr(self, name)} is negative: give a value >= 0')
     if self.checkpoint_every_minutes is not None and not self.checkpoint_every_minutes > 0:
       raise ConfigError(f'--checkpoint_every_minutes={self.checkpoint_every_minutes} must be '
                         'positive')
+    if self.mixed_precision not in PRECISIONS:
+      raise ConfigError(f'unknown --mixed_precision={self.mixed_precision}: use one of '
+                        f'{", ".join(PRECISIONS)}')
     if self.distribute not in STRATEGIES:
       raise ConfigError(f'unknown --distribute={self.distribute}: use one of '
                         f'{", ".join(STRATEGIES)}')
@@ -208,7 +217,10 @@ class TrainConfig:
   def from_dict(cls, d: dict) -> 'TrainConfig':
     """The config a config.json describes; fields it predates take their LEGACY_VALUES."""
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{**LEGACY_VALUES, **{k: v for k, v in d.items() if k in names}})
+    fields = {**LEGACY_VALUES, **{k: v for k, v in d.items() if k in names}}
+    if isinstance(fields.get('mixed_precision'), bool):  # before it had an 'auto'
+      fields['mixed_precision'] = 'bfloat16' if fields['mixed_precision'] else 'float32'
+    return cls(**fields)
 
 
 # Named presets: only the fields that differ from the paper's defaults.

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from tf_pgn import models
 from tf_pgn import perturbation
+from tf_pgn import precision
 from tf_pgn.config import GRAD_INPUTS, NORMS, TrainConfig
 
 
@@ -62,12 +63,6 @@ def _mean(values, global_batch):
   return tf.nn.compute_average_loss(tf.cast(values, tf.float32), global_batch_size=global_batch)
 
 
-# --mixed_precision: bfloat16 compute, float32 variables. bfloat16 has float32's exponent range, so
-# neither optimizer needs loss scaling and G's small input gradients do not underflow (float16
-# would need both); it runs on CPUs with AVX512-BF16/AMX and on Ampere or newer GPUs.
-MIXED_POLICY = 'mixed_bfloat16'
-
-
 @contextlib.contextmanager
 def _dtype_policy(name: str):
   """Layers built inside take Keras dtype policy ``name``; the global policy is restored."""
@@ -95,7 +90,7 @@ class Players:
   rng: tf.random.Generator | None = None
 
   def logits(self, x, training=False):
-    """F's logits in float32 (F computes in bfloat16 under --mixed_precision)."""
+    """F's logits in float32 (F computes in bfloat16 under ``tf_pgn.precision``'s policy)."""
     return tf.cast(self.classifier(x, training=training), tf.float32)
 
 
@@ -363,7 +358,7 @@ class AdversarialTrainer:
     self.strategy = strategy or tf.distribute.get_strategy()
     self.defense = from_config(cfg)
     keras.utils.set_random_seed(cfg.seed)
-    policy = MIXED_POLICY if cfg.mixed_precision else 'float32'
+    policy, self.precision_note = precision.resolve(cfg.mixed_precision)
     with self.strategy.scope():
       with _dtype_policy(policy):
         self.classifier = models.build_classifier(num_classes, cfg.width)

@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from tf_pgn import data as data_lib
 from tf_pgn import distribute
@@ -29,6 +28,7 @@ from tf_pgn.defenses import AdversarialTrainer
 from tf_pgn.export import export_saved_model
 from tf_pgn.io_utils import (read_jsonl, reporting_write_errors, write_json_atomic,
                              write_text_atomic)
+from tf_pgn.progress import Progress
 
 
 class TrainError(RuntimeError):
@@ -212,6 +212,7 @@ class Trainer:
     if self.is_chief:
       _check_data(self.run_dir, self.data_record)
       write_text_atomic(os.path.join(self.run_dir, 'config.json'), cfg.to_json())
+    self._log(self.model.precision_note)
     if self.restore():
       self._log(f'resuming {self.run_dir} at epoch {int(self.epoch.numpy())}, step '
                 f'{int(self.step.numpy())}')
@@ -243,36 +244,35 @@ class Trainer:
         self.train_split, cfg.batch_size, cfg.seed, epoch, skip_batches=done,
         augment=cfg.augment))
     sums, count, t0 = {}, 0, time.perf_counter()
-    bar = tqdm(batches, total=self.steps_per_epoch, initial=done,
-               disable=None if self.is_chief else True, leave=False,
-               desc=f'epoch {epoch + 1}/{cfg.epochs}', mininterval=1.0)
+    bar = Progress(f'epoch {epoch + 1}/{cfg.epochs}', self.steps_per_epoch, initial=done,
+                   unit='step', every_seconds=cfg.progress_seconds, enabled=self.is_chief)
     keep = 'the last good checkpoint is kept; lower --lr or raise --c_l and rerun'
-    for x, y in bar:
-      try:
-        out = {k: float(v) for k, v in self.model.train_step(x, y).items()}
-      except tf.errors.InvalidArgumentError as e:
-        if not cfg.debug_numerics:
-          raise
-        raise TrainError(f'--debug_numerics: {_numerics_culprit(e)} made a NaN/Inf at step '
-                         f'{int(self.step.numpy()) + 1}; {keep}') from None
-      if not all(math.isfinite(v) for v in out.values()):
-        bad = ', '.join(k for k, v in out.items() if not math.isfinite(v))
-        raise TrainError(f'non-finite {bad} at step {int(self.step.numpy()) + 1}: {keep} (or '
-                         'rerun with --debug_numerics to find the op)')
-      self.step.assign_add(1)
-      count += 1
-      for k, v in out.items():
-        sums[k] = sums.get(k, 0.0) + v
-      step = int(self.step.numpy())
-      if step % 20 == 0:
+    with bar:
+      for x, y in batches:
+        try:
+          out = {k: float(v) for k, v in self.model.train_step(x, y).items()}
+        except tf.errors.InvalidArgumentError as e:
+          if not cfg.debug_numerics:
+            raise
+          raise TrainError(f'--debug_numerics: {_numerics_culprit(e)} made a NaN/Inf at step '
+                           f'{int(self.step.numpy()) + 1}; {keep}') from None
+        if not all(math.isfinite(v) for v in out.values()):
+          bad = ', '.join(k for k, v in out.items() if not math.isfinite(v))
+          raise TrainError(f'non-finite {bad} at step {int(self.step.numpy()) + 1}: {keep} (or '
+                           'rerun with --debug_numerics to find the op)')
+        self.step.assign_add(1)
+        count += 1
         for k, v in out.items():
-          tf.summary.scalar(f'train/{k}', v, step=step)
-      bar.set_postfix(loss=f'{out["loss"]:.3f}', acc=f'{out["train_acc"]:.3f}',
-                      img_s=f'{count * cfg.batch_size / (time.perf_counter() - t0):.0f}')
-      if self._checkpoint_due(step):
-        self.save()
+          sums[k] = sums.get(k, 0.0) + v
+        step = int(self.step.numpy())
+        if step % 20 == 0:
+          for k, v in out.items():
+            tf.summary.scalar(f'train/{k}', v, step=step)
+        bar.update(1, loss=f'{out["loss"]:.3f}', acc=f'{out["train_acc"]:.3f}',
+                   img_s=f'{count * cfg.batch_size / (time.perf_counter() - t0):.0f}')
+        if self._checkpoint_due(step):
+          self.save()
     seconds = time.perf_counter() - t0
-    bar.close()
     row = dict(epoch=epoch + 1, step=int(self.step.numpy()),
                **{f'train_{k}' if not k.startswith('train') else k: v / max(count, 1)
                   for k, v in sums.items()},

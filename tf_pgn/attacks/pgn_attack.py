@@ -19,12 +19,12 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from tf_pgn import models
 from tf_pgn.attacks.common import margin
 from tf_pgn.perturbation import project_l2
 from tf_pgn.defenses import cross_entropy, mean_sq_l2
+from tf_pgn.progress import DEFAULT_SECONDS, Progress
 
 __all__ = ['LOSSES', 'MARGIN_KAPPA', 'PGNAttack']
 
@@ -108,8 +108,10 @@ class PGNAttack:
     self.optimizer.apply(tape.gradient(loss, variables), variables)
     return {'loss': loss, 'ce_adv': ce_adv, 'sq_l2': sq_l2}
 
-  def fit(self, x, y, epochs: int = 1, progress_desc=None) -> list:
-    """Trains G on float32 images ``x`` in [0, 1] and labels ``y``, reshuffled every epoch.
+  def fit(self, x, y, epochs: int = 1, progress_desc=None,
+          progress_seconds=DEFAULT_SECONDS) -> list:
+    """Trains G on float32 images ``x`` in [0, 1] and labels ``y``, reshuffled every epoch;
+    progress shown as ``progress_desc`` (``tf_pgn.progress``) if given.
 
     Returns one dict per epoch: the epoch's mean loss, CE on x_adv, squared L2, and seconds.
     """
@@ -119,10 +121,12 @@ class PGNAttack:
       batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
       start = time.perf_counter()
       sums = {}
-      for idx in tqdm(batches, desc=progress_desc and f'{progress_desc} epoch {epoch + 1}',
-                      disable=None if progress_desc else True, unit='batch', leave=False):
-        for k, v in self._train_step(tf.constant(x[idx]), tf.constant(y[idx])).items():
-          sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+      with Progress(f'{progress_desc} epoch {epoch + 1}', len(batches), unit='batch',
+                    every_seconds=progress_seconds, enabled=bool(progress_desc)) as bar:
+        for idx in batches:
+          for k, v in self._train_step(tf.constant(x[idx]), tf.constant(y[idx])).items():
+            sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+          bar.update(1)
       history.append(dict({k: v / len(y) for k, v in sums.items()}, epoch=epoch + 1,
                           seconds=time.perf_counter() - start))
     return history

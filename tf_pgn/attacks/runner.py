@@ -6,9 +6,8 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
-
 from tf_pgn.io_utils import write_bytes_atomic
+from tf_pgn.progress import DEFAULT_SECONDS, Progress
 
 __all__ = ['finished_batches', 'predict', 'run_attack']
 
@@ -26,7 +25,7 @@ def finished_batches(resume_dir: str) -> int:
 
 
 def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None, resume_dir=None,
-               aux=False):
+               aux=False, progress_seconds=DEFAULT_SECONDS):
   """Run ``attack_fn(model, x_batch, y_batch) -> x_adv_batch`` over ``x, y`` in batches.
 
   Args:
@@ -35,8 +34,8 @@ def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None, resum
     x: float32 numpy inputs ``[N, ...]`` in [0, 1].
     y: integer numpy labels ``[N]``.
     batch_size: examples per call of ``attack_fn``.
-    progress_desc: if given, a tqdm progress bar with this description is shown, with the
-      mean images/s in its postfix.
+    progress_desc: if given, progress with this description is shown (``tf_pgn.progress``: a
+      bar on a terminal, else a line every ``progress_seconds``), with the mean images/s.
     resume_dir: if given, each finished batch is saved there (``<index>.npy``, atomically) and
       a batch already saved is loaded instead of attacked again: a killed run loses at most
       the batch in progress. The caller owns the folder (and must empty it when the attack or
@@ -55,36 +54,34 @@ def run_attack(attack_fn, model, x, y, batch_size=256, progress_desc=None, resum
   y = np.asarray(y)
   x_adv = np.empty_like(x)
   aux_all = np.empty(len(x), np.int32)
-  bar = (tqdm(total=len(x), desc=progress_desc, unit='img', disable=None)  # off unless a tty
-         if progress_desc else None)
+  bar = Progress(progress_desc, len(x), unit='img', every_seconds=progress_seconds,
+                 enabled=bool(progress_desc))
   start_time = time.perf_counter()
-  for index, batch in enumerate(_batch_slices(len(x), batch_size)):
-    saved = resume_dir and os.path.join(resume_dir, f'{index:05d}.{"npz" if aux else "npy"}')
-    if saved and os.path.exists(saved):
-      loaded = np.load(saved)
-      adv, extra = (loaded['x_adv'], loaded['aux']) if aux else (loaded, None)
-    else:
-      out = attack_fn(model, tf.constant(x[batch]), tf.constant(y[batch]))
-      adv, extra = ((np.asarray(out[0], np.float32), np.asarray(out[1], np.int32)) if aux
-                    else (np.asarray(out, np.float32), None))
-      if saved:
-        buffer = io.BytesIO()
-        if aux:
-          np.savez(buffer, x_adv=adv, aux=extra)
-        else:
-          np.save(buffer, adv)
-        write_bytes_atomic(saved, buffer.getvalue())
-    assert adv.shape == x[batch].shape, (adv.shape, x[batch].shape)
-    assert adv.min() >= -_RANGE_TOLERANCE and adv.max() <= 1.0 + _RANGE_TOLERANCE, (
-        f'attack returned values in [{adv.min()}, {adv.max()}], outside [0, 1]')
-    x_adv[batch] = np.clip(adv, 0.0, 1.0)
-    if aux:
-      aux_all[batch] = extra
-    if bar is not None:
-      bar.update(batch.stop - batch.start)
-      bar.set_postfix(img_s=f'{bar.n / (time.perf_counter() - start_time):.1f}')
-  if bar is not None:
-    bar.close()
+  with bar:
+    for index, batch in enumerate(_batch_slices(len(x), batch_size)):
+      saved = resume_dir and os.path.join(resume_dir, f'{index:05d}.{"npz" if aux else "npy"}')
+      if saved and os.path.exists(saved):
+        loaded = np.load(saved)
+        adv, extra = (loaded['x_adv'], loaded['aux']) if aux else (loaded, None)
+      else:
+        out = attack_fn(model, tf.constant(x[batch]), tf.constant(y[batch]))
+        adv, extra = ((np.asarray(out[0], np.float32), np.asarray(out[1], np.int32)) if aux
+                      else (np.asarray(out, np.float32), None))
+        if saved:
+          buffer = io.BytesIO()
+          if aux:
+            np.savez(buffer, x_adv=adv, aux=extra)
+          else:
+            np.save(buffer, adv)
+          write_bytes_atomic(saved, buffer.getvalue())
+      assert adv.shape == x[batch].shape, (adv.shape, x[batch].shape)
+      assert adv.min() >= -_RANGE_TOLERANCE and adv.max() <= 1.0 + _RANGE_TOLERANCE, (
+          f'attack returned values in [{adv.min()}, {adv.max()}], outside [0, 1]')
+      x_adv[batch] = np.clip(adv, 0.0, 1.0)
+      if aux:
+        aux_all[batch] = extra
+      bar.update(batch.stop - batch.start,
+                 img_s=f'{batch.stop / (time.perf_counter() - start_time):.1f}')
   return (x_adv, aux_all) if aux else x_adv
 
 

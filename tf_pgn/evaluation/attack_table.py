@@ -143,7 +143,8 @@ def _make_pgn(cfg, context: AttackContext):
                        cfg.pgn_batch_size, cfg.seed, cfg.pgn_grad_input, setting.get('eps'),
                        x.shape[1:], cfg.pgn_attack_loss)
     history = attack.fit(x[:cfg.pgn_attack_train_size], y[:cfg.pgn_attack_train_size],
-                         cfg.pgn_attack_epochs, progress_desc=f'train PGN c_L={setting["c_l"]:g}')
+                         cfg.pgn_attack_epochs, progress_desc=f'train PGN c_L={setting["c_l"]:g}',
+                         progress_seconds=cfg.progress_seconds)
     return attack.attack_fn, dict(train_history=history,
                                   train_seconds=sum(h['seconds'] for h in history))
   return make

@@ -10,7 +10,7 @@ from tf_pgn.config import GRAD_INPUTS, NORMS, setting
 from tf_pgn.evaluation.common import EvalError, NORM_LABELS, result_key
 from tf_pgn.evaluation.attack_table import ATTACKS, ATTACK_TABLE, DEFAULT_ATTACKS, attack_norm
 
-_NON_NEGATIVE = ('deepfool_overshoot', 'seed')
+_NON_NEGATIVE = ('deepfool_overshoot', 'seed', 'progress_seconds')
 
 
 @dataclasses.dataclass
@@ -90,6 +90,9 @@ class EvalConfig:
   batch_size: int = setting(256, 'Examples per attack batch.')
   seed: int = setting(1234, 'Seed of the PGN attack generators, the random starts of APGD and '
                       'the Square attack\'s search.')
+  progress_seconds: float = setting(60.0, 'Off a terminal (nohup, a batch scheduler, a log '
+                                    'file), print a progress line every N seconds within an '
+                                    'attack (0: only the result lines).')
 
   def validate(self) -> 'EvalConfig':
     """Raises EvalError with a one-line fix for the first invalid field."""

@@ -175,7 +175,8 @@ class _Measurement:
     attack_fn, extra = attack.make(crafter.model, setting)
     start = time.perf_counter()
     x_adv = run_attack(attack_fn, crafter.model, self.x, self.y, self.cfg.batch_size,
-                       progress_desc=key, resume_dir=resume_dir, aux=bool(attack.spec.parts))
+                       progress_desc=key, resume_dir=resume_dir, aux=bool(attack.spec.parts),
+                       progress_seconds=self.cfg.progress_seconds)
     seconds = time.perf_counter() - start
     if attack.spec.parts:
       x_adv, broken_by = x_adv
