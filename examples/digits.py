@@ -1,13 +1,14 @@
 """PGN and PGD adversarial training of your own Keras CNN on data that is not CIFAR.
 
 scikit-learn's digits (1,797 handwritten digits, 8x8 grayscale, 10 classes; the data ships inside
-scikit-learn, no download): a user-defined CNN with batch norm is trained naively (for
-reference), with PGD-AT and with PGN through ``model.fit`` with Keras callbacks
-(BackupAndRestore, EarlyStopping, TensorBoard), then attacked with PGD and C&W by
-``tf_pgn.evaluate``.
+scikit-learn, no download): a user-defined CNN with batch norm (functional, or subclassed with
+``--model=subclassed``) is trained naively (for reference), with PGD-AT and with PGN through
+``model.fit`` with Keras callbacks (BackupAndRestore, EarlyStopping, TensorBoard), then attacked
+with PGD and C&W by ``tf_pgn.evaluate``.
 
   pip install . scikit-learn==1.9.1
   python examples/digits.py                      # a few minutes on 2 CPU cores
+  python examples/digits.py --model=subclassed   # the same CNN as a subclassed keras.Model
   python examples/digits.py --defenses=pgd,pgn --epochs=1 --train_size=128 --test_size=32 \
       --attack_steps=2 --cw_iterations=2 --eps_list=1                                # tests
 """
@@ -36,6 +37,28 @@ def build_cnn(num_classes: int = 10) -> keras.Model:
   return keras.Model(inputs, keras.layers.Dense(num_classes)(h), name='digits_cnn')
 
 
+class DigitsCNN(keras.Model):
+  """The same CNN as a subclassed Keras model (layers in ``__init__``, the forward pass in
+  ``call``): it has no input shape until it is called, and AdversarialModel takes it as it is."""
+
+  def __init__(self, num_classes: int = 10):
+    super().__init__(name='digits_cnn_subclassed')
+    self.blocks = [(keras.layers.Conv2D(filters, 3, strides=stride, padding='same',
+                                        use_bias=False),
+                    keras.layers.BatchNormalization(momentum=0.9))
+                   for filters, stride in ((32, 1), (64, 2), (64, 1))]
+    self.pool = keras.layers.GlobalAveragePooling2D()
+    self.head = keras.layers.Dense(num_classes)
+
+  def call(self, x, training=False):
+    for conv, norm in self.blocks:
+      x = keras.activations.relu(norm(conv(x), training=training))
+    return self.head(self.pool(x))
+
+
+MODELS = {'functional': build_cnn, 'subclassed': DigitsCNN}
+
+
 def load(seed: int, train_size: int | None, test_size: int | None):
   """(train, validation, test) splits of (images [N, 8, 8, 1] in [0, 1], labels): 20% test,
   10% of the rest for validation; the first ``train_size`` / ``test_size`` of theirs."""
@@ -52,10 +75,12 @@ def load(seed: int, train_size: int | None, test_size: int | None):
 def train(name: str, defense, splits, args, workdir: str) -> tf_pgn.AdversarialModel:
   """Trains a fresh CNN with ``defense`` through ``model.fit``."""
   keras.utils.set_random_seed(args.seed)
-  model = tf_pgn.AdversarialModel(build_cnn(), defense, ema_decay=args.ema_decay, seed=args.seed)
+  (x, y), val, _ = splits
+  classifier = MODELS[args.model]()
+  classifier(x[:1])  # a subclassed model learns its input shape when first called
+  model = tf_pgn.AdversarialModel(classifier, defense, ema_decay=args.ema_decay, seed=args.seed)
   model.compile(classifier_optimizer=keras.optimizers.Adam(args.lr),
                 generator_optimizer=keras.optimizers.Adam(args.lr))
-  (x, y), val, _ = splits
   train_ds = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=args.seed)
               .batch(args.batch_size, drop_remainder=True))
   val_ds = tf.data.Dataset.from_tensor_slices(val).batch(256)
@@ -73,6 +98,8 @@ def train(name: str, defense, splits, args, workdir: str) -> tf_pgn.AdversarialM
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--model', choices=sorted(MODELS), default='functional',
+                      help='The CNN as a functional or a subclassed Keras model.')
   parser.add_argument('--epochs', type=int, default=40)
   parser.add_argument('--patience', type=int, default=10, help='EarlyStopping on val_accuracy.')
   parser.add_argument('--batch_size', type=int, default=64)
@@ -120,7 +147,8 @@ def main(argv=None):
                  *[attacks[f'pgd_eps{e:g}']['whitebox']['accuracy'] for e in eps_list],
                  attacks['cw']['whitebox']['rho_mean']])
   header = ['defense', 'test acc', *[f'PGD {e:g} acc' for e in eps_list], 'rho_cw']
-  print(f'\ndigits: {len(splits[0][1])} training, {len(y_test)} test images; files in {workdir}')
+  print(f'\ndigits, {args.model} CNN: {len(splits[0][1])} training, {len(y_test)} test images; '
+        f'files in {workdir}')
   print('| ' + ' | '.join(header) + ' |\n|' + '---|' * len(header))
   for row in rows:
     print('| ' + ' | '.join([row[0]] + ['-' if v is None else f'{v:.3f}' for v in row[1:]])

@@ -1,5 +1,5 @@
-"""examples/digits.py at a tiny size: a user's Keras CNN on scikit-learn's digits, PGD-AT and PGN
-through model.fit with callbacks, then tf_pgn.evaluate."""
+"""examples/digits.py at a tiny size: a user's Keras CNN (functional, and subclassed) on
+scikit-learn's digits, PGD-AT and PGN through model.fit with callbacks, then tf_pgn.evaluate."""
 import os
 import re
 import subprocess
@@ -10,20 +10,33 @@ import pytest
 from conftest import REPO
 
 
-def test_digits_example_trains_and_evaluates_pgd_at_and_pgn(tmp_path):
+def _run_digits(tmp_path, *args):
   pytest.importorskip('sklearn', reason='examples/digits.py needs scikit-learn '
                       '(requirements-dev.txt)')
   proc = subprocess.run(
-      [sys.executable, os.path.join(REPO, 'examples', 'digits.py'), '--defenses=pgd,pgn',
-       '--epochs=1', '--train_size=128', '--test_size=32', '--attack_steps=2',
-       '--cw_iterations=2', '--eps_list=1', '--verbose=0', f'--workdir={tmp_path}'],
+      [sys.executable, os.path.join(REPO, 'examples', 'digits.py'), *args, '--epochs=1',
+       '--train_size=128', '--test_size=32', '--attack_steps=2', '--cw_iterations=2', '--eps_list=1', '--verbose=0', f'--workdir={tmp_path}'],
       cwd=tmp_path, capture_output=True, text=True, timeout=300,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO))
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert 'digits: 128 training, 32 test images' in proc.stdout
+  return proc
+
+
+def test_digits_example_trains_and_evaluates_pgd_at_and_pgn(tmp_path):
+  proc = _run_digits(tmp_path, '--defenses=pgd,pgn')
+  assert 'digits, functional CNN: 128 training, 32 test images' in proc.stdout
   number = r'(\d\.\d{3}|-)'
   for row in (r'PGD-AT eps 1', r'PGN c_L 0\.25'):
     assert re.search(rf'^\| {row} \| {number} \| {number} \| {number} \|$', proc.stdout, re.M), (
         proc.stdout[-2000:])
   for name in ('pgd', 'pgn'):  # the SavedModel, the TensorBoard logs; the backup deleted at the end
     assert sorted(os.listdir(tmp_path / name)) == ['classifier', 'tb']
+
+
+def test_digits_example_on_a_subclassed_model(tmp_path):
+  proc = _run_digits(tmp_path, '--model=subclassed', '--defenses=pgn')
+  assert 'digits, subclassed CNN: 128 training, 32 test images' in proc.stdout
+  number = r'(\d\.\d{3}|-)'  # '-': no rho where 2 C&W iterations fool nothing
+  assert re.search(rf'^\| PGN c_L 0\.25 \| {number} \| {number} \| {number} \|$', proc.stdout,
+                   re.M), proc.stdout[-2000:]
+  assert sorted(os.listdir(tmp_path / 'pgn')) == ['classifier', 'tb']
