@@ -102,10 +102,21 @@ def test_without_a_collapse_of_fgsm_there_is_nothing_to_avoid(tmp_path):
 
 def test_report_and_figure_are_written(study, tmp_path):
   out, report = str(tmp_path / 'out'), str(tmp_path / 'docs' / 'LINF.md')
+  # A job of the cpu preset's table: reported on its own, outside the study's verdicts, where its
+  # collapse would make PGN's 'no'.
+  cpu_job = linf.LINF_SWEEPS['linf_eps8_cpu'][3]
+  assert (cpu_job.name, cpu_job.epochs) == ('pgn_eps8_w0.25_s1234', 6)
+  _job(study, linf.LinfJob('pgn', 16, 1234, width=0.25, epochs=6), [0.2, 0.0], [0.2, 0.3],
+       clean=0.6, autoattack=0.3)
+  assert linf.verdicts(linf.linf_rows(study), 16)[2]['verdict'] == 'yes'
   linf.render_report(study, out, report, 'cmd')
   text = open(report).read()
   assert '## eps 16/255' in text
   assert '| fgm_eps16_w0.5_s1234 | 3/3 | 3 (catastrophic overfitting) |' in text
+  study_part, cpu_part = text.split('## Each Linf defense at the cpu preset')
+  assert 'w0.25' not in study_part
+  assert ('| pgn_eps16_w0.25_s1234 | 2/2 | 2 (catastrophic overfitting) | 0.600 | - | - | 0.300 |'
+          in cpu_part)
   assert os.path.getsize(os.path.join(out, 'robust_by_epoch_eps16.png')) > 10_000
   assert os.path.isfile(os.path.join(out, 'pgn_eps16_w0.5_s1234', 'eval', 'results.json'))
 

@@ -62,7 +62,8 @@ LEVEL_TOLERANCE = 0.01
 # The learning-rate lever's Adam rate (the paper's, section 4.1) and the study's own (the cpu
 # preset's), which the verdicts read.
 LEVER_LR = 5e-4
-STUDY_LR = make_config('cpu').lr
+CPU_PRESET = make_config('cpu')
+STUDY_LR = CPU_PRESET.lr
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +113,10 @@ LINF_SWEEPS = {
                                      n_fgsm=SEEDS[:1], pgd=SEEDS[:1])),
     # The field's standard budget: one seed each.
     'linf_eps8': _sweep(8, {d: SEEDS[:1] for d in DEFENSES}),
+    # The library's Linf table (issue: Linf through the library): each defense at 8/255 with the
+    # cpu preset's own width and schedule, one seed; outside the study's regime and verdicts.
+    'linf_eps8_cpu': [LinfJob(d, 8, SEEDS[0], width=CPU_PRESET.width, epochs=CPU_PRESET.epochs)
+                      for d in ('fgm', 'fgsm_rs', 'n_fgsm', 'pgn', 'pgd')],
     # The learning-rate lever: FGSM-AT's first collapse at 16/255 was a divergence of the loss at
     # the cpu preset's Adam 2e-3; the paper's 5e-4 tells whether the step size or the attack
     # fails. Outside the verdicts, which read the preset's learning rate.
@@ -176,10 +181,16 @@ def linf_rows(root: str) -> list:
 
 
 # -- the questions -----------------------------------------------------------------------------
+def _in_study(row: dict) -> bool:
+  """Whether a run is in the study's regime (width WIDTH), not the cpu preset's table."""
+  return row['width'] == WIDTH
+
+
 def _runs(rows: list, defense: str, levels: int) -> list:
-  """The defense's runs at ``levels``/255 and the study's learning rate (no lever)."""
+  """The defense's runs at ``levels``/255 in the study's regime and at its learning rate (no
+  lever)."""
   return [r for r in rows if r['defense'] == defense and r['eps_levels'] == levels and
-          r['lr'] == STUDY_LR]
+          r['lr'] == STUDY_LR and _in_study(r)]
 
 
 def _done(row: dict) -> bool:
@@ -302,7 +313,7 @@ def plot_by_epoch(rows: list, levels: int, path: str) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  runs = [r for r in rows if r['eps_levels'] == levels and r['epochs']]
+  runs = [r for r in rows if r['eps_levels'] == levels and r['epochs'] and _in_study(r)]
   colors = dict(zip(DEFENSES, plt.get_cmap('tab10').colors))
   styles = dict(zip(SEEDS, ('-', '--', ':')))
   fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -367,29 +378,40 @@ def render_report(root: str, out_dir: str, report_path: str, run_command: str) -
            'Defenses: ' + '; '.join(f'{LABELS[d]} (`{_flags(d)}`)' for d in DEFENSES) + '. Jobs '
            f'named `_lr<rate>` are the learning-rate lever (Adam at that rate, not {STUDY_LR:g}): '
            'in the tables, outside the verdicts.', '']
-  for levels in sorted({r['eps_levels'] for r in rows}, reverse=True):
+  study = [r for r in rows if _in_study(r)]
+  for levels in sorted({r['eps_levels'] for r in study}, reverse=True):
     figure = os.path.join(out_dir, f'robust_by_epoch_eps{levels}.png')
     plot_by_epoch(rows, levels, figure)
-    lines += [f'## eps {levels}/255', '',
-              '| job | epochs | collapsed at | clean | FGSM | PGD-20 | AutoAttack | ms/step |',
-              '|---|---:|---|---:|---:|---:|---:|---:|']
-    for r in [r for r in rows if r['eps_levels'] == levels]:
-      lines.append(f'| {r["job"]} | {len(r["epochs"])}/{r["epochs_planned"]} | '
-                   f'{_collapse_cell(r)} | {_fmt(r["clean"])} | {_fmt(r["fgm_acc"])} | '
-                   f'{_fmt(r["pgd_acc"])} | {_fmt(r["autoattack_acc"])} | '
-                   f'{_fmt(r["ms_per_step"], 0)} |')
-    lines += ['', 'ms/step: the median training step of the run\'s whole epochs, on whatever '
-              'machine and load trained it (compare steps with `python -m tf_pgn.bench '
-              '--norm=linf`, one process).', '',
-              f'![PGD probe accuracy and the FGSM - PGD gap by epoch]'
+    lines += [f'## eps {levels}/255', '']
+    lines += _table([r for r in study if r['eps_levels'] == levels])
+    lines += ['', f'![PGD probe accuracy and the FGSM - PGD gap by epoch]'
               f'({os.path.relpath(figure, os.path.dirname(report_path))})', '',
               '| question | verdict | why |', '|---|---|---|']
     lines += [f'| {v["question"]} | **{v["verdict"]}** | {v["why"]} |'
               for v in verdicts(rows, levels)]
     lines.append('')
+  table = [r for r in rows if not _in_study(r)]
+  if table:
+    lines += ['## Each Linf defense at the cpu preset', '',
+              f'The library\'s Linf defenses with the cpu preset\'s own width '
+              f'({CPU_PRESET.width:g}) and schedule ({CPU_PRESET.epochs} epochs), one seed, '
+              'evaluated as above; outside the verdicts.', '']
+    lines += _table(table) + ['']
   os.makedirs(os.path.dirname(report_path) or '.', exist_ok=True)
   write_text_atomic(report_path, '\n'.join(lines))
   return report_path
+
+
+def _table(rows: list) -> list:
+  """The runs' Markdown table: epochs, collapse, final accuracies, ms/step."""
+  lines = ['| job | epochs | collapsed at | clean | FGSM | PGD-20 | AutoAttack | ms/step |',
+           '|---|---:|---|---:|---:|---:|---:|---:|']
+  lines += [f'| {r["job"]} | {len(r["epochs"])}/{r["epochs_planned"]} | {_collapse_cell(r)} | '
+            f'{_fmt(r["clean"])} | {_fmt(r["fgm_acc"])} | {_fmt(r["pgd_acc"])} | '
+            f'{_fmt(r["autoattack_acc"])} | {_fmt(r["ms_per_step"], 0)} |' for r in rows]
+  return lines + ['', 'ms/step: the median training step of the run\'s whole epochs, on '
+                  'whatever machine and load trained it (compare steps with `python -m '
+                  'tf_pgn.bench --norm=linf`, one process).']
 
 
 def _collapse_cell(row: dict) -> str:
