@@ -15,6 +15,8 @@ summarized, plotted and reported.
       --quote_root=runs/sweeps/cifar10_cpu --data_dir=~/.cache/tf_pgn   # from the repository
   python -m tf_pgn.experiments linf --linf_sweep=linf_collapse   # the Linf study (study/linf.py)
   python -m tf_pgn.experiments linf_report    # results/<root name>/, docs/LINF_STUDY.md
+  python -m tf_pgn.experiments precision      # bfloat16 against float32 (study/precision.py)
+  python -m tf_pgn.experiments precision_report   # results/<root name>/, docs/PRECISION.md
 
 The work is done in ``tf_pgn.study`` (protocol, claims, results, sweeps, render: one-way layers).
 ``--root`` defaults to ``runs/sweeps/<dataset>_<preset>``: one root per dataset and preset, so
@@ -31,7 +33,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
 
 from tf_pgn.config import make_config
-from tf_pgn.study import linf, render, results, sweeps
+from tf_pgn.study import linf, precision, render, results, sweeps
 from tf_pgn.study.protocol import (BENCH_STEPS, FIGURE3_PGN_VARIANTS, PROGRESS_EXAMPLES,
                                    ExperimentError)
 
@@ -168,14 +170,28 @@ def _linf_report() -> None:
   root = FLAGS.root or _root('_linf')
   report = os.path.join('docs', 'LINF_STUDY.md')
   command = f'python -m tf_pgn.experiments linf_report --root={root} --out={FLAGS.out}'
-  path = linf.render_report(_root('_linf'), os.path.join(FLAGS.out, os.path.basename(
+  path = linf.render_report(root, os.path.join(FLAGS.out, os.path.basename(
       os.path.normpath(root))), report, command)
+  print(f'done: {path}')
+
+
+def _precision() -> None:
+  jobs = sweeps.select_jobs(precision.PRECISION_JOBS, FLAGS.jobs, 'the precision study')
+  _train_and_evaluate(jobs, _root('_precision'), 'precision_report')
+
+
+def _precision_report() -> None:
+  root = FLAGS.root or _root('_precision')
+  command = f'python -m tf_pgn.experiments precision_report --root={root} --out={FLAGS.out}'
+  path = precision.render_report(root, os.path.join(FLAGS.out, os.path.basename(
+      os.path.normpath(root))), os.path.join('docs', 'PRECISION.md'), command)
   print(f'done: {path}')
 
 
 COMMANDS = {'run': _run, 'progress': _progress, 'autoattack': _autoattack, 'figure3': _figure3,
             'summarize': _summarize, 'plot': _plot, 'speed': _speed, 'report': _report,
-            'linf': _linf, 'linf_report': _linf_report}
+            'linf': _linf, 'linf_report': _linf_report, 'precision': _precision,
+            'precision_report': _precision_report}
 
 
 def main(argv):

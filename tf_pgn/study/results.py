@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import shutil
 
 from tf_pgn.config import TrainConfig
 from tf_pgn.evaluation import PGN_ATTACK_LOSS_TEXT
@@ -23,7 +24,7 @@ from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BUDGET_ATTACK
                                    CURVE_VARIANTS, EVAL_SETTINGS, HPARAMS, PGN_EVAL_PREFIX,
                                    VARIANT_FIELDS, ExperimentError, curve_label, variant_name)
 
-__all__ = ['SUMMARY_NOTES', 'Sweep', 'collect', 'job_row', 'load', 'pgn_attack_variant',
+__all__ = ['SUMMARY_NOTES', 'Sweep', 'collect', 'copy_small_outputs', 'job_row', 'load', 'pgn_attack_variant',
            'pgn_attacks', 'progress', 'read_json', 'snapshots', 'write_summary']
 
 SUMMARY_NOTES = {
@@ -42,6 +43,19 @@ SUMMARY_NOTES = {
     'variant': 'PGN variant or ablation (protocol.variant_name of its config): \'\' for the '
                'paper\'s PGN and the baselines',
 }
+
+
+def copy_small_outputs(root: str, out_dir: str, jobs: list) -> None:
+  """Each job's config.json, metrics.jsonl and eval results from ``root`` into ``out_dir``
+  (never checkpoints): what a report is regenerated from and what is committed."""
+  for job in jobs:
+    for rel in ('config.json', 'metrics.jsonl', os.path.join('eval', 'results.json'),
+                os.path.join('eval', 'results.md')):
+      src = os.path.join(root, job, rel)
+      if os.path.isfile(src):
+        dst = os.path.join(out_dir, job, rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(src, dst)
 
 
 def read_json(path: str):
