@@ -24,8 +24,8 @@ from tf_pgn.config import budget_label, make_config
 from tf_pgn.io_utils import read_jsonl, write_text_atomic
 from tf_pgn.study.results import copy_small_outputs, read_json
 
-__all__ = ['DEFENSES', 'LINF_SWEEPS', 'LinfJob', 'collapse', 'linf_rows', 'render_report',
-           'verdicts']
+__all__ = ['DEFENSES', 'LINF_SWEEPS', 'LinfJob', 'collapse', 'figure_path', 'in_study',
+           'linf_rows', 'render_report', 'verdicts']
 
 # The regime where the project's FGSM-AT was seen to collapse: the cpu preset's optimiser (Adam
 # 2e-3, batch 128, EMA 0.99) at classifier width 0.5 and eps 16/255; 8/255 maps the edge.
@@ -180,7 +180,7 @@ def linf_rows(root: str) -> list:
 
 
 # -- the questions -----------------------------------------------------------------------------
-def _in_study(row: dict) -> bool:
+def in_study(row: dict) -> bool:
   """Whether a run is in the study's regime (width WIDTH), not the cpu preset's table."""
   return row['width'] == WIDTH
 
@@ -189,7 +189,7 @@ def _runs(rows: list, defense: str, levels: int) -> list:
   """The defense's runs at ``levels``/255 in the study's regime and at its learning rate (no
   lever)."""
   return [r for r in rows if r['defense'] == defense and r['eps_levels'] == levels and
-          r['lr'] == STUDY_LR and _in_study(r)]
+          r['lr'] == STUDY_LR and in_study(r)]
 
 
 def _done(row: dict) -> bool:
@@ -312,7 +312,7 @@ def plot_by_epoch(rows: list, levels: int, path: str) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  runs = [r for r in rows if r['eps_levels'] == levels and r['epochs'] and _in_study(r)]
+  runs = [r for r in rows if r['eps_levels'] == levels and r['epochs'] and in_study(r)]
   colors = dict(zip(DEFENSES, plt.get_cmap('tab10').colors))
   styles = dict(zip(SEEDS, ('-', '--', ':')))
   fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -336,6 +336,11 @@ def plot_by_epoch(rows: list, levels: int, path: str) -> None:
   fig.savefig(tmp, dpi=110)
   plt.close(fig)
   os.replace(tmp, path)
+
+
+def figure_path(out_dir: str, levels: int) -> str:
+  """Where ``render_report`` draws the by-epoch figure at eps ``levels``/255."""
+  return os.path.join(out_dir, f'robust_by_epoch_eps{levels}.png')
 
 
 def render_report(root: str, out_dir: str, report_path: str, run_command: str) -> str:
@@ -365,9 +370,9 @@ def render_report(root: str, out_dir: str, report_path: str, run_command: str) -
            'Defenses: ' + '; '.join(f'{LABELS[d]} (`{_flags(d)}`)' for d in DEFENSES) + '. Jobs '
            f'named `_lr<rate>` are the learning-rate lever (Adam at that rate, not {STUDY_LR:g}): '
            'in the tables, outside the verdicts.', '']
-  study = [r for r in rows if _in_study(r)]
+  study = [r for r in rows if in_study(r)]
   for levels in sorted({r['eps_levels'] for r in study}, reverse=True):
-    figure = os.path.join(out_dir, f'robust_by_epoch_eps{levels}.png')
+    figure = figure_path(out_dir, levels)
     plot_by_epoch(rows, levels, figure)
     lines += [f'## eps {levels}/255', '']
     lines += _table([r for r in study if r['eps_levels'] == levels])
@@ -377,7 +382,7 @@ def render_report(root: str, out_dir: str, report_path: str, run_command: str) -
     lines += [f'| {v["question"]} | **{v["verdict"]}** | {v["why"]} |'
               for v in verdicts(rows, levels)]
     lines.append('')
-  table = [r for r in rows if not _in_study(r)]
+  table = [r for r in rows if not in_study(r)]
   if table:
     lines += ['## Each Linf defense at the cpu preset', '',
               f'The library\'s Linf defenses with the cpu preset\'s own width '

@@ -9,11 +9,6 @@ from tf_pgn.study.render.common import md_table
 LINF_REPORT = os.path.join('docs', 'LINF_STUDY.md')  # experiments linf_report writes it
 
 
-def _figure(linf_dir: str, levels: int) -> str:
-  """The by-epoch figure that ``linf.render_report`` draws at eps ``levels``/255."""
-  return os.path.join(linf_dir, f'robust_by_epoch_eps{levels}.png')
-
-
 def _link(path: str, report_path: str) -> str:
   return os.path.relpath(path, os.path.dirname(report_path) or '.')
 
@@ -25,8 +20,9 @@ def _collapse(row: dict) -> str:
 
 
 def linf_section(linf_dir: str, report_path: str) -> list:
-  """The runs of ``linf_dir`` per eps (epochs done, collapse), the figure and the verdicts."""
-  rows = linf.linf_rows(linf_dir)
+  """The study's runs of ``linf_dir`` per eps (epochs done, collapse), the figure and the
+  verdicts (the cpu preset's table stays in the Linf report)."""
+  rows = [r for r in linf.linf_rows(linf_dir) if linf.in_study(r)]
   lines = ['## Linf: where a fixed attack can fail (section 3.2)', '',
            'Section 3.2 argues that a classifier trained on a fixed attack (FGM) overfits to it '
            'and that PGN\'s adaptive generator does not. At Linf FGSM-AT is known to collapse '
@@ -43,9 +39,9 @@ def linf_section(linf_dir: str, report_path: str) -> list:
         ['job', 'defense', 'epochs done', 'collapsed at'],
         [(r['job'], linf.LABELS[r['defense']], f'{len(r["epochs"])} of {r["epochs_planned"]}',
           _collapse(r)) for r in runs])
-    if os.path.isfile(_figure(linf_dir, levels)):
+    if os.path.isfile(linf.figure_path(linf_dir, levels)):
       lines += ['', f'![PGD probe accuracy, FGSM - PGD gap and training loss by epoch, Linf eps '
-                f'{levels}/255]({_link(_figure(linf_dir, levels), report_path)})']
+                f'{levels}/255]({_link(linf.figure_path(linf_dir, levels), report_path)})']
     lines += [''] + md_table(['question', 'verdict', 'why'],
                              [(v['question'], f'**{v["verdict"]}**', v['why'])
                               for v in linf.verdicts(rows, levels)])
