@@ -255,7 +255,8 @@ def verdicts(rows: list, levels: int) -> list:
                   why=(f'{len(overfit)} of {len(collapsed)} collapse(s) kept FGSM accuracy '
                        f'{COLLAPSE_GAP:g} above PGD\'s' if collapsed else 'no collapse')))
   if q1 != 'yes':
-    q2, why = 'undecided', 'FGSM-AT did not collapse here: there is nothing for PGN to avoid'
+    q2, why = 'undecided', ('FGSM-AT did not collapse here: there is nothing for PGN to avoid'
+                            if q1 == 'no' else 'waits for FGSM-AT\'s verdict')
   else:
     q2 = {'no': 'yes', 'yes': 'no'}.get(_collapse_verdict(pgn) if pgn else 'not run',
                                          'undecided')
