@@ -257,6 +257,7 @@ def verdicts(rows: list, levels: int) -> list:
   if q1 != 'yes':
     q2, why = 'undecided', ('FGSM-AT did not collapse here: there is nothing for PGN to avoid'
                             if q1 == 'no' else 'waits for FGSM-AT\'s verdict')
+    why += f'; PGN-Linf: {_collapses(pgn)}' if pgn else ''
   else:
     q2 = {'no': 'yes', 'yes': 'no'}.get(_collapse_verdict(pgn) if pgn else 'not run',
                                          'undecided')
