@@ -184,6 +184,13 @@ def test_sweeps_of_the_variants_and_the_seeds():
   configs = [j.train_config('cpu', 'cifar10') for j in sweeps.sweep_jobs('seeds', 'cpu')[4:6]]
   assert [(c.seed, c.c_l, c.pgn_grad_input, c.pgn_zero_init) for c in configs] == [
       (1235, 2.0, 'normalized', False), (1236, 2.0, 'normalized', False)]
+  # Claim 2's long schedule: its own epochs in its names and configs, snapshots every epoch.
+  assert names('long_schedule') == ['fgm_eps0.5_w0.5_s1234_e15',
+                                    'pgn_c_l2_w0.5_s1234_normalized_e15']
+  long = [j.train_config('cpu', 'cifar10') for j in sweeps.sweep_jobs('long_schedule', 'cpu')]
+  assert [(c.defense, c.eps if c.defense == 'fgm' else c.c_l, c.width, c.epochs,
+           c.snapshot_every_epochs) for c in long] == [('fgm', 0.5, 0.5, 15, 1),
+                                                       ('pgn', 2.0, 0.5, 15, 1)]
 
 
 # -- the direction of the imports ------------------------------------------------------------

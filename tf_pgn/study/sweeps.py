@@ -19,7 +19,9 @@ from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_POINTS, AUTOATTACK
                                    BALL_C_L, CAPACITY_WIDTHS, EPS_VALUES, EVAL_SETTINGS,
                                    EXTRA_SEEDS, FIGURE3_DEFENSES, FIGURE3_EPS, FIGURE3_PGN,
                                    FIGURE3_PGN_VARIANTS, FIGURE3_TARGET_EPS, HPARAMS, LEVER_C_L,
-                                   LEVER_GEN_LR, LEVER_PGN_EPS, LEVER_VARIANT, MIDDLE_C_L,
+                                   LEVER_GEN_LR, LEVER_PGN_EPS, LEVER_VARIANT,
+                                   LONG_SCHEDULE_EPOCHS, LONG_SCHEDULE_POINTS,
+                                   LONG_SCHEDULE_WIDTH, MIDDLE_C_L,
                                    PGN_CURVES, PGN_EVAL_PREFIX, PROGRESS_DEFENSES,
                                    PROGRESS_EXAMPLES, SEED_POINTS, TABLE2, VARIANT_FIELDS,
                                    ExperimentError, SameAs, variant_name)
@@ -30,20 +32,23 @@ __all__ = ['SWEEPS', 'Job', 'autoattack_jobs', 'eval_settings', 'figure3_jobs', 
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-  """One training run of a sweep; width and seed None mean the preset's; ``variant`` holds
-  (field, value) pairs of VARIANT_FIELDS (a PGN variant or ablation)."""
+  """One training run of a sweep; width and seed None mean the preset's, epochs None the
+  preset's schedule (a longer one is named ``_e<epochs>``); ``variant`` holds (field, value)
+  pairs of VARIANT_FIELDS (a PGN variant or ablation)."""
   defense: str
   hparam_name: str | None = None
   hparam_value: float | None = None
   width: float | None = None
   seed: int | None = None
   variant: tuple = ()
+  epochs: int | None = None
 
   @property
   def name(self) -> str:
     hparam = f'_{self.hparam_name}{self.hparam_value:g}' if self.hparam_name else ''
     variant = variant_name(dict(self.variant))
-    return f'{self.defense}{hparam}_w{self.width:g}_s{self.seed}' + (variant and f'_{variant}')
+    return (f'{self.defense}{hparam}_w{self.width:g}_s{self.seed}' + (variant and f'_{variant}') +
+            (f'_e{self.epochs}' if self.epochs else ''))
 
   def train_config(self, preset: str, dataset: str, **overrides) -> TrainConfig:
     """The preset's config for this job; ``overrides`` replace other fields of the preset. The
@@ -54,7 +59,7 @@ class Job:
                if not isinstance(paper, SameAs)}
     variant.update(self.variant)
     cfg = make_config(preset, **{**overrides, **variant}, dataset=dataset, defense=self.defense,
-                      width=self.width, seed=self.seed, **hparam)
+                      width=self.width, seed=self.seed, epochs=self.epochs, **hparam)
     # A field whose paper value is another field's (gen_lr: lr) takes it, unless the job sets it.
     return dataclasses.replace(cfg, **{name: getattr(cfg, paper)
                                        for name, (paper, _) in VARIANT_FIELDS.items()
@@ -65,8 +70,8 @@ class Job:
 
 
 def _job(defense: str, value: float | None = None, width: float | None = None,
-         seed: int | None = None, **variant) -> Job:
-  return Job(defense, HPARAMS[defense], value, width, seed, tuple(variant.items()))
+         seed: int | None = None, epochs: int | None = None, **variant) -> Job:
+  return Job(defense, HPARAMS[defense], value, width, seed, tuple(variant.items()), epochs)
 
 
 def _variant_sweeps() -> dict:
@@ -103,6 +108,11 @@ SWEEPS = {
                              dict(gen_lr=LEVER_GEN_LR))] +
               [_job('pgn', BALL_C_L, **PGN_CURVES[LEVER_VARIANT]['fields'],
                     pgn_eps=LEVER_PGN_EPS)],
+    # Claim 2 (Figure 2 right) at LONG_SCHEDULE_POINTS: in a root of its own (its jobs are not
+    # the preset's curve or capacity points), then `progress` for rho_cw at every epoch.
+    'long_schedule': [_job(d, v, LONG_SCHEDULE_WIDTH, epochs=LONG_SCHEDULE_EPOCHS,
+                           **PGN_CURVES[variant]['fields'])
+                      for d, v, variant in LONG_SCHEDULE_POINTS],
     # SEED_POINTS again with each of EXTRA_SEEDS: the seed spread claim 1 allows.
     'seeds': [_job(d, v, seed=s, **PGN_CURVES[variant]['fields'])
               for d, v, variant in SEED_POINTS for s in EXTRA_SEEDS],
