@@ -715,14 +715,15 @@ def test_the_report_regenerates_from_its_own_outputs_with_the_linf_study(tmp_pat
 
 def test_autoattack_evaluates_jobs_into_their_own_folder_and_reports_them(root, cifar10_dir,
                                                                            tmp_path):
-  tiny = dict(TINY_EVAL, apgd_iterations=5, apgd_targets=2, square_queries=20, fmn_steps=10)
+  tiny = dict(TINY_EVAL, apgd_iterations=5, apgd_targets=2, square_queries=20, fmn_steps=10,
+              fab_iterations=5, fab_targets=2)
   done = sweeps.run_autoattack(root, 'cifar10', cifar10_dir, [JOBS[0]], num_examples=16,
                                eval_overrides=tiny)
   assert done == {JOBS[0]: 'done'}
   job = os.path.join(root, JOBS[0])
   with open(os.path.join(job, protocol.AUTOATTACK_DIR, 'results.json')) as f:
     strong = json.load(f)
-  assert set(strong['attacks']) == {'autoattack_eps0.5', 'fmn'}
+  assert set(strong['attacks']) == {'autoattack_eps0.5', 'fmn', 'fab'}
   worst = strong['attacks']['autoattack_eps0.5']['whitebox']
   # eval/ is untouched; the summary row takes the worst case from the new folder.
   with open(os.path.join(job, 'eval', 'results.json')) as f:
@@ -748,7 +749,7 @@ def test_autoattack_evaluates_jobs_into_their_own_folder_and_reports_them(root, 
   assert after[-1] == round(worst['accuracy'], 3)
   assert cells[4 + parts:6 + parts] == ['-', '-']
   assert [c.strip() != '-' for c in seconds.strip('|').split('|')[1:]] == [
-      True, True, False, False, True, True, True]
+      True, True, False, False, True, True, True, True]  # the attacks alone not run
   copy = tmp_path / 'results'
   render.write_report(root, str(copy), str(tmp_path / 'REPORT.md'), 'report', '--root=r')
   for name in render.EVAL_FILES:

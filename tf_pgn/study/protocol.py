@@ -141,14 +141,14 @@ BUDGET_ATTACKS = ('fgm', 'mim', 'pgd')
 FIGURE3_PGN = dict(pgn_grad_input='raw', pgn_c_l_list=(2.0, 4.0, 8.0))
 # Evaluation at AutoAttack level (Croce & Hein 2020; RobustBench: L2 eps 0.5, the first 1,000
 # test images) in <job>/AUTOATTACK_DIR, beside eval/: the per-example worst case (evaluation's
-# `autoattack`: APGD-CE, then APGD-T and Square on the examples still robust, so its broken_by
-# gives the robust accuracy after each, as AutoAttack reports it) and FMN's minimal norm beside
-# rho_cw. Square's 5,000 queries make it a quarter hour per cpu-preset job and Square alone on
+# `autoattack`: APGD-CE, then APGD-T, FAB-T and Square on the examples still robust, so its
+# broken_by gives the robust accuracy after each, as AutoAttack reports it) and the minimal norms
+# of FMN and of FAB (untargeted) beside rho_cw. Square's 5,000 queries make it a quarter hour per cpu-preset job and Square alone on
 # every image as much again, so it is not in every job's evaluation: AUTOATTACK_POINTS by default
 # (the naive job and the seed points, at the main seed); `evaluate.py --attacks=apgd_t,square`
 # into the same folder adds the attacks alone, which the report shows where present.
 AUTOATTACK_DIR = 'eval_autoattack'
-AUTOATTACK_SETTINGS = dict(attacks=('autoattack', 'fmn'), eps_list=(STRONG_PGD_EPS,))
+AUTOATTACK_SETTINGS = dict(attacks=('autoattack', 'fmn', 'fab'), eps_list=(STRONG_PGD_EPS,))
 AUTOATTACK_POINTS = (('naive', None, ''),) + SEED_POINTS
 # The worst case's key in results.json's attacks (eval/ or AUTOATTACK_DIR).
 AUTOATTACK_KEY = f'autoattack_eps{STRONG_PGD_EPS:g}'

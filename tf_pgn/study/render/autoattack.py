@@ -11,7 +11,8 @@ from tf_pgn.study.render.common import Study, fmt, job_order, md_table
 _EVAL_PGD = (f'PGD-{EVAL_SETTINGS["pgd_steps"]}', f'pgd_eps{STRONG_PGD_EPS:g}')
 _ALONE = (('APGD-T alone', f'apgd_t_eps{STRONG_PGD_EPS:g}'),
           ('Square alone', f'square_eps{STRONG_PGD_EPS:g}'))
-_RHOS = (('C&W', 'cw', 'eval'), ('FMN', 'fmn', AUTOATTACK_DIR), ('DeepFool', 'deepfool', 'eval'))
+_RHOS = (('C&W', 'cw', 'eval'), ('FMN', 'fmn', AUTOATTACK_DIR), ('FAB', 'fab', AUTOATTACK_DIR),
+         ('DeepFool', 'deepfool', 'eval'))
 
 
 def _after_each(worst: dict, n: int, parts: list) -> list:
@@ -52,7 +53,7 @@ def autoattack_section(study: Study) -> list:
            f'(AutoAttack\'s {version}); "after X" is the accuracy left '
            f'then, the last the worst case. Beside it eval/\'s {_EVAL_PGD[0]} and, where run, '
            'APGD-T and Square each alone on every image; rho (Eq. 6) of the minimal-norm attacks '
-           'C&W and DeepFool (eval/) and FMN.', '']
+           'C&W and DeepFool (eval/), FMN and FAB (untargeted).', '']
   if not jobs:
     return lines + ['No job has it yet.']
   acc_rows, time_rows = [], []
@@ -79,7 +80,7 @@ def autoattack_section(study: Study) -> list:
     time_rows.append((label, *(fmt(e and e['seconds'], 0) for e in [pgd, worst] + alone + rhos)))
   lines += md_table(['job', 'images', 'benign acc', _EVAL_PGD[0]] +
                     [f'after {p}' for p in parts] + [c for c, _ in _ALONE] +
-                    ['rho C&W / FMN / DeepFool', 'failed checks'], acc_rows)
+                    ['rho C&W / FMN / FAB / DeepFool', 'failed checks'], acc_rows)
   lines += ['', 'Seconds per attack (wall clock, on the machine that ran it):', ''] + md_table(
       ['job', _EVAL_PGD[0], 'worst case'] + [c for c, _ in _ALONE] + [c for c, _, _ in _RHOS],
       time_rows)
