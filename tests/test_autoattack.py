@@ -62,6 +62,10 @@ def test_the_worst_case_is_at_most_each_of_its_parts(evaluated):
   assert worst['n_unbroken'] == worst['n_correct']
   assert [worst['broken_by_example'].count(k) for k in worst['broken_by']] == list(
       worst['broken_by'].values())
+  # Each part's own seconds (the worst case's cost, part by part), within the whole's.
+  seconds = worst['seconds_by_part']
+  assert list(seconds) == ['apgd_ce', 'apgd_t', 'fab_t', 'square'], seconds
+  assert all(s > 0 for s in seconds.values()) and sum(seconds.values()) <= worst['seconds']
   params = results['attack_settings']['autoattack']
   assert params['order'] == ['apgd_ce', 'apgd_t', 'fab_t', 'square']
   assert params['version'] == 'standard' and params['fab_t']['targets'] == 3
@@ -74,7 +78,8 @@ def test_the_worst_case_is_at_most_each_of_its_parts(evaluated):
   assert '| AutoAttack (eps=1) |' in table and '| FMN |' in table
   assert '## Worst case per example' in table
   assert re.search(r'- AutoAttack \(eps=1\): robust accuracy [0-9.]+; broken by clean \d+, '
-                   r'APGD-CE \d+, APGD-T \d+, FAB-T \d+, Square \d+; unbroken \d+', table)
+                   r'APGD-CE \d+, APGD-T \d+, FAB-T \d+, Square \d+; unbroken \d+; seconds per '
+                   r'part APGD-CE \d+, APGD-T \d+, FAB-T \d+, Square \d+$', table, re.M)
 
 
 def test_every_attack_output_lies_in_the_box_and_its_budget(evaluated, small_cifar_model):

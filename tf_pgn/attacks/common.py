@@ -5,6 +5,8 @@ correctly and keeps the ones it fools: APGD's restarts, APGD-T's target classes 
 sequence of attacks (Croce & Hein 2020, section 4: "each attack is run only on the points which
 are still robust") are all this one step.
 """
+import time
+
 import tensorflow as tf
 
 __all__ = ['attack_unbroken', 'expand', 'is_correct', 'margin', 'value_and_gradient',
@@ -59,9 +61,10 @@ def attack_unbroken(model, x: tf.Tensor, y: tf.Tensor, x_adv: tf.Tensor, attack)
   return x_adv, broken
 
 
-def worst_case(model, x: tf.Tensor, y: tf.Tensor, attacks) -> tuple:
+def worst_case(model, x: tf.Tensor, y: tf.Tensor, attacks, on_part_done=None) -> tuple:
   """The per-example worst case over ``attacks``, each ``(model, x, y) -> x_adv``, run in turn on
   the examples still classified correctly (AutoAttack's 'standard' protocol, Croce & Hein 2020).
+  ``on_part_done(i, seconds)`` (eager only) is told each part's wall-clock time.
 
   Returns ``(x_adv, broken_by)``: ``broken_by`` is -1 where no attack fooled the example, 0 where
   it was misclassified clean (``x_adv = x``) and ``i + 1`` where ``attacks[i]`` fooled it first.
@@ -70,6 +73,10 @@ def worst_case(model, x: tf.Tensor, y: tf.Tensor, attacks) -> tuple:
   broken_by = tf.where(is_correct(model, x, y), -1, 0)
   x_adv = x
   for i, attack in enumerate(attacks):
+    start = time.perf_counter()
     x_adv, broken = attack_unbroken(model, x, y, x_adv, attack)
+    if on_part_done is not None:
+      broken.numpy()  # the part has finished (a device runs ahead of the host)
+      on_part_done(i, time.perf_counter() - start)
     broken_by = tf.where(broken, i + 1, broken_by)
   return x_adv, broken_by

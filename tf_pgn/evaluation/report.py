@@ -70,8 +70,12 @@ def results_markdown(results: dict) -> str:
     order = ('clean',) + ATTACK_TABLE[entry['attack']].parts
     broken = ', '.join(f'{ATTACK_TABLE[n].label if n in ATTACK_TABLE else n} {wb["broken_by"][n]}'
                        for n in order if n in wb['broken_by'])
+    seconds = wb.get('seconds_by_part')  # absent in results made before it was recorded
+    cost = ('; seconds per part ' + ', '.join(
+        f'{ATTACK_TABLE[n].label} {seconds[n]:.0f}' for n in order if n in seconds)
+        if seconds else '')
     lines.append(f'- {_label(entry, norm)}: robust accuracy {fmt(wb["accuracy"])}; broken by '
-                 f'{broken}; unbroken {wb["n_unbroken"]}')
+                 f'{broken}; unbroken {wb["n_unbroken"]}{cost}')
   lines += ['', '## Soundness checks', '']
   lines += [f'- {"ok" if c["passed"] else "**WARNING**"} `{c["name"]}`: {c["detail"]}'
             for c in results['checks']]
