@@ -207,3 +207,11 @@ def test_train_pipeline_skip_resumes_the_same_batches():
     np.testing.assert_array_equal(ya, yb)
   other_epoch = [y.numpy() for _, y in data.train_pipeline(split, 8, 1, 4)]
   assert not all(np.array_equal(a[1], b) for a, b in zip(full, other_epoch))
+
+
+def test_the_pipelines_run_without_the_autotuner():
+  # With it on, an epoch's loop stalled after its last step until the autotuner woke.
+  split = data.Split(np.zeros((16, 32, 32, 3), np.uint8), np.zeros(16, np.int32))
+  for ds in (data.train_pipeline(split, 8, 1, 0), data.eval_pipeline(split, 8)):
+    assert ds.options().autotune.enabled is False
+    assert sum(1 for _ in ds) == 2

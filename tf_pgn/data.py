@@ -384,15 +384,26 @@ def train_pipeline(split: Split, batch_size: int, seed: int, epoch: int, skip_ba
     return x, y
 
   ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return ds.prefetch(tf.data.AUTOTUNE).apply(tf.data.experimental.assert_cardinality(
-      num_batches - skip_batches))
+  return _without_autotuning(ds.prefetch(tf.data.AUTOTUNE).apply(
+      tf.data.experimental.assert_cardinality(num_batches - skip_batches)))
 
 
 def eval_pipeline(split: Split, batch_size: int) -> tf.data.Dataset:
   """Batches in order, float32 images in [0, 1]."""
   ds = tf.data.Dataset.from_tensor_slices((split.x, split.y)).batch(batch_size)
-  return ds.map(lambda x, y: (_to_float(x), y), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True).prefetch(tf.data.AUTOTUNE)
+  return _without_autotuning(ds.map(lambda x, y: (_to_float(x), y),
+                                   num_parallel_calls=tf.data.AUTOTUNE,
+                                   deterministic=True).prefetch(tf.data.AUTOTUNE))
+
+
+def _without_autotuning(ds: tf.data.Dataset) -> tf.data.Dataset:
+  """``ds`` with tf.data's autotuner off. Every epoch makes a new iterator, and with the
+  autotuner on the loop over an epoch's batches often stalled after its last step (epochs took up
+  to twice their steps' time) until the autotuner's thread woke; with it off none did. The map's
+  and the prefetch's AUTOTUNE then take static defaults; the batches are the same."""
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return ds.with_options(options)
 
 
 def to_float(x: np.ndarray) -> np.ndarray:
