@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+
 from tf_pgn.io_utils import write_bytes_atomic
 from tf_pgn.progress import DEFAULT_SECONDS, Progress
 
