@@ -22,7 +22,7 @@ import statistics
 
 from tf_pgn.config import budget_label, make_config
 from tf_pgn.io_utils import read_jsonl, write_text_atomic
-from tf_pgn.study.results import copy_small_outputs, read_json
+from tf_pgn.study.results import copy_small_outputs, mean_std, read_json
 
 __all__ = ['DEFENSES', 'LINF_SWEEPS', 'LinfJob', 'collapse', 'figure_path', 'in_study',
            'linf_rows', 'render_report', 'verdicts']
@@ -215,13 +215,6 @@ def _collapse_verdict(runs: list) -> str:
   return 'undecided'
 
 
-def _mean_std(values: list) -> tuple:
-  values = [v for v in values if v is not None]
-  if not values:
-    return None, None
-  return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
-
-
 def _tolerance(*stds) -> float:
   measured = [s for s in stds if s is not None]
   return max([LEVEL_TOLERANCE] + [2 * s for s in measured])
@@ -231,8 +224,8 @@ def _robust_summary(rows: list, defense: str, levels: int) -> dict:
   """Mean (and seed std) of the clean and AutoAttack accuracy over the defense's evaluated,
   uncollapsed runs."""
   runs = [r for r in _runs(rows, defense, levels) if r['evaluated'] and r['collapsed_at'] is None]
-  clean, clean_std = _mean_std([r['clean'] for r in runs])
-  robust, robust_std = _mean_std([r['autoattack_acc'] for r in runs])
+  clean, clean_std = mean_std([r['clean'] for r in runs])
+  robust, robust_std = mean_std([r['autoattack_acc'] for r in runs])
   steps = [r['ms_per_step'] for r in _runs(rows, defense, levels) if r['ms_per_step']]
   return dict(n=len(runs), clean=clean, clean_std=clean_std, robust=robust,
               robust_std=robust_std, ms_per_step=statistics.median(steps) if steps else None)

@@ -14,11 +14,10 @@ go through ``sweeps.run_sweep``.
 """
 import dataclasses
 import os
-import statistics
 
 from tf_pgn.config import make_config
 from tf_pgn.io_utils import read_jsonl, write_text_atomic
-from tf_pgn.study.results import copy_small_outputs, read_json
+from tf_pgn.study.results import copy_small_outputs, mean_std, read_json
 
 __all__ = ['POINTS', 'PRECISION_JOBS', 'PrecisionJob', 'precision_rows', 'render_report',
            'verdicts']
@@ -81,13 +80,6 @@ def precision_rows(root: str) -> list:
   return rows
 
 
-def _mean_std(values: list) -> tuple:
-  values = [v for v in values if v is not None]
-  if not values:
-    return None, None
-  return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
-
-
 def verdicts(rows: list) -> list:
   """Per point and measure: float32's and bfloat16's seed mean (std), the difference, the
   tolerance and the verdict ('level', 'bfloat16 lower', 'bfloat16 higher', or 'undecided' until
@@ -98,7 +90,7 @@ def verdicts(rows: list) -> list:
       by = {p: [r[measure] for r in rows if r['point'] == point and r['precision'] == p and
                 r['epochs'] == r['epochs_planned'] and r[measure] is not None]
             for p in PRECISIONS}
-      (m32, s32), (m16, s16) = _mean_std(by['float32']), _mean_std(by['bfloat16'])
+      (m32, s32), (m16, s16) = mean_std(by['float32']), mean_std(by['bfloat16'])
       complete = all(len(v) == len(SEEDS) for v in by.values())
       tol = max(LEVEL_TOLERANCE, 2 * s32) if s32 is not None else None
       diff = m16 - m32 if m16 is not None and m32 is not None else None

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 
 from tf_pgn.config import TrainConfig
 from tf_pgn.evaluation import PGN_ATTACK_LOSS_TEXT
@@ -24,7 +25,8 @@ from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BUDGET_ATTACK
                                    CURVE_VARIANTS, EVAL_SETTINGS, HPARAMS, PGN_EVAL_PREFIX,
                                    VARIANT_FIELDS, ExperimentError, curve_label, variant_name)
 
-__all__ = ['SUMMARY_NOTES', 'Sweep', 'collect', 'copy_small_outputs', 'job_row', 'load', 'pgn_attack_variant',
+__all__ = ['SUMMARY_NOTES', 'Sweep', 'collect', 'copy_small_outputs', 'job_row', 'load',
+           'mean_std', 'pgn_attack_variant',
            'pgn_attacks', 'progress', 'read_json', 'snapshots', 'write_summary']
 
 SUMMARY_NOTES = {
@@ -43,6 +45,15 @@ SUMMARY_NOTES = {
     'variant': 'PGN variant or ablation (protocol.variant_name of its config): \'\' for the '
                'paper\'s PGN and the baselines',
 }
+
+
+def mean_std(values: list) -> tuple:
+  """(mean, sample std) of the values that are not None; (None, None) without any, std None
+  with one."""
+  values = [v for v in values if v is not None]
+  if not values:
+    return None, None
+  return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def copy_small_outputs(root: str, out_dir: str, jobs: list) -> None:
