@@ -128,3 +128,61 @@ def test_jobs_train_the_configs_they_name():
   assert (cfg.norm, cfg.width, cfg.epochs, cfg.c_l, cfg.pgn_budget) == ('linf', 0.5, 15, 0.0,
                                                                         16 / 255)
   assert [j.defense for j in linf.LINF_SWEEPS['linf_collapse']].count('fgm') == 3
+
+
+def _strong(root, job: linf.LinfJob, accuracies: list) -> None:
+  """The strong probe's results at epochs 1.. (``experiments linf_progress``'s layout)."""
+  for epoch, accuracy in enumerate(accuracies, 1):
+    folder = os.path.join(root, job.name, 'progress', f'epoch-{epoch}')
+    os.makedirs(folder)
+    attacks = {f'apgd_ce_eps{job.eps:g}': dict(whitebox=dict(accuracy=accuracy))}
+    with open(os.path.join(folder, 'results.json'), 'w') as f:
+      json.dump(dict(num_examples=500, attacks=attacks), f)
+
+
+def test_the_strong_probe_is_read_by_epoch_judged_by_the_collapse_rule_and_reported(study,
+                                                                                   tmp_path):
+  pgn, fgm = linf.LinfJob('pgn', 16, 1234), linf.LinfJob('fgm', 16, 1234)
+  _strong(study, pgn, [0.12, 0.2, 0.04])  # falls below 0.25 of its best earlier value at 3
+  _strong(study, fgm, [0.1, 0.06])
+  rows = {r['job']: r for r in linf.linf_rows(study)}
+  assert [p['accuracy'] for p in rows[pgn.name]['strong']] == [0.12, 0.2, 0.04]
+  assert rows[pgn.name]['strong_collapsed_at'] == 3
+  assert rows[fgm.name]['strong_collapsed_at'] is None  # 0.06 is not below 0.25 * 0.1
+  # The plan: every FGSM-AT and PGN run of the study, at its own eps; others by name only.
+  plan = linf.progress_plan(study)
+  assert sorted(plan) == sorted(f'{d}_eps16_w0.5_s{s}' for d in ('fgm', 'pgn')
+                                for s in linf.SEEDS)
+  assert plan[pgn.name] == dict(norm='linf', eps_list=(16 / 255,), attacks=('apgd_ce',))
+  assert list(linf.progress_plan(study, ['n_fgsm_eps16_w0.5_s1234'])) == [
+      'n_fgsm_eps16_w0.5_s1234']
+  with pytest.raises(ValueError, match='no Linf job.s. nope in .*choose from'):
+    linf.progress_plan(study, ['nope'])
+  out, report = str(tmp_path / 'out'), str(tmp_path / 'LINF.md')
+  linf.render_report(study, out, report, 'cmd')
+  text = open(report).read()
+  assert '| job | 1 | 2 | 3 | best (epoch) | fell |' in text
+  assert '| pgn_eps16_w0.5_s1234 | 0.120 | 0.200 | 0.040 | 0.200 (2) | 3 |' in text
+  assert '| fgm_eps16_w0.5_s1234 | 0.100 | 0.060 | - | 0.100 (1) | - |' in text
+  assert os.path.isfile(os.path.join(out, pgn.name, 'progress', 'epoch-3', 'results.json'))
+
+
+def test_linf_progress_runs_apgd_ce_on_each_epoch_snapshot(cifar10_dir, tmp_path):
+  from tf_pgn import trainer  # pylint: disable=g-import-not-at-top
+  from tf_pgn.study import sweeps  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path)
+  job = linf.LinfJob('pgn', 8, 1234, width=0.0625, epochs=1)
+  trainer.train(job.train_config('tiny', 'cifar10', train_size=512, lr=5e-3),
+                os.path.join(root, job.name), cifar10_dir)
+  (settings,) = linf.progress_plan(root, [job.name]).values()
+  tiny = dict(settings, batch_size=16, apgd_iterations=5, unbounded_steps=5)
+  assert sweeps.evaluate_snapshots(root, {job.name: tiny}, 'cifar10', cifar10_dir,
+                                   num_examples=16) == {job.name: 1}
+  (row,) = linf.linf_rows(root)
+  (point,) = row['strong']
+  assert point['epoch'] == 1 and point['num_examples'] == 16
+  with open(os.path.join(root, job.name, 'progress', 'epoch-1', 'results.json')) as f:
+    results = json.load(f)
+  assert results['norm'] == 'linf' and 0 <= point['accuracy'] <= results['benign_accuracy']
+  assert sweeps.evaluate_snapshots(root, {job.name: tiny}, 'cifar10', cifar10_dir,
+                                   num_examples=16) == {job.name: 0}

@@ -14,6 +14,7 @@ summarized, plotted and reported.
   python -m tf_pgn.experiments report --root=results/cifar10_cpu \
       --quote_root=runs/sweeps/cifar10_cpu --data_dir=~/.cache/tf_pgn   # from the repository
   python -m tf_pgn.experiments linf --linf_sweep=linf_collapse   # the Linf study (study/linf.py)
+  python -m tf_pgn.experiments linf_progress  # APGD-CE at each epoch snapshot of its FGSM-AT, PGN
   python -m tf_pgn.experiments linf_report    # results/<root name>/, docs/LINF_STUDY.md
   python -m tf_pgn.experiments precision      # bfloat16 against float32 (study/precision.py)
   python -m tf_pgn.experiments precision_report   # results/<root name>/, docs/PRECISION.md
@@ -55,8 +56,9 @@ def _define_flags() -> None:
                       '$TF_PGN_DATA_DIR); without either, the official archive is downloaded.')
   flags.DEFINE_integer('num_examples', 1000, 'run, autoattack, figure3: evaluate on the first N '
                        'test images.')
-  flags.DEFINE_list('jobs', None, 'run, progress, autoattack, figure3: only these jobs (comma '
-                    'list of job names; progress: default every FGM-AT and PGN job; autoattack: '
+  flags.DEFINE_list('jobs', None, 'run, progress, autoattack, figure3, linf, linf_progress: only '
+                    'these jobs (comma list of job names; progress, linf_progress: default every '
+                    'FGM-AT and PGN job; autoattack: '
                     'the naive job and the seed points; figure3: the eps-0.5 FGM-AT and PGD-AT '
                     'jobs).')
   flags.DEFINE_list('variants', None, 'figure3: only these PGN attack variants (default: '
@@ -64,7 +66,8 @@ def _define_flags() -> None:
   flags.DEFINE_float('max_minutes', None, 'run: launch no job after this many minutes (finished '
                      'jobs are skipped and cost nothing); rerun to go on.')
   flags.DEFINE_integer('progress_examples', PROGRESS_EXAMPLES, 'progress: C&W on the first N '
-                       'test images at each epoch snapshot.')
+                       'test images at each epoch snapshot (linf_progress: APGD-CE, default '
+                       f'{linf.PROGRESS_EXAMPLES}).')
   flags.DEFINE_string('out', 'results', 'report: the small outputs go to <out>/<root name>/.')
   flags.DEFINE_string('report', os.path.join('docs', 'REPRODUCTION.md'), 'report: the Markdown '
                       'report to (re)write; its <!-- notes --> block is kept.')
@@ -166,6 +169,23 @@ def _linf() -> None:
   _train_and_evaluate(jobs, _root('_linf'), 'linf_report')
 
 
+def _linf_progress() -> None:
+  """The Linf study's strong probe (``linf.PROGRESS_ATTACK``) at every epoch snapshot of its
+  FGSM-AT and PGN jobs (or of --jobs), on the first --progress_examples test images (default
+  ``linf.PROGRESS_EXAMPLES``)."""
+  root = _root('_linf')
+  try:
+    plan = linf.progress_plan(root, FLAGS.jobs)
+  except ValueError as e:
+    raise ExperimentError(str(e)) from None
+  examples = (linf.PROGRESS_EXAMPLES if FLAGS['progress_examples'].using_default_value else
+              FLAGS.progress_examples)
+  done = sweeps.evaluate_snapshots(root, plan, FLAGS.dataset, FLAGS.data_dir and
+                                   os.path.expanduser(FLAGS.data_dir), examples)
+  print(f'done: {sum(done.values())} epoch snapshot(s) of {len(done)} job(s) evaluated in '
+        f'{root}; then `python -m tf_pgn.experiments linf_report --root={root}`')
+
+
 def _linf_report() -> None:
   root = FLAGS.root or _root('_linf')
   report = os.path.join('docs', 'LINF_STUDY.md')
@@ -190,7 +210,7 @@ def _precision_report() -> None:
 
 COMMANDS = {'run': _run, 'progress': _progress, 'autoattack': _autoattack, 'figure3': _figure3,
             'summarize': _summarize, 'plot': _plot, 'speed': _speed, 'report': _report,
-            'linf': _linf, 'linf_report': _linf_report, 'precision': _precision,
+            'linf': _linf, 'linf_progress': _linf_progress, 'linf_report': _linf_report, 'precision': _precision,
             'precision_report': _precision_report}
 
 

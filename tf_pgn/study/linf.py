@@ -25,7 +25,7 @@ from tf_pgn.io_utils import read_jsonl, write_text_atomic
 from tf_pgn.study.results import copy_small_outputs, mean_std, read_json
 
 __all__ = ['DEFENSES', 'LINF_SWEEPS', 'LinfJob', 'collapse', 'figure_path', 'in_study',
-           'linf_rows', 'render_report', 'verdicts']
+           'linf_rows', 'progress_plan', 'render_report', 'verdicts']
 
 # The regime where the project's FGSM-AT was seen to collapse: the cpu preset's optimiser (Adam
 # 2e-3, batch 128, EMA 0.99) at classifier width 0.5 and eps 16/255; 8/255 maps the edge.
@@ -63,6 +63,14 @@ LEVEL_TOLERANCE = 0.01
 LEVER_LR = 5e-4
 CPU_PRESET = make_config('cpu')
 STUDY_LR = CPU_PRESET.lr
+# The strong probe (``experiments linf_progress``): APGD-CE (AutoAttack's first part) at the
+# job's eps on the first PROGRESS_EXAMPLES test images at every epoch snapshot of the FGSM-AT and
+# PGN runs, because the trainer's PGD-10 probe can miss a fall that only a stronger attack sees
+# (a final PGD-20 accuracy far above AutoAttack's is the sign). The same collapse rule reads it.
+PROGRESS_ATTACK = 'apgd_ce'
+PROGRESS_LABEL = 'APGD-CE'
+PROGRESS_EXAMPLES = 500
+PROGRESS_DEFENSES = ('fgm', 'pgn')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +140,49 @@ def _eval_accuracy(results: dict, attack: str):
   return None
 
 
+def progress_settings(eps: float) -> dict:
+  """The strong probe's evaluation settings at Linf ``eps`` (PROGRESS_ATTACK)."""
+  return dict(norm='linf', eps_list=(eps,), attacks=(PROGRESS_ATTACK,))
+
+
+def progress_plan(root: str, names=None) -> dict:
+  """{job: evaluation settings} of the strong probe for the FGSM-AT and PGN jobs of ``root`` (or
+  the Linf jobs ``names``), for ``sweeps.evaluate_snapshots``. Raises ValueError naming the jobs
+  of ``names`` that are no Linf job of ``root``."""
+  rows = linf_rows(root)
+  chosen = [r for r in rows if (r['job'] in names if names else
+                                r['defense'] in PROGRESS_DEFENSES and in_study(r))]
+  missing = sorted(set(names or ()) - {r['job'] for r in chosen})
+  if missing:
+    raise ValueError(f'no Linf job(s) {", ".join(missing)} in {root}: choose from '
+                     f'{",".join(r["job"] for r in rows)}')
+  return {r['job']: progress_settings(r['eps_levels'] / 255.0) for r in chosen}
+
+
+def _strong_by_epoch(run_dir: str) -> list:
+  """[{epoch, accuracy, num_examples}] of the strong probe at the job's evaluated snapshots."""
+  folder = os.path.join(run_dir, 'progress')
+  out = []
+  for name in os.listdir(folder) if os.path.isdir(folder) else []:
+    results = read_json(os.path.join(folder, name, 'results.json'))
+    accuracy = _eval_accuracy(results, PROGRESS_ATTACK)
+    if name.startswith('epoch-') and name[6:].isdigit() and accuracy is not None:
+      out.append(dict(epoch=int(name[6:]), accuracy=accuracy,
+                      num_examples=results['num_examples']))
+  return sorted(out, key=lambda p: p['epoch'])
+
+
+def strong_collapse(strong: list):
+  """The first epoch whose strong-probe accuracy is below COLLAPSE_FRACTION of its best earlier
+  value (the collapse rule on APGD-CE), or None."""
+  best = 0.0
+  for p in strong:
+    if best > 0 and p['accuracy'] < COLLAPSE_FRACTION * best:
+      return p['epoch']
+    best = max(best, p['accuracy'])
+  return None
+
+
 def collapse(epochs: list, pgd_key: str, fgm_key: str) -> tuple:
   """(epoch, kind) of the run's first collapse (module constants), kind one of 'catastrophic
   overfitting', 'divergence' and 'other'; (None, None) if it never collapsed."""
@@ -164,6 +215,7 @@ def linf_rows(root: str) -> list:
     steps = [e['step'] - (epochs[i - 1]['step'] if i else 0) for i, e in enumerate(epochs)]
     whole = [1e3 * e['epoch_seconds'] / n for e, n in zip(epochs, steps)
              if not e['resumed_mid_epoch']]
+    strong = _strong_by_epoch(os.path.join(root, name))
     rows.append(dict(
         job=name, defense=defense, eps_levels=round(cfg['eps'] * 255), seed=cfg['seed'],
         lr=cfg['lr'],
@@ -172,6 +224,7 @@ def linf_rows(root: str) -> list:
                      fgm=e.get(fgm_key), train_loss=e['train_loss']) for e in epochs],
         ms_per_step=statistics.median(whole) if whole else None,
         **dict(zip(('collapsed_at', 'collapse_kind'), collapse(epochs, pgd_key, fgm_key))),
+        strong=strong, strong_collapsed_at=strong_collapse(strong),
         evaluated=results is not None, clean=(results or {}).get('benign_accuracy'),
         fgm_acc=_eval_accuracy(results, 'fgm'), pgd_acc=_eval_accuracy(results, 'pgd'),
         autoattack_acc=_eval_accuracy(results, 'autoattack'),
@@ -301,16 +354,18 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def plot_by_epoch(rows: list, levels: int, path: str) -> None:
-  """Three panels at eps ``levels``/255, by epoch: PGD probe accuracy, FGSM probe minus PGD probe
-  accuracy (catastrophic overfitting's signature) and the training loss (a divergence's); one
-  colour per defense, one line style per seed; the legend outside the data."""
+  """Panels at eps ``levels``/255, by epoch: PGD probe accuracy, FGSM probe minus PGD probe
+  accuracy (catastrophic overfitting's signature), the training loss (a divergence's) and, where
+  measured, the strong probe's accuracy; one colour per defense, one line style per seed; the
+  legend outside the data."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   runs = [r for r in rows if r['eps_levels'] == levels and r['epochs'] and in_study(r)]
   colors = dict(zip(DEFENSES, plt.get_cmap('tab10').colors))
   styles = dict(zip(SEEDS, ('-', '--', ':')))
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+  strong = any(r['strong'] for r in runs)
+  fig, axes = plt.subplots(1, 4 if strong else 3, figsize=(20 if strong else 15, 4))
   for r in runs:
     e = [x['epoch'] for x in r['epochs']]
     kw = dict(color=colors[r['defense']], linestyle=styles.get(r['seed'], '-.'), marker='.',
@@ -318,6 +373,8 @@ def plot_by_epoch(rows: list, levels: int, path: str) -> None:
     axes[0].plot(e, [x['pgd'] for x in r['epochs']], **kw)
     axes[1].plot(e, [x['fgm'] - x['pgd'] for x in r['epochs']], **kw)
     axes[2].plot(e, [x['train_loss'] for x in r['epochs']], **kw)
+    if strong:
+      axes[3].plot([p['epoch'] for p in r['strong']], [p['accuracy'] for p in r['strong']], **kw)
   axes[0].set(xlabel='epoch', ylabel='PGD-10 accuracy (probe)',
               title=f'Robust accuracy by epoch, Linf eps {levels}/255')
   axes[1].set(xlabel='epoch', ylabel='FGSM accuracy - PGD-10 accuracy',
@@ -325,7 +382,10 @@ def plot_by_epoch(rows: list, levels: int, path: str) -> None:
   axes[1].axhline(COLLAPSE_GAP, color='grey', linewidth=0.8)
   axes[2].set(xlabel='epoch', ylabel='training loss (CE on x_adv)', yscale='log',
               title='Training loss')
-  axes[2].legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8)
+  if strong:
+    axes[3].set(xlabel='epoch', ylabel=f'{PROGRESS_LABEL} accuracy (epoch snapshot)',
+                title=f'Strong probe: {PROGRESS_LABEL} at each epoch')
+  axes[-1].legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8)
   fig.tight_layout()
   tmp = path + '.tmp.png'
   fig.savefig(tmp, dpi=110)
@@ -343,7 +403,9 @@ def render_report(root: str, out_dir: str, report_path: str, run_command: str) -
   ``report_path``; returns the report's path."""
   rows = linf_rows(root)
   os.makedirs(out_dir, exist_ok=True)
-  copy_small_outputs(root, out_dir, [r['job'] for r in rows])
+  copy_small_outputs(root, out_dir, [r['job'] for r in rows], [
+      os.path.join('progress', f'epoch-{p["epoch"]}', 'results.json') for r in rows
+      for p in r['strong']])
   lines = ['# The paper\'s thesis where a fixed attack can fail: catastrophic overfitting at Linf',
            '', f'Generated by `{run_command}` from the runs in `{root}`; every number below is '
            'read from the jobs\' `metrics.jsonl` and `eval/results.json` (copied to '
@@ -371,6 +433,7 @@ def render_report(root: str, out_dir: str, report_path: str, run_command: str) -
     plot_by_epoch(rows, levels, figure)
     lines += [f'## eps {levels}/255', '']
     lines += _table([r for r in study if r['eps_levels'] == levels])
+    lines += _strong_table([r for r in study if r['eps_levels'] == levels])
     lines += ['', f'![PGD probe accuracy and the FGSM - PGD gap by epoch]'
               f'({os.path.relpath(figure, os.path.dirname(report_path))})', '',
               '| question | verdict | why |', '|---|---|---|']
@@ -399,6 +462,28 @@ def _table(rows: list) -> list:
   return lines + ['', 'ms/step: the median training step of the run\'s whole epochs, on '
                   'whatever machine and load trained it (compare steps with `python -m '
                   'tf_pgn.bench --norm=linf`, one process).']
+
+
+def _strong_table(rows: list) -> list:
+  """The strong probe's accuracy at each epoch snapshot of the runs that have it."""
+  rows = [r for r in rows if r['strong']]
+  if not rows:
+    return []
+  epochs = sorted({p['epoch'] for r in rows for p in r['strong']})
+  sizes = sorted({p['num_examples'] for r in rows for p in r['strong']})
+  lines = ['', f'The strong probe: {PROGRESS_LABEL} at eps on the first '
+           f'{" / ".join(map(str, sizes))} test images at each epoch snapshot (`python -m '
+           'tf_pgn.experiments linf_progress`); *fell* is the first epoch below '
+           f'{COLLAPSE_FRACTION:g} of its best earlier value (the collapse rule on this probe).',
+           '', '| job | ' + ' | '.join(map(str, epochs)) + ' | best (epoch) | fell |',
+           '|---|' + '---:|' * len(epochs) + '---:|---|']
+  for r in rows:
+    by_epoch = {p['epoch']: p['accuracy'] for p in r['strong']}
+    best = max(r['strong'], key=lambda p: p['accuracy'])
+    lines.append(f'| {r["job"]} | ' + ' | '.join(_fmt(by_epoch.get(e)) for e in epochs) +
+                 f' | {best["accuracy"]:.3f} ({best["epoch"]}) | '
+                 f'{_fmt(r["strong_collapsed_at"])} |')
+  return lines
 
 
 def _collapse_cell(row: dict) -> str:

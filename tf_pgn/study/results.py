@@ -56,12 +56,13 @@ def mean_std(values: list) -> tuple:
   return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def copy_small_outputs(root: str, out_dir: str, jobs: list) -> None:
-  """Each job's config.json, metrics.jsonl and eval results from ``root`` into ``out_dir``
-  (never checkpoints): what a report is regenerated from and what is committed."""
+def copy_small_outputs(root: str, out_dir: str, jobs: list, more: tuple = ()) -> None:
+  """Each job's config.json, metrics.jsonl, eval results and the files ``more`` (paths inside a
+  job's folder) from ``root`` into ``out_dir`` (never checkpoints): what a report is regenerated
+  from and what is committed."""
   for job in jobs:
     for rel in ('config.json', 'metrics.jsonl', os.path.join('eval', 'results.json'),
-                os.path.join('eval', 'results.md')):
+                os.path.join('eval', 'results.md')) + tuple(more):
       src = os.path.join(root, job, rel)
       if os.path.isfile(src):
         dst = os.path.join(out_dir, job, rel)

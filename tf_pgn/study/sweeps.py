@@ -26,8 +26,9 @@ from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_POINTS, AUTOATTACK
                                    PROGRESS_EXAMPLES, SEED_POINTS, TABLE2, VARIANT_FIELDS,
                                    ExperimentError, SameAs, variant_name)
 
-__all__ = ['SWEEPS', 'Job', 'autoattack_jobs', 'eval_settings', 'figure3_jobs', 'run_autoattack',
-           'run_figure3', 'run_progress', 'run_sweep', 'select_jobs', 'sweep_jobs']
+__all__ = ['SWEEPS', 'Job', 'autoattack_jobs', 'eval_settings', 'evaluate_snapshots',
+           'figure3_jobs', 'run_autoattack', 'run_figure3', 'run_progress', 'run_sweep',
+           'select_jobs', 'sweep_jobs']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,31 +212,40 @@ def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | 
   return status
 
 
-def run_progress(root: str, dataset: str, data_dir: str | None = None, names=None,
-                 num_examples: int = PROGRESS_EXAMPLES, eval_overrides: dict | None = None) -> dict:
-  """C&W at every epoch snapshot of the FGM-AT and PGN jobs of ``root`` (or of the jobs
-  ``names``) into ``<job>/progress/epoch-N/``; snapshots already evaluated are skipped, an
+def evaluate_snapshots(root: str, plan: dict, dataset: str, data_dir: str | None = None,
+                       num_examples: int = PROGRESS_EXAMPLES) -> dict:
+  """Evaluates every epoch snapshot of each job of ``plan`` ({job: evaluation settings}) of
+  ``root`` into ``<job>/progress/epoch-N/``; snapshots already evaluated so are skipped, an
   interrupted evaluation resumes. Returns {job: snapshots evaluated by this call}."""
   from tf_pgn import evaluation  # pylint: disable=g-import-not-at-top
-  eval_cfg = evaluation.make_eval_config(**dict(EVAL_SETTINGS, attacks=('cw',), dataset=dataset,
-                                                num_examples=num_examples,
-                                                **(eval_overrides or {})))
-  jobs = [r['job'] for r in results_lib.collect(root)
-          if (r['job'] in names if names else r['defense'] in PROGRESS_DEFENSES)]
-  if names and sorted(set(names) - set(jobs)):
-    raise ExperimentError(f'no job(s) {", ".join(sorted(set(names) - set(jobs)))} in {root}')
   done = {}
   with locks.hold(root):
-    for job in jobs:
+    for job, settings in plan.items():
+      eval_cfg = evaluation.make_eval_config(**dict(settings, dataset=dataset,
+                                                    num_examples=num_examples))
       done[job] = 0
       for epoch, prefix in results_lib.snapshots(os.path.join(root, job)):
         out = os.path.join(root, job, 'progress', f'epoch-{epoch}')
         if _evaluated_on(out, eval_cfg):
           continue
-        print(f'{job} epoch {epoch}: C&W on {num_examples} images into {out}', flush=True)
+        print(f'{job} epoch {epoch}: {",".join(eval_cfg.attacks)} on {num_examples} images '
+              f'into {out}', flush=True)
         evaluation.evaluate(eval_cfg, prefix, out, data_dir)
         done[job] += 1
   return done
+
+
+def run_progress(root: str, dataset: str, data_dir: str | None = None, names=None,
+                 num_examples: int = PROGRESS_EXAMPLES, eval_overrides: dict | None = None) -> dict:
+  """C&W (Figure 2 right) at every epoch snapshot of the FGM-AT and PGN jobs of ``root`` (or of
+  the jobs ``names``): ``evaluate_snapshots``."""
+  jobs = [r['job'] for r in results_lib.collect(root)
+          if (r['job'] in names if names else r['defense'] in PROGRESS_DEFENSES)]
+  if names and sorted(set(names) - set(jobs)):
+    raise ExperimentError(f'no job(s) {", ".join(sorted(set(names) - set(jobs)))} in {root}')
+  settings = dict(EVAL_SETTINGS, attacks=('cw',), **(eval_overrides or {}))
+  return evaluate_snapshots(root, {job: settings for job in jobs}, dataset, data_dir,
+                            num_examples)
 
 
 def _main_jobs(sweep: results_lib.Sweep, points) -> list:
