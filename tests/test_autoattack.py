@@ -12,6 +12,8 @@ import tensorflow as tf
 from conftest import record_attacks
 from tf_pgn import evaluation
 from tf_pgn.attacks import run_attack
+from tf_pgn.attacks.apgd import apgd_targeted
+from tf_pgn.attacks.common import attack_unbroken
 from tf_pgn.metrics import perturbation_norms
 
 N = 64
@@ -175,3 +177,25 @@ def test_a_killed_worst_case_resumes_with_its_attack_labels(tmp_path):
 def test_bad_settings_of_the_new_attacks_are_refused(flags, pattern):
   with pytest.raises(evaluation.EvalError, match=re.escape(pattern)):
     evaluation.make_eval_config(**flags)
+
+
+def test_a_part_left_no_robust_example_runs_neither_attack_nor_model():
+  # A Keras convolution returns its input unchanged on an empty batch, so a model of two convs
+  # failed ("input depth must be evenly divisible by filter depth") wherever a part of AutoAttack
+  # met a batch that the earlier parts had broken entirely.
+  from tf_pgn.models import build_classifier  # pylint: disable=g-import-not-at-top
+  model = build_classifier(10, width=0.0625)
+  x = tf.random.stateless_uniform([6, 32, 32, 3], seed=[0, 1])
+  y = (tf.argmax(model(x), axis=-1, output_type=tf.int32) + 1) % 10  # all misclassified clean
+  calls = []
+
+  def attack(m, xs, ys):
+    calls.append(1)
+    return xs
+
+  x_adv, broken = attack_unbroken(model, x, y, x, attack)
+  assert not calls and not np.asarray(broken).any()
+  np.testing.assert_array_equal(x_adv, x)
+  compiled = tf.function(lambda x, y: apgd_targeted(model, x, y, 8 / 255, norm='linf',
+                                                    n_iter=2))
+  np.testing.assert_array_equal(compiled(x, y), x)

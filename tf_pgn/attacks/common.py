@@ -49,13 +49,20 @@ def attack_unbroken(model, x: tf.Tensor, y: tf.Tensor, x_adv: tf.Tensor, attack)
   """Runs ``attack(model, x_i, y_i) -> x_adv_i`` on the examples ``x_adv`` does not fool yet.
 
   Their ``x_adv`` becomes the attack's output (its best point when it fails too); the others keep
-  theirs. Returns ``(x_adv, broken)``, ``broken`` marking the examples this attack fooled.
+  theirs. Returns ``(x_adv, broken)``, ``broken`` marking the examples this attack fooled. Where
+  every example is fooled already neither the attack nor the model runs: a Keras convolution
+  returns its input unchanged on an empty batch, so the next layer would fail on it.
   """
   y = tf.cast(y, tf.int32)
   todo = tf.where(is_correct(model, x_adv, y))[:, 0]
-  y_todo = tf.gather(y, todo)
-  x_todo = attack(model, tf.gather(x, todo), y_todo)
-  fooled = ~is_correct(model, x_todo, y_todo)
+
+  def run():
+    y_todo = tf.gather(y, todo)
+    x_todo = attack(model, tf.gather(x, todo), y_todo)
+    return x_todo, ~is_correct(model, x_todo, y_todo)
+
+  x_todo, fooled = tf.cond(tf.size(todo) > 0, run,
+                           lambda: (tf.gather(x_adv, todo), tf.zeros([0], tf.bool)))
   x_adv = tf.tensor_scatter_nd_update(x_adv, todo[:, None], x_todo)
   broken = tf.scatter_nd(todo[:, None], fooled, tf.shape(y, out_type=tf.int64))
   return x_adv, broken
