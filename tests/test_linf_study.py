@@ -69,8 +69,9 @@ def test_verdicts_are_computed_from_the_runs(study):
                                        'overfitting,') in q[0]['why']
   assert q[1]['verdict'] == 'yes'
   assert q[2]['verdict'] == 'yes'
-  assert q[3]['verdict'] == 'PGN' and 'AutoAttack +0.050' in q[3]['why']
-  assert q[4]['verdict'] == 'PGN-Linf' and 'N-FGSM -0.055' in q[4]['why']
+  assert q[3]['verdict'] == 'not measured'  # no strong probe yet
+  assert q[4]['verdict'] == 'PGN' and 'AutoAttack +0.050' in q[4]['why']
+  assert q[5]['verdict'] == 'PGN-Linf' and 'N-FGSM -0.055' in q[5]['why']
 
 
 def test_a_learning_rate_lever_job_stays_out_of_the_verdicts(study):
@@ -149,6 +150,20 @@ def test_the_strong_probe_is_read_by_epoch_judged_by_the_collapse_rule_and_repor
   assert [p['accuracy'] for p in rows[pgn.name]['strong']] == [0.12, 0.2, 0.04]
   assert rows[pgn.name]['strong_collapsed_at'] == 3
   assert rows[fgm.name]['strong_collapsed_at'] is None  # 0.06 is not below 0.25 * 0.1
+  # Asked again of the strong probe: FGSM-AT's one run has not fallen and lacks epoch 3.
+  strong = linf.verdicts(list(rows.values()), 16)[3]
+  assert strong['verdict'] == 'undecided' and 'FGSM-AT collapses: undecided (0 of 1 fell)' in (
+      strong['why'])
+  assert 'PGN avoids it: no (1 of 1 fell (epoch 3))' in strong['why']
+  # Where it sees FGSM-AT fall and PGN hold, it agrees with the trainer's probe.
+  fgm2, pgn2 = linf.LinfJob('fgm', 16, 1235), linf.LinfJob('pgn', 16, 1235)
+  _strong(study, fgm2, [0.2, 0.22, 0.01])
+  _strong(study, pgn2, [0.18, 0.2, 0.19])
+  rows = [r for r in linf.linf_rows(study) if r['job'] in (fgm2.name, pgn2.name)]
+  strong = linf.verdicts(rows, 16)[3]
+  assert strong['verdict'] == 'yes', strong
+  assert 'PGN-Linf APGD-CE best -> last: seed 1235 0.200 (epoch 2) -> 0.190 (epoch 3)' in (
+      strong['why'])
   # The plan: every FGSM-AT and PGN run of the study, at its own eps; others by name only.
   plan = linf.progress_plan(study)
   assert sorted(plan) == sorted(f'{d}_eps16_w0.5_s{s}' for d in ('fgm', 'pgn')

@@ -268,6 +268,49 @@ def _collapse_verdict(runs: list) -> str:
   return 'undecided'
 
 
+def _strong_done(row: dict) -> bool:
+  """Whether the strong probe has judged the whole run: it fell, or it covers every epoch of a
+  finished run."""
+  measured = {p['epoch'] for p in row['strong']}
+  return row['strong_collapsed_at'] is not None or (
+      _done(row) and all(e['epoch'] in measured for e in row['epochs']))
+
+
+def _strong_question(fgsm: list, pgn: list, q1: str, q2: str) -> dict:
+  """The first and third questions asked again of the strong probe: 'yes' where it gives the
+  trainer's probe's answers, 'no' where it does not, 'undecided' while it has not judged enough
+  runs."""
+  question = (f'Does the strong probe ({PROGRESS_LABEL} at each epoch snapshot) give the same '
+              'answers (FGSM-AT collapses; PGN avoids it)?')
+  fs, ps = [r for r in fgsm if r['strong']], [r for r in pgn if r['strong']]
+  if not fs or not ps:
+    return dict(question=question, verdict='not measured',
+                why='needs `experiments linf_progress` on FGSM-AT and PGN runs')
+  f_fell = [r for r in fs if r['strong_collapsed_at'] is not None]
+  p_fell = [r for r in ps if r['strong_collapsed_at'] is not None]
+  s1 = ('yes' if 2 * len(f_fell) > len(fs) else
+        'no' if not f_fell and all(map(_strong_done, fs)) else 'undecided')
+  s2 = ('no' if p_fell else 'yes' if s1 == 'yes' and all(map(_strong_done, ps)) else
+        'undecided')
+  verdict = ('undecided' if 'undecided' in (s1, s2) else
+             'yes' if (s1, s2) == (q1, q2) else 'no')
+
+  def fell(runs, fallen):
+    return f'{len(fallen)} of {len(runs)} fell' + (
+        ' (epoch ' + ', '.join(str(r['strong_collapsed_at']) for r in fallen) + ')'
+        if fallen else '')
+
+  def best_last(r):
+    best = max(r['strong'], key=lambda p: p['accuracy'])
+    return (f'seed {r["seed"]} {best["accuracy"]:.3f} (epoch {best["epoch"]}) -> '
+            f'{r["strong"][-1]["accuracy"]:.3f} (epoch {r["strong"][-1]["epoch"]})')
+
+  why = (f'on this probe FGSM-AT collapses: {s1} ({fell(fs, f_fell)}); PGN avoids it: {s2} '
+         f'({fell(ps, p_fell)}); PGN-Linf {PROGRESS_LABEL} best -> last: ' +
+         '; '.join(best_last(r) for r in ps))
+  return dict(question=question, verdict=verdict, why=why)
+
+
 def _tolerance(*stds) -> float:
   measured = [s for s in stds if s is not None]
   return max([LEVEL_TOLERANCE] + [2 * s for s in measured])
@@ -311,6 +354,7 @@ def verdicts(rows: list, levels: int) -> list:
       q2 = 'no'
     why = f'PGN-Linf: {_collapses(pgn)}' if pgn else 'no PGN run'
   out.append(dict(question='Does PGN avoid it?', verdict=q2, why=why))
+  out.append(_strong_question(fgsm, pgn, q1, q2))
   summaries = {d: _robust_summary(rows, d, levels) for d in DEFENSES}
   p = summaries['pgn']
   fixes = {d: s for d, s in summaries.items() if d in CHEAP_FIXES and s['robust'] is not None}
