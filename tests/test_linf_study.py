@@ -162,6 +162,13 @@ def test_the_strong_probe_is_read_by_epoch_judged_by_the_collapse_rule_and_repor
   rows = [r for r in linf.linf_rows(study) if r['job'] in (fgm2.name, pgn2.name)]
   strong = linf.verdicts(rows, 16)[3]
   assert strong['verdict'] == 'yes', strong
+  # While the trainer's probe waits for a run, there is nothing to agree with yet.
+  pgn3 = linf.LinfJob('pgn', 16, 1236)
+  with open(os.path.join(study, pgn3.name, 'metrics.jsonl'), 'w') as f:
+    f.write(''.join(json.dumps(r) + '\n' for r in _epochs([0.2], [0.2])))
+  rows = [r for r in linf.linf_rows(study) if r['job'] in (fgm2.name, pgn2.name, pgn3.name)]
+  assert linf.verdicts(rows, 16)[2]['verdict'] == 'undecided'
+  assert linf.verdicts(rows, 16)[3]['verdict'] == 'undecided'
   assert 'PGN-Linf APGD-CE best -> last: seed 1235 0.200 (epoch 2) -> 0.190 (epoch 3)' in (
       strong['why'])
   # The plan: every FGSM-AT and PGN run of the study, at its own eps; others by name only.

@@ -278,8 +278,8 @@ def _strong_done(row: dict) -> bool:
 
 def _strong_question(fgsm: list, pgn: list, q1: str, q2: str) -> dict:
   """The first and third questions asked again of the strong probe: 'yes' where it gives the
-  trainer's probe's answers, 'no' where it does not, 'undecided' while it has not judged enough
-  runs."""
+  trainer's probe's answers ``q1``, ``q2``, 'no' where it does not, 'undecided' while either probe
+  has not judged enough runs."""
   question = (f'Does the strong probe ({PROGRESS_LABEL} at each epoch snapshot) give the same '
               'answers (FGSM-AT collapses; PGN avoids it)?')
   fs, ps = [r for r in fgsm if r['strong']], [r for r in pgn if r['strong']]
@@ -292,7 +292,7 @@ def _strong_question(fgsm: list, pgn: list, q1: str, q2: str) -> dict:
         'no' if not f_fell and all(map(_strong_done, fs)) else 'undecided')
   s2 = ('no' if p_fell else 'yes' if s1 == 'yes' and all(map(_strong_done, ps)) else
         'undecided')
-  verdict = ('undecided' if 'undecided' in (s1, s2) else
+  verdict = ('undecided' if 'undecided' in (s1, s2, q1, q2) else
              'yes' if (s1, s2) == (q1, q2) else 'no')
 
   def fell(runs, fallen):
