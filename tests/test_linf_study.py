@@ -162,6 +162,8 @@ def test_the_strong_probe_is_read_by_epoch_judged_by_the_collapse_rule_and_repor
   rows = [r for r in linf.linf_rows(study) if r['job'] in (fgm2.name, pgn2.name)]
   strong = linf.verdicts(rows, 16)[3]
   assert strong['verdict'] == 'yes', strong
+  assert 'PGN-Linf APGD-CE best -> last: seed 1235 0.200 (epoch 2) -> 0.190 (epoch 3)' in (
+      strong['why'])
   # While the trainer's probe waits for a run, there is nothing to agree with yet.
   pgn3 = linf.LinfJob('pgn', 16, 1236)
   with open(os.path.join(study, pgn3.name, 'metrics.jsonl'), 'w') as f:
@@ -169,8 +171,6 @@ def test_the_strong_probe_is_read_by_epoch_judged_by_the_collapse_rule_and_repor
   rows = [r for r in linf.linf_rows(study) if r['job'] in (fgm2.name, pgn2.name, pgn3.name)]
   assert linf.verdicts(rows, 16)[2]['verdict'] == 'undecided'
   assert linf.verdicts(rows, 16)[3]['verdict'] == 'undecided'
-  assert 'PGN-Linf APGD-CE best -> last: seed 1235 0.200 (epoch 2) -> 0.190 (epoch 3)' in (
-      strong['why'])
   # The plan: every FGSM-AT and PGN run of the study, at its own eps; others by name only.
   plan = linf.progress_plan(study)
   assert sorted(plan) == sorted(f'{d}_eps16_w0.5_s{s}' for d in ('fgm', 'pgn')

@@ -210,8 +210,8 @@ def _precision_report() -> None:
 
 COMMANDS = {'run': _run, 'progress': _progress, 'autoattack': _autoattack, 'figure3': _figure3,
             'summarize': _summarize, 'plot': _plot, 'speed': _speed, 'report': _report,
-            'linf': _linf, 'linf_progress': _linf_progress, 'linf_report': _linf_report, 'precision': _precision,
-            'precision_report': _precision_report}
+            'linf': _linf, 'linf_progress': _linf_progress, 'linf_report': _linf_report,
+            'precision': _precision, 'precision_report': _precision_report}
 
 
 def main(argv):

@@ -22,7 +22,7 @@ import statistics
 
 from tf_pgn.config import budget_label, make_config
 from tf_pgn.io_utils import read_jsonl, write_text_atomic
-from tf_pgn.study.results import copy_small_outputs, mean_std, read_json
+from tf_pgn.study.results import copy_small_outputs, mean_std, read_json, snapshot_results
 
 __all__ = ['DEFENSES', 'LINF_SWEEPS', 'LinfJob', 'collapse', 'figure_path', 'in_study',
            'linf_rows', 'progress_plan', 'render_report', 'verdicts']
@@ -161,15 +161,10 @@ def progress_plan(root: str, names=None) -> dict:
 
 def _strong_by_epoch(run_dir: str) -> list:
   """[{epoch, accuracy, num_examples}] of the strong probe at the job's evaluated snapshots."""
-  folder = os.path.join(run_dir, 'progress')
-  out = []
-  for name in os.listdir(folder) if os.path.isdir(folder) else []:
-    results = read_json(os.path.join(folder, name, 'results.json'))
-    accuracy = _eval_accuracy(results, PROGRESS_ATTACK)
-    if name.startswith('epoch-') and name[6:].isdigit() and accuracy is not None:
-      out.append(dict(epoch=int(name[6:]), accuracy=accuracy,
-                      num_examples=results['num_examples']))
-  return sorted(out, key=lambda p: p['epoch'])
+  return [dict(epoch=epoch, accuracy=_eval_accuracy(results, PROGRESS_ATTACK),
+               num_examples=results['num_examples'])
+          for epoch, results in snapshot_results(run_dir)
+          if _eval_accuracy(results, PROGRESS_ATTACK) is not None]
 
 
 def strong_collapse(strong: list):

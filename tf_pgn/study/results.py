@@ -27,7 +27,8 @@ from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BUDGET_ATTACK
 
 __all__ = ['SUMMARY_NOTES', 'Sweep', 'collect', 'copy_small_outputs', 'job_row', 'load',
            'mean_std', 'pgn_attack_variant',
-           'pgn_attacks', 'progress', 'read_json', 'snapshots', 'write_summary']
+           'pgn_attacks', 'progress', 'read_json', 'snapshot_results', 'snapshots',
+           'write_summary']
 
 SUMMARY_NOTES = {
     'status': 'evaluated | trained (no eval/results.json yet) | training',
@@ -88,18 +89,26 @@ def snapshots(run_dir: str) -> list:
                 for m in found if m)
 
 
+def snapshot_results(run_dir: str) -> list:
+  """(epoch, results.json) of each evaluated epoch snapshot in ``<run_dir>/progress/epoch-N/``
+  (``sweeps.evaluate_snapshots``), by epoch."""
+  folder = os.path.join(run_dir, 'progress')
+  found = [re.fullmatch(r'epoch-(\d+)', n) for n in
+           (os.listdir(folder) if os.path.isdir(folder) else [])]
+  out = []
+  for epoch in sorted(int(m.group(1)) for m in found if m):
+    results = read_json(os.path.join(folder, f'epoch-{epoch}', 'results.json'))
+    if results is not None:
+      out.append((epoch, results))
+  return out
+
+
 def progress(run_dir: str) -> list:
   """Per evaluated epoch snapshot of the job: epoch, benign_accuracy, rho_cw_mean,
   rho_cw_median, rho_cw_std_error, num_examples and seconds (``sweeps.run_progress``'s results
   in ``progress/epoch-N/``, which the report's copy keeps without the snapshots), by epoch."""
-  folder = os.path.join(run_dir, 'progress')
-  found = [re.fullmatch(r'epoch-(\d+)', n) for n in
-           (os.listdir(folder) if os.path.isdir(folder) else [])]
   rows = []
-  for epoch in sorted(int(m.group(1)) for m in found if m):
-    results = read_json(os.path.join(folder, f'epoch-{epoch}', 'results.json'))
-    if results is None:
-      continue
+  for epoch, results in snapshot_results(run_dir):
     cw = results['attacks']['cw']['whitebox']
     rows.append(dict(epoch=epoch, benign_accuracy=results['benign_accuracy'],
                      rho_cw_mean=cw['rho_mean'], rho_cw_median=cw['rho_median'],
