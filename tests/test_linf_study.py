@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from tf_pgn.io_utils import read_jsonl
 from tf_pgn.study import linf
 
 PGD, FGM = 'probe_pgd16_255_acc', 'probe_fgm16_255_acc'
@@ -208,3 +209,66 @@ def test_linf_progress_runs_apgd_ce_on_each_epoch_snapshot(cifar10_dir, tmp_path
   assert results['norm'] == 'linf' and 0 <= point['accuracy'] <= results['benign_accuracy']
   assert sweeps.evaluate_snapshots(root, {job.name: tiny}, 'cifar10', cifar10_dir,
                                    num_examples=16) == {job.name: 0}
+
+
+def test_a_run_trained_on_is_reported_apart_with_a_question_of_its_own(study, tmp_path):
+  longer = linf.LinfJob('pgn', 16, 1234, epochs=5, continued=True)
+  assert (longer.name, longer.starts_from) == ('pgn_eps16_w0.5_s1234_e5', 'pgn_eps16_w0.5_s1234')
+  assert [j.name for j in linf.LINF_SWEEPS['linf_long']] == [
+      f'pgn_eps16_w0.5_s{s}_e{linf.LONG_EPOCHS}' for s in linf.SEEDS]
+  # Its first three epochs are the 3-epoch run's; it collapses later.
+  _job(study, longer, [0.2, 0.22, 0.24, 0.21, 0.02], [0.22, 0.24, 0.26, 0.25, 0.3], clean=0.6,
+       autoattack=0.01)
+  rows = linf.linf_rows(study)
+  (row,) = [r for r in rows if linf.is_long(r)]
+  assert row['job'] == longer.name and not linf.in_study(row)
+  verdicts = linf.verdicts(rows, 16)
+  assert verdicts[2]['verdict'] == 'yes'  # PGN avoids it within the study's schedule
+  assert verdicts[-1]['question'].startswith('Trained on to 5 epochs, does PGN-Linf collapse')
+  assert verdicts[-1]['verdict'] == 'yes'
+  assert 'seed 1234 (5/5 epochs): PGD-10 probe collapsed at 5' in verdicts[-1]['why']
+  report = str(tmp_path / 'LINF.md')
+  linf.render_report(study, str(tmp_path / 'out'), report, 'cmd')
+  main, longer_part = open(report).read().split('### Trained on past 15 epochs')
+  assert longer.name not in main and f'| {longer.name} | 5/5 | 5 (catastrophic overfitting) |' in longer_part
+  # Held on the trainer's probe and unprobed by the strong one: undecided.
+  with open(os.path.join(study, longer.name, 'metrics.jsonl'), 'w') as f:
+    f.write(''.join(json.dumps(r) + '\n' for r in _epochs([0.2] * 5, [0.22] * 5)))
+  assert linf.verdicts(linf.linf_rows(study), 16)[-1]['verdict'] == 'undecided'
+
+
+def test_a_continued_job_trains_on_from_a_copy_to_the_weights_of_a_longer_run(cifar10_dir,
+                                                                               tmp_path, capsys):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tf_pgn import trainer  # pylint: disable=g-import-not-at-top
+  from tf_pgn.study import sweeps  # pylint: disable=g-import-not-at-top
+  from tf_pgn.study.protocol import ExperimentError  # pylint: disable=g-import-not-at-top
+  train = dict(train_size=256, lr=5e-3)
+  tiny_eval = dict(batch_size=16, attacks=('fgm',), unbounded_steps=3)
+  root, straight = str(tmp_path / 'study'), str(tmp_path / 'straight')
+  base = linf.LinfJob('pgn', 8, 1234, width=0.0625, epochs=1)
+  longer = linf.LinfJob('pgn', 8, 1234, width=0.0625, epochs=2, continued=True)
+  with pytest.raises(ExperimentError, match=f'train that job to its end first.*{base.name}'):
+    sweeps.run_sweep([longer], root, 'tiny', 'cifar10', cifar10_dir, train_overrides=train)
+  assert sweeps.run_sweep([base, longer], root, 'tiny', 'cifar10', cifar10_dir, num_examples=16,
+                          train_overrides=train, eval_overrides=tiny_eval) == {
+                              base.name: 'done', longer.name: 'done'}
+  trainer.train(linf.LinfJob('pgn', 8, 1234, width=0.0625, epochs=2).train_config(
+      'tiny', 'cifar10', **train), straight, cifar10_dir)
+  assert f'resuming {os.path.join(root, longer.name)} at epoch 1' in capsys.readouterr().out
+  run = os.path.join(root, longer.name)
+  (first,), (again, _) = (read_jsonl(os.path.join(root, j.name, 'metrics.jsonl'))
+                          for j in (base, longer))
+  assert again == first  # the base's record, its timing included: copied, not retrained
+  for epoch in (1, 2):
+    a = tf.train.load_checkpoint(os.path.join(run, 'epochs', f'epoch-{epoch}'))
+    b = tf.train.load_checkpoint(os.path.join(straight, 'epochs', f'epoch-{epoch}'))
+    names = [n for n, _ in tf.train.list_variables(os.path.join(straight, 'epochs',
+                                                                f'epoch-{epoch}'))
+             if n != '_CHECKPOINTABLE_OBJECT_GRAPH']
+    assert names and all(np.array_equal(a.get_tensor(n), b.get_tensor(n)) for n in names)
+  with open(os.path.join(run, 'config.json')) as f:
+    assert json.load(f)['epochs'] == 2
+  assert os.path.isfile(os.path.join(run, 'eval', 'results.json'))  # its own evaluation
+  assert not os.path.exists(run + '.partial')

@@ -25,12 +25,15 @@ from tf_pgn.io_utils import read_jsonl, write_text_atomic
 from tf_pgn.study.results import copy_small_outputs, mean_std, read_json, snapshot_results
 
 __all__ = ['DEFENSES', 'LINF_SWEEPS', 'LinfJob', 'collapse', 'figure_path', 'in_study',
-           'linf_rows', 'progress_plan', 'render_report', 'verdicts']
+           'is_long', 'linf_rows', 'progress_plan', 'render_report', 'verdicts']
 
 # The regime where the project's FGSM-AT was seen to collapse: the cpu preset's optimiser (Adam
 # 2e-3, batch 128, EMA 0.99) at classifier width 0.5 and eps 16/255; 8/255 maps the edge.
 WIDTH = 0.5
 EPOCHS = 15
+# PGN-Linf trained on past the study's schedule (``linf_long``): its strong-probe accuracy was
+# falling at epoch EPOCHS, so whether it delays the collapse or avoids it is decided later.
+LONG_EPOCHS = 25
 SEEDS = (1234, 1235, 1236)
 EPS_LEVELS = (16, 8)  # eps in pixel levels of 1/255
 # Each defense's fields beyond the preset: FGSM-AT is --defense=fgm at Linf (no random start);
@@ -76,13 +79,16 @@ PROGRESS_DEFENSES = ('fgm', 'pgn')
 @dataclasses.dataclass(frozen=True)
 class LinfJob:
   """One training run of the Linf study (``sweeps.run_sweep`` trains and evaluates it); ``lr``
-  (both networks' Adam learning rate) set only for the learning-rate lever, else the preset's."""
+  (both networks' Adam learning rate) set only for the learning-rate lever, else the preset's;
+  ``continued``: trained on to ``epochs`` from the finished EPOCHS-epoch job of the same setting
+  (named ``_e<epochs>``; ``starts_from``)."""
   defense: str
   eps_levels: int
   seed: int
   width: float = WIDTH
   epochs: int = EPOCHS
   lr: float | None = None
+  continued: bool = False
 
   @property
   def eps(self) -> float:
@@ -91,7 +97,14 @@ class LinfJob:
   @property
   def name(self) -> str:
     lever = '' if self.lr is None else f'_lr{self.lr:g}'
-    return f'{self.defense}_eps{self.eps_levels}_w{self.width:g}_s{self.seed}{lever}'
+    longer = f'_e{self.epochs}' if self.continued else ''
+    return f'{self.defense}_eps{self.eps_levels}_w{self.width:g}_s{self.seed}{lever}{longer}'
+
+  @property
+  def starts_from(self) -> str | None:
+    """The name of the job a continued job trains on, else None."""
+    return (dataclasses.replace(self, epochs=EPOCHS, continued=False).name if self.continued
+            else None)
 
   def train_config(self, preset: str, dataset: str, **overrides):
     lr = {} if self.lr is None else dict(lr=self.lr, gen_lr=self.lr)
@@ -128,6 +141,9 @@ LINF_SWEEPS = {
     # the cpu preset's Adam 2e-3; the paper's 5e-4 tells whether the step size or the attack
     # fails. Outside the verdicts, which read the preset's learning rate.
     'linf_lr': [LinfJob(d, 16, SEEDS[0], lr=LEVER_LR) for d in ('fgm', 'pgn')],
+    # PGN-Linf at 16/255 trained on to LONG_EPOCHS from each seed's finished run: does it delay
+    # the collapse or avoid it? Outside the EPOCHS-epoch verdicts; a question of its own.
+    'linf_long': [LinfJob('pgn', 16, s, epochs=LONG_EPOCHS, continued=True) for s in SEEDS],
 }
 
 
@@ -150,8 +166,8 @@ def progress_plan(root: str, names=None) -> dict:
   the Linf jobs ``names``), for ``sweeps.evaluate_snapshots``. Raises ValueError naming the jobs
   of ``names`` that are no Linf job of ``root``."""
   rows = linf_rows(root)
-  chosen = [r for r in rows if (r['job'] in names if names else
-                                r['defense'] in PROGRESS_DEFENSES and in_study(r))]
+  chosen = [r for r in rows if (r['job'] in names if names else r['defense'] in PROGRESS_DEFENSES
+                                and (in_study(r) or is_long(r)))]
   missing = sorted(set(names or ()) - {r['job'] for r in chosen})
   if missing:
     raise ValueError(f'no Linf job(s) {", ".join(missing)} in {root}: choose from '
@@ -229,8 +245,15 @@ def linf_rows(root: str) -> list:
 
 # -- the questions -----------------------------------------------------------------------------
 def in_study(row: dict) -> bool:
-  """Whether a run is in the study's regime (width WIDTH), not the cpu preset's table."""
-  return row['width'] == WIDTH
+  """Whether a run is in the study's regime (width WIDTH), not the cpu preset's table or a run
+  trained on past the study's schedule."""
+  return row['width'] == WIDTH and not is_long(row)
+
+
+def is_long(row: dict) -> bool:
+  """Whether a run continues one of the study's past its schedule (a continued ``LinfJob``,
+  named ``_e<epochs>``: ``linf_long``)."""
+  return row['width'] == WIDTH and row['job'].endswith(f'_e{row["epochs_planned"]}')
 
 
 def _runs(rows: list, defense: str, levels: int) -> list:
@@ -295,15 +318,41 @@ def _strong_question(fgsm: list, pgn: list, q1: str, q2: str) -> dict:
         ' (epoch ' + ', '.join(str(r['strong_collapsed_at']) for r in fallen) + ')'
         if fallen else '')
 
-  def best_last(r):
-    best = max(r['strong'], key=lambda p: p['accuracy'])
-    return (f'seed {r["seed"]} {best["accuracy"]:.3f} (epoch {best["epoch"]}) -> '
-            f'{r["strong"][-1]["accuracy"]:.3f} (epoch {r["strong"][-1]["epoch"]})')
-
   why = (f'on this probe FGSM-AT collapses: {s1} ({fell(fs, f_fell)}); PGN avoids it: {s2} '
          f'({fell(ps, p_fell)}); PGN-Linf {PROGRESS_LABEL} best -> last: ' +
-         '; '.join(best_last(r) for r in ps))
+         '; '.join(f'seed {r["seed"]} {_best_last(r)}' for r in ps))
   return dict(question=question, verdict=verdict, why=why)
+
+
+def _best_last(row: dict) -> str:
+  """'best (epoch b) -> last (epoch l)' of the run's strong probe."""
+  best, last = max(row['strong'], key=lambda p: p['accuracy']), row['strong'][-1]
+  return (f'{best["accuracy"]:.3f} (epoch {best["epoch"]}) -> {last["accuracy"]:.3f} '
+          f'(epoch {last["epoch"]})')
+
+
+def _long_runs(rows: list, levels: int) -> list:
+  """The PGN-Linf runs at ``levels``/255 trained on past EPOCHS at the study's learning rate."""
+  return [r for r in rows if is_long(r) and r['defense'] == 'pgn' and
+          r['eps_levels'] == levels and r['lr'] == STUDY_LR]
+
+
+def _long_question(runs: list) -> dict:
+  """Trained on past EPOCHS, does PGN-Linf collapse on either probe (the trainer's PGD-10 or the
+  strong one)? 'yes' if most runs did (PGN delays the collapse), 'no' if none did and both probes
+  judged every run to its end (it avoids it), else 'undecided'."""
+  fell = [r for r in runs
+          if r['collapsed_at'] is not None or r['strong_collapsed_at'] is not None]
+  verdict = ('yes' if 2 * len(fell) > len(runs) else
+             'no' if not fell and all(_done(r) and _strong_done(r) for r in runs) else
+             'undecided')
+  why = '; '.join(
+      f'seed {r["seed"]} ({len(r["epochs"])}/{r["epochs_planned"]} epochs): PGD-10 probe '
+      f'collapsed at {_fmt(r["collapsed_at"])}, {PROGRESS_LABEL} fell at '
+      f'{_fmt(r["strong_collapsed_at"])}' +
+      (f', {PROGRESS_LABEL} {_best_last(r)}' if r['strong'] else '') for r in runs)
+  return dict(question=f'Trained on to {max(r["epochs_planned"] for r in runs)} epochs, does '
+              f'PGN-Linf collapse (PGD-10 probe or {PROGRESS_LABEL})?', verdict=verdict, why=why)
 
 
 def _tolerance(*stds) -> float:
@@ -383,7 +432,8 @@ def verdicts(rows: list, levels: int) -> list:
   out.append(dict(question='Is any of them level with PGD-AT (AutoAttack)?', verdict=q4,
                   why='; '.join(f'{name} {gap:+.3f}' for name, gap, _ in level) or
                   'needs an evaluated PGD-AT run'))
-  return out
+  long = _long_runs(rows, levels)
+  return out + ([_long_question(long)] if long else [])
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -395,12 +445,16 @@ def _fmt(value, digits: int = 3) -> str:
 def plot_by_epoch(rows: list, levels: int, path: str) -> None:
   """Panels at eps ``levels``/255, by epoch: PGD probe accuracy, FGSM probe minus PGD probe
   accuracy (catastrophic overfitting's signature), the training loss (a divergence's) and, where
-  measured, the strong probe's accuracy; one colour per defense, one line style per seed; the
-  legend outside the data."""
+  measured, the strong probe's accuracy; one colour per defense, one line style per seed, a run
+  trained on past EPOCHS drawn whole in place of its first EPOCHS epochs; the legend outside the
+  data."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  runs = [r for r in rows if r['eps_levels'] == levels and r['epochs'] and in_study(r)]
+  long = _long_runs(rows, levels)
+  runs = [r for r in rows if r['eps_levels'] == levels and r['epochs'] and in_study(r) and not
+          any((x['defense'], x['seed'], x['lr']) == (r['defense'], r['seed'], r['lr'])
+              for x in long)] + long  # a run trained on in place of its first EPOCHS epochs
   colors = dict(zip(DEFENSES, plt.get_cmap('tab10').colors))
   styles = dict(zip(SEEDS, ('-', '--', ':')))
   strong = any(r['strong'] for r in runs)
@@ -479,7 +533,16 @@ def render_report(root: str, out_dir: str, report_path: str, run_command: str) -
     lines += [f'| {v["question"]} | **{v["verdict"]}** | {v["why"]} |'
               for v in verdicts(rows, levels)]
     lines.append('')
-  table = [r for r in rows if not in_study(r)]
+    long = [r for r in rows if is_long(r) and r['eps_levels'] == levels]
+    if long:
+      lines += [f'### Trained on past {EPOCHS} epochs', '',
+                f'Each of these continues the {EPOCHS}-epoch run of its setting from a copy of '
+                'its training state (`python -m tf_pgn.experiments linf --linf_sweep=linf_long`, '
+                'then `linf_progress`): its first epochs are that run\'s (the learning rate is '
+                'constant, and a resumed run reaches the same weights), its evaluation is of the '
+                'last epoch\'s classifier. The last verdict above reads them.', '']
+      lines += _table(long) + _strong_table(long) + ['']
+  table = [r for r in rows if not in_study(r) and not is_long(r)]
   if table:
     lines += ['## Each Linf defense at the cpu preset', '',
               f'The library\'s Linf defenses with the cpu preset\'s own width '

@@ -10,6 +10,7 @@ the trainer and the evaluation do. ``run_progress`` runs C&W at the jobs' epoch 
 """
 import dataclasses
 import os
+import shutil
 import time
 
 from tf_pgn import locks
@@ -171,18 +172,53 @@ def _finished(run_dir: str, eval_cfg) -> bool:
           _evaluated_on(os.path.join(run_dir, 'eval'), eval_cfg))
 
 
+# What a job that trains another on (``job.starts_from``) copies of it: the training state and
+# the per-epoch records, not its export or final evaluation.
+TRAINING_STATE = ('config.json', 'data.json', 'ckpt', 'epochs', 'metrics.jsonl', 'tb', 'progress')
+
+
+def _start_from(root: str, job, run_dir: str) -> None:
+  """Starts ``job``, which trains the job ``job.starts_from`` of ``root`` on to more epochs, from a
+  copy of that job's TRAINING_STATE (once: a started run directory is left as it is). The
+  learning rate is constant and a resumed run reaches the same weights as an uninterrupted one,
+  so the copy is the state a run with the longer schedule passes through at the shorter one's
+  end; its epoch records and snapshot evaluations are that run's too.
+
+  Raises:
+    ExperimentError: the job it continues has not finished training.
+  """
+  base = os.path.join(root, job.starts_from)
+  if os.path.exists(run_dir):
+    return
+  if not os.path.isdir(os.path.join(base, 'export', 'classifier')):
+    raise ExperimentError(f'{job.name} trains {job.starts_from} on: train that job to its end '
+                          f'first (--jobs={job.starts_from} in its sweep)')
+  partial = run_dir + '.partial'
+  shutil.rmtree(partial, ignore_errors=True)
+  os.makedirs(partial)
+  for name in TRAINING_STATE:
+    source, target = os.path.join(base, name), os.path.join(partial, name)
+    if os.path.isdir(source):
+      shutil.copytree(source, target)
+    elif os.path.exists(source):
+      shutil.copy2(source, target)
+  os.replace(partial, run_dir)
+
+
 def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | None = None,
               num_examples: int = 1000, max_minutes: float | None = None,
               train_overrides: dict | None = None, eval_overrides: dict | None = None) -> dict:
   """Trains and evaluates each job (a ``Job`` or a ``linf.LinfJob``: its ``name``,
-  ``train_config`` and ``eval_settings``) in ``<root>/<job.name>``, skipping finished ones and launching
-  none after ``max_minutes``. ``train_overrides`` replace fields of the preset (not the job's
+  ``train_config``, ``eval_settings`` and, optionally, ``starts_from``) in ``<root>/<job.name>``,
+  skipping finished ones and launching none after ``max_minutes``; a job whose ``starts_from``
+  names another starts from a copy of its training state (``_start_from``). ``train_overrides`` replace fields of the preset (not the job's
   own), ``eval_overrides`` fields of the job's ``eval_settings`` (tests: seconds per job).
 
   Returns {job name: 'skipped' | 'done' | 'not started'}.
 
   Raises:
     LockError: another process runs a sweep (or progress) on ``root``.
+    ExperimentError: a job continues one that has not finished training.
   """
   from tf_pgn import evaluation, trainer  # pylint: disable=g-import-not-at-top
   start, status = time.monotonic(), {}
@@ -202,6 +238,8 @@ def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | 
       print(f'[{i + 1}/{len(jobs)}] {job.name}: training and evaluating in {run_dir}',
             flush=True)
       cfg = job.train_config(preset, dataset, **(train_overrides or {}))
+      if getattr(job, 'starts_from', None):
+        _start_from(root, job, run_dir)
       trainer.train(cfg, run_dir, data_dir)
       evaluation.evaluate(eval_cfg, run_dir, os.path.join(run_dir, 'eval'), data_dir)
       status[job.name] = 'done'
