@@ -120,6 +120,8 @@ def test_report_and_figure_are_written(study, tmp_path):
   assert ('| pgn_eps16_w0.25_s1234 | 2/2 | 2 (catastrophic overfitting) | 0.600 | - | - | 0.300 |'
           in cpu_part)
   assert os.path.getsize(os.path.join(out, 'robust_by_epoch_eps16.png')) > 10_000
+  # 26 epochs of 78 s each, no evaluation time recorded.
+  assert 'The runs above record 0.6 wall-clock hours: 0.6 training (every epoch, once), 0.0' in text
   assert os.path.isfile(os.path.join(out, 'pgn_eps16_w0.5_s1234', 'eval', 'results.json'))
 
 
@@ -222,6 +224,7 @@ def test_a_run_trained_on_is_reported_apart_with_a_question_of_its_own(study, tm
   rows = linf.linf_rows(study)
   (row,) = [r for r in rows if linf.is_long(r)]
   assert row['job'] == longer.name and not linf.in_study(row)
+  assert row['seconds']['training'] == 0  # its first 15 epochs are the continued run's time
   verdicts = linf.verdicts(rows, 16)
   assert verdicts[2]['verdict'] == 'yes'  # PGN avoids it within the study's schedule
   assert verdicts[-1]['question'].startswith('Trained on to 5 epochs, does PGN-Linf collapse')

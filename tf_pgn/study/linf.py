@@ -178,7 +178,7 @@ def progress_plan(root: str, names=None) -> dict:
 def _strong_by_epoch(run_dir: str) -> list:
   """[{epoch, accuracy, num_examples}] of the strong probe at the job's evaluated snapshots."""
   return [dict(epoch=epoch, accuracy=_eval_accuracy(results, PROGRESS_ATTACK),
-               num_examples=results['num_examples'])
+               num_examples=results['num_examples'], seconds=results.get('seconds') or 0.0)
           for epoch, results in snapshot_results(run_dir)
           if _eval_accuracy(results, PROGRESS_ATTACK) is not None]
 
@@ -227,6 +227,8 @@ def linf_rows(root: str) -> list:
     whole = [1e3 * e['epoch_seconds'] / n for e, n in zip(epochs, steps)
              if not e['resumed_mid_epoch']]
     strong = _strong_by_epoch(os.path.join(root, name))
+    # A run trained on past EPOCHS records its first EPOCHS epochs' time in the run it continues.
+    own = EPOCHS if name.endswith(f'_e{cfg["epochs"]}') else 0
     rows.append(dict(
         job=name, defense=defense, eps_levels=round(cfg['eps'] * 255), seed=cfg['seed'],
         lr=cfg['lr'],
@@ -239,7 +241,10 @@ def linf_rows(root: str) -> list:
         evaluated=results is not None, clean=(results or {}).get('benign_accuracy'),
         fgm_acc=_eval_accuracy(results, 'fgm'), pgd_acc=_eval_accuracy(results, 'pgd'),
         autoattack_acc=_eval_accuracy(results, 'autoattack'),
-        num_examples=(results or {}).get('num_examples')))
+        num_examples=(results or {}).get('num_examples'),
+        seconds=dict(training=sum(e['epoch_seconds'] for e in epochs if e['epoch'] > own),
+                     evaluation=(results or {}).get('seconds') or 0.0,
+                     probe=sum(p['seconds'] for p in strong if p['epoch'] > own))))
   return rows
 
 
@@ -549,9 +554,22 @@ def render_report(root: str, out_dir: str, report_path: str, run_command: str) -
               f'({CPU_PRESET.width:g}) and schedule ({CPU_PRESET.epochs} epochs), one seed, '
               'evaluated as above; outside the verdicts.', '']
     lines += _table(table) + ['']
+  lines += _compute(rows)
   os.makedirs(os.path.dirname(report_path) or '.', exist_ok=True)
   write_text_atomic(report_path, '\n'.join(lines))
   return report_path
+
+
+def _compute(rows: list) -> list:
+  """The wall-clock hours the runs' files record, by kind of work."""
+  hours = {kind: sum(r['seconds'][kind] for r in rows) / 3600
+           for kind in ('training', 'evaluation', 'probe')}
+  return ['## Compute', '',
+          f'The runs above record {sum(hours.values()):.1f} wall-clock hours: '
+          f'{hours["training"]:.1f} training (every epoch, once), {hours["evaluation"]:.1f} '
+          f'final evaluation, {hours["probe"]:.1f} strong probe (each on the machine and load '
+          'that ran it; an evaluation resumed after an interruption counts its last part only).',
+          '']
 
 
 def _table(rows: list) -> list:
