@@ -17,6 +17,7 @@ from matplotlib.text import Text
 
 from conftest import cifar100_dict, run_cli, write_cifar100
 from tf_pgn import evaluation, trainer
+from tf_pgn.data import DataError
 from tf_pgn.study import claims, protocol, render, results, sweeps
 from tf_pgn.study.render import autoattack, drawing, figures
 
@@ -108,6 +109,48 @@ def test_a_job_evaluated_without_some_attacks_of_its_settings_is_evaluated_again
   (tmp_path / fgm / 'eval' / 'results.json').write_text(json.dumps(results))
   assert sweeps.run_sweep(jobs, str(tmp_path), 'cpu', 'cifar10') == dict.fromkeys(
       (j.name for j in jobs), 'skipped')
+
+
+def test_a_job_that_fails_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+  """A job's own error (here a crash in its training) fails that job alone: its traceback in its
+  folder, one line, the next job runs; a rerun retries it. A user error stops the sweep."""
+  jobs = sweeps.sweep_jobs('table2', 'cpu')[:2]
+  broken, fine = (j.name for j in jobs)
+  crash = [True]
+
+  def train(cfg, run_dir, data_dir):
+    if os.path.basename(run_dir) == broken and crash[0]:
+      raise RuntimeError('input depth must be evenly divisible by filter depth: 3 vs 32')
+
+  monkeypatch.setattr(trainer, 'train', train)
+  monkeypatch.setattr(evaluation, 'evaluate', lambda cfg, run_dir, out, data_dir: None)
+  assert sweeps.run_sweep(jobs, str(tmp_path), 'cpu', 'cifar10') == {broken: 'failed',
+                                                                      fine: 'done'}
+  record = (tmp_path / broken / sweeps.FAILURE_FILE).read_text()
+  assert 'Traceback' in record and 'RuntimeError: input depth must be' in record
+  crash[0] = False
+  assert sweeps.run_sweep(jobs, str(tmp_path), 'cpu', 'cifar10')[broken] == 'done'
+  assert not (tmp_path / broken / sweeps.FAILURE_FILE).exists()
+
+  def no_data(cfg, run_dir, data_dir):
+    raise DataError('no CIFAR-10 in /nowhere')
+
+  monkeypatch.setattr(trainer, 'train', no_data)
+  with pytest.raises(DataError, match='no CIFAR-10'):
+    sweeps.run_sweep(jobs, str(tmp_path / 'other'), 'cpu', 'cifar10')
+
+
+def test_a_failed_job_makes_the_command_line_fail_in_one_line_after_the_others(tmp_path):
+  # A continued Linf job whose 15-epoch run was never trained fails before any training.
+  proc = run_cli('-m', 'tf_pgn.experiments', 'linf', '--linf_sweep=linf_long',
+                 f'--root={tmp_path}', '--jobs=pgn_eps16_w0.5_s1234_e25')
+  errors = [l for l in proc.stderr.splitlines() if l.startswith('tf_pgn.experiments: error:')]
+  assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+  assert errors == ['tf_pgn.experiments: error: 1 job(s) failed: pgn_eps16_w0.5_s1234_e25 (the '
+                    'traceback in each one\'s failed.txt); rerun the same command to retry them, '
+                    'finished jobs are skipped']
+  assert ('pgn_eps16_w0.5_s1234_e25: failed: ExperimentError: pgn_eps16_w0.5_s1234_e25 trains '
+          'pgn_eps16_w0.5_s1234 on: train that job to its end first' in proc.stdout)
 
 
 def test_summarize_and_plot_command_lines(root):

@@ -246,14 +246,15 @@ def test_a_continued_job_trains_on_from_a_copy_to_the_weights_of_a_longer_run(ci
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tf_pgn import trainer  # pylint: disable=g-import-not-at-top
   from tf_pgn.study import sweeps  # pylint: disable=g-import-not-at-top
-  from tf_pgn.study.protocol import ExperimentError  # pylint: disable=g-import-not-at-top
   train = dict(train_size=256, lr=5e-3)
   tiny_eval = dict(batch_size=16, attacks=('fgm',), unbounded_steps=3)
   root, straight = str(tmp_path / 'study'), str(tmp_path / 'straight')
   base = linf.LinfJob('pgn', 8, 1234, width=0.0625, epochs=1)
   longer = linf.LinfJob('pgn', 8, 1234, width=0.0625, epochs=2, continued=True)
-  with pytest.raises(ExperimentError, match=f'train that job to its end first.*{base.name}'):
-    sweeps.run_sweep([longer], root, 'tiny', 'cifar10', cifar10_dir, train_overrides=train)
+  assert sweeps.run_sweep([longer], root, 'tiny', 'cifar10', cifar10_dir,
+                          train_overrides=train) == {longer.name: 'failed'}
+  with open(os.path.join(root, longer.name, sweeps.FAILURE_FILE)) as f:
+    assert f'train that job to its end first (--jobs={base.name}' in f.read()
   assert sweeps.run_sweep([base, longer], root, 'tiny', 'cifar10', cifar10_dir, num_examples=16,
                           train_overrides=train, eval_overrides=tiny_eval) == {
                               base.name: 'done', longer.name: 'done'}
@@ -275,3 +276,4 @@ def test_a_continued_job_trains_on_from_a_copy_to_the_weights_of_a_longer_run(ci
     assert json.load(f)['epochs'] == 2
   assert os.path.isfile(os.path.join(run, 'eval', 'results.json'))  # its own evaluation
   assert not os.path.exists(run + '.partial')
+  assert not os.path.exists(os.path.join(run, sweeps.FAILURE_FILE))  # retried and done

@@ -92,6 +92,11 @@ def _train_and_evaluate(jobs: list, root: str, then: str) -> None:
                             FLAGS.num_examples, FLAGS.max_minutes)
   counts = ', '.join(f'{n} {s}' for s, n in collections.Counter(status.values()).items())
   print(f'done: {counts} in {root}; then `python -m tf_pgn.experiments {then} --root={root}`')
+  failed = [name for name, s in status.items() if s == 'failed']
+  if failed:
+    raise ExperimentError(f'{len(failed)} job(s) failed: {", ".join(failed)} (the traceback in '
+                          f'each one\'s {sweeps.FAILURE_FILE}); rerun the same command to retry '
+                          'them, finished jobs are skipped')
 
 
 def _run() -> None:

@@ -12,8 +12,10 @@ import dataclasses
 import os
 import shutil
 import time
+import traceback
 
 from tf_pgn import locks
+from tf_pgn.io_utils import write_text_atomic
 from tf_pgn.config import TrainConfig, make_config
 from tf_pgn.study import results as results_lib
 from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_POINTS, AUTOATTACK_SETTINGS,
@@ -179,7 +181,8 @@ TRAINING_STATE = ('config.json', 'data.json', 'ckpt', 'epochs', 'metrics.jsonl',
 
 def _start_from(root: str, job, run_dir: str) -> None:
   """Starts ``job``, which trains the job ``job.starts_from`` of ``root`` on to more epochs, from a
-  copy of that job's TRAINING_STATE (once: a started run directory is left as it is). The
+  copy of that job's TRAINING_STATE (once: a run directory with checkpoints is left as it is;
+  they are moved in last, so an interrupted copy is made again). The
   learning rate is constant and a resumed run reaches the same weights as an uninterrupted one,
   so the copy is the state a run with the longer schedule passes through at the shorter one's
   end; its epoch records and snapshot evaluations are that run's too.
@@ -188,7 +191,7 @@ def _start_from(root: str, job, run_dir: str) -> None:
     ExperimentError: the job it continues has not finished training.
   """
   base = os.path.join(root, job.starts_from)
-  if os.path.exists(run_dir):
+  if os.path.isdir(os.path.join(run_dir, 'ckpt')):
     return
   if not os.path.isdir(os.path.join(base, 'export', 'classifier')):
     raise ExperimentError(f'{job.name} trains {job.starts_from} on: train that job to its end '
@@ -196,13 +199,32 @@ def _start_from(root: str, job, run_dir: str) -> None:
   partial = run_dir + '.partial'
   shutil.rmtree(partial, ignore_errors=True)
   os.makedirs(partial)
-  for name in TRAINING_STATE:
+  names = [n for n in TRAINING_STATE if os.path.exists(os.path.join(base, n))]
+  for name in names:
     source, target = os.path.join(base, name), os.path.join(partial, name)
-    if os.path.isdir(source):
-      shutil.copytree(source, target)
-    elif os.path.exists(source):
-      shutil.copy2(source, target)
-  os.replace(partial, run_dir)
+    (shutil.copytree if os.path.isdir(source) else shutil.copy2)(source, target)
+  os.makedirs(run_dir, exist_ok=True)
+  for name in sorted(names, key=lambda n: n == 'ckpt'):  # the checkpoints last
+    target = os.path.join(run_dir, name)
+    if os.path.isdir(target):
+      shutil.rmtree(target)
+    os.replace(os.path.join(partial, name), target)
+  os.rmdir(partial)
+
+
+# A job's own failure is recorded here, in its run directory, and the sweep goes on.
+FAILURE_FILE = 'failed.txt'
+
+
+def _record_failure(run_dir: str, label: str, error: Exception) -> None:
+  """Writes the traceback of ``error`` to ``run_dir/FAILURE_FILE`` and prints one line naming
+  the job (``label``) and the error."""
+  os.makedirs(run_dir, exist_ok=True)
+  path = os.path.join(run_dir, FAILURE_FILE)
+  write_text_atomic(path, ''.join(traceback.format_exception(error)))
+  message = (str(error).strip().splitlines() or [''])[0]
+  print(f'{label}: failed: {type(error).__name__}: {message} (traceback in {path}); the sweep '
+        'goes on', flush=True)
 
 
 def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | None = None,
@@ -211,16 +233,19 @@ def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | 
   """Trains and evaluates each job (a ``Job`` or a ``linf.LinfJob``: its ``name``,
   ``train_config``, ``eval_settings`` and, optionally, ``starts_from``) in ``<root>/<job.name>``,
   skipping finished ones and launching none after ``max_minutes``; a job whose ``starts_from``
-  names another starts from a copy of its training state (``_start_from``). ``train_overrides`` replace fields of the preset (not the job's
-  own), ``eval_overrides`` fields of the job's ``eval_settings`` (tests: seconds per job).
+  names another starts from a copy of its training state (``_start_from``). ``train_overrides``
+  replace fields of the preset (not the job's own), ``eval_overrides`` fields of the job's
+  ``eval_settings`` (tests: seconds per job). A job that fails with an error of its own (a
+  diverged loss, a crash of an attack, a job it continues not trained) is 'failed', its traceback
+  in ``<run_dir>/FAILURE_FILE``, and the next job runs; an error that every job would meet (the
+  library's user errors: the data, the flags, a full disk, a held lock) stops the sweep.
 
-  Returns {job name: 'skipped' | 'done' | 'not started'}.
+  Returns {job name: 'skipped' | 'done' | 'failed' | 'not started'}.
 
   Raises:
     LockError: another process runs a sweep (or progress) on ``root``.
-    ExperimentError: a job continues one that has not finished training.
   """
-  from tf_pgn import evaluation, trainer  # pylint: disable=g-import-not-at-top
+  from tf_pgn import errors, evaluation, trainer  # pylint: disable=g-import-not-at-top
   start, status = time.monotonic(), {}
   with locks.hold(root):  # and each job's run directory and eval/ their own
     for i, job in enumerate(jobs):
@@ -235,13 +260,22 @@ def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | 
       if max_minutes is not None and time.monotonic() - start >= 60 * max_minutes:
         status[job.name] = 'not started'
         continue
-      print(f'[{i + 1}/{len(jobs)}] {job.name}: training and evaluating in {run_dir}',
-            flush=True)
-      cfg = job.train_config(preset, dataset, **(train_overrides or {}))
-      if getattr(job, 'starts_from', None):
-        _start_from(root, job, run_dir)
-      trainer.train(cfg, run_dir, data_dir)
-      evaluation.evaluate(eval_cfg, run_dir, os.path.join(run_dir, 'eval'), data_dir)
+      label = f'[{i + 1}/{len(jobs)}] {job.name}'
+      print(f'{label}: training and evaluating in {run_dir}', flush=True)
+      try:
+        cfg = job.train_config(preset, dataset, **(train_overrides or {}))
+        if getattr(job, 'starts_from', None):
+          _start_from(root, job, run_dir)
+        trainer.train(cfg, run_dir, data_dir)
+        evaluation.evaluate(eval_cfg, run_dir, os.path.join(run_dir, 'eval'), data_dir)
+      except errors.USER_ERRORS:
+        raise
+      except Exception as e:  # pylint: disable=broad-except  (its own: recorded, the sweep goes on)
+        _record_failure(run_dir, label, e)
+        status[job.name] = 'failed'
+        continue
+      if os.path.exists(os.path.join(run_dir, FAILURE_FILE)):
+        os.remove(os.path.join(run_dir, FAILURE_FILE))
       status[job.name] = 'done'
   left = [name for name, s in status.items() if s == 'not started']
   if left:
