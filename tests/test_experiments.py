@@ -140,6 +140,28 @@ def test_a_job_that_fails_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatc
     sweeps.run_sweep(jobs, str(tmp_path / 'other'), 'cpu', 'cifar10')
 
 
+def test_a_snapshot_whose_evaluation_fails_is_recorded_after_the_others_ran(tmp_path,
+                                                                           monkeypatch):
+  job = tmp_path / 'pgn_w0.25_s1234'
+  (job / 'epochs').mkdir(parents=True)
+  for epoch in (1, 2):
+    (job / 'epochs' / f'epoch-{epoch}.index').write_text('')
+  evaluated = []
+
+  def evaluate(cfg, prefix, out, data_dir):
+    if prefix.endswith('epoch-1'):
+      raise ValueError('NaN logits')
+    evaluated.append(os.path.basename(out))
+
+  monkeypatch.setattr(evaluation, 'evaluate', evaluate)
+  with pytest.raises(protocol.ExperimentError, match=r'1 snapshot evaluation\(s\) failed: '
+                     r'pgn_w0.25_s1234 epoch 1 \(the traceback'):
+    sweeps.evaluate_snapshots(str(tmp_path), {job.name: dict(attacks=('fgm',))}, 'cifar10')
+  assert evaluated == ['epoch-2']
+  assert 'ValueError: NaN logits' in (job / 'progress' / 'epoch-1' / sweeps.FAILURE_FILE
+                                      ).read_text()
+
+
 def test_a_failed_job_makes_the_command_line_fail_in_one_line_after_the_others(tmp_path):
   # A continued Linf job whose 15-epoch run was never trained fails before any training.
   proc = run_cli('-m', 'tf_pgn.experiments', 'linf', '--linf_sweep=linf_long',
@@ -148,7 +170,7 @@ def test_a_failed_job_makes_the_command_line_fail_in_one_line_after_the_others(t
   assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
   assert errors == ['tf_pgn.experiments: error: 1 job(s) failed: pgn_eps16_w0.5_s1234_e25 (the '
                     'traceback in each one\'s failed.txt); rerun the same command to retry them, '
-                    'finished jobs are skipped']
+                    'finished ones are skipped']
   assert ('pgn_eps16_w0.5_s1234_e25: failed: ExperimentError: pgn_eps16_w0.5_s1234_e25 trains '
           'pgn_eps16_w0.5_s1234 on: train that job to its end first' in proc.stdout)
 

@@ -92,11 +92,17 @@ def _train_and_evaluate(jobs: list, root: str, then: str) -> None:
                             FLAGS.num_examples, FLAGS.max_minutes)
   counts = ', '.join(f'{n} {s}' for s, n in collections.Counter(status.values()).items())
   print(f'done: {counts} in {root}; then `python -m tf_pgn.experiments {then} --root={root}`')
-  failed = [name for name, s in status.items() if s == 'failed']
+  _fail_if_any_failed(status)
+
+
+def _fail_if_any_failed(status: dict) -> None:
+  """One line naming the jobs (or job/folder pairs) of ``status`` that failed, if any."""
+  failed = [name if isinstance(name, str) else '/'.join(name)
+            for name, s in status.items() if s == 'failed']
   if failed:
     raise ExperimentError(f'{len(failed)} job(s) failed: {", ".join(failed)} (the traceback in '
                           f'each one\'s {sweeps.FAILURE_FILE}); rerun the same command to retry '
-                          'them, finished jobs are skipped')
+                          'them, finished ones are skipped')
 
 
 def _run() -> None:
@@ -116,6 +122,7 @@ def _autoattack() -> None:
       FLAGS.data_dir), FLAGS.jobs, FLAGS.num_examples)
   counts = ', '.join(f'{n} {s}' for s, n in collections.Counter(status.values()).items())
   print(f'done: {counts or "no jobs"} in {_root()}')
+  _fail_if_any_failed(status)
 
 
 def _figure3() -> None:
@@ -123,6 +130,7 @@ def _figure3() -> None:
       FLAGS.data_dir), FLAGS.jobs, FLAGS.variants, FLAGS.num_examples)
   counts = ', '.join(f'{n} {s}' for s, n in collections.Counter(status.values()).items())
   print(f'done: {counts or "no jobs"} (job, PGN attack variant) in {_root()}')
+  _fail_if_any_failed(status)
 
 
 def _summarize() -> None:

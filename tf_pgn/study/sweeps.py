@@ -212,19 +212,31 @@ def _start_from(root: str, job, run_dir: str) -> None:
   os.rmdir(partial)
 
 
-# A job's own failure is recorded here, in its run directory, and the sweep goes on.
+# A piece of work's own failure is recorded here, in the folder it writes, and the loop goes on.
 FAILURE_FILE = 'failed.txt'
 
 
-def _record_failure(run_dir: str, label: str, error: Exception) -> None:
-  """Writes the traceback of ``error`` to ``run_dir/FAILURE_FILE`` and prints one line naming
-  the job (``label``) and the error."""
-  os.makedirs(run_dir, exist_ok=True)
-  path = os.path.join(run_dir, FAILURE_FILE)
-  write_text_atomic(path, ''.join(traceback.format_exception(error)))
-  message = (str(error).strip().splitlines() or [''])[0]
-  print(f'{label}: failed: {type(error).__name__}: {message} (traceback in {path}); the sweep '
-        'goes on', flush=True)
+def _attempt(label: str, folder: str, work) -> bool:
+  """Runs ``work()``; True if it finished. An error of its own (a diverged loss, an attack's
+  crash: anything but the library's user errors, which every job would meet and which stop the
+  loop) is recorded with its traceback in ``folder/FAILURE_FILE``, printed in one line naming
+  ``label``, and gives False. Success removes an earlier record."""
+  from tf_pgn import errors  # pylint: disable=g-import-not-at-top
+  path = os.path.join(folder, FAILURE_FILE)
+  try:
+    work()
+  except errors.USER_ERRORS:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  (its own: recorded, the loop goes on)
+    os.makedirs(folder, exist_ok=True)
+    write_text_atomic(path, ''.join(traceback.format_exception(e)))
+    message = (str(e).strip().splitlines() or [''])[0]
+    print(f'{label}: failed: {type(e).__name__}: {message} (traceback in {path}); going on',
+          flush=True)
+    return False
+  if os.path.exists(path):
+    os.remove(path)
+  return True
 
 
 def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | None = None,
@@ -237,15 +249,16 @@ def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | 
   replace fields of the preset (not the job's own), ``eval_overrides`` fields of the job's
   ``eval_settings`` (tests: seconds per job). A job that fails with an error of its own (a
   diverged loss, a crash of an attack, a job it continues not trained) is 'failed', its traceback
-  in ``<run_dir>/FAILURE_FILE``, and the next job runs; an error that every job would meet (the
-  library's user errors: the data, the flags, a full disk, a held lock) stops the sweep.
+  in ``<run_dir>/FAILURE_FILE``, and the next job runs (``_attempt``); an error that every job
+  would meet (the library's user errors: the data, the flags, a full disk, a held lock) stops the
+  sweep.
 
   Returns {job name: 'skipped' | 'done' | 'failed' | 'not started'}.
 
   Raises:
     LockError: another process runs a sweep (or progress) on ``root``.
   """
-  from tf_pgn import errors, evaluation, trainer  # pylint: disable=g-import-not-at-top
+  from tf_pgn import evaluation, trainer  # pylint: disable=g-import-not-at-top
   start, status = time.monotonic(), {}
   with locks.hold(root):  # and each job's run directory and eval/ their own
     for i, job in enumerate(jobs):
@@ -262,21 +275,15 @@ def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | 
         continue
       label = f'[{i + 1}/{len(jobs)}] {job.name}'
       print(f'{label}: training and evaluating in {run_dir}', flush=True)
-      try:
+
+      def train_and_evaluate(job=job, run_dir=run_dir, eval_cfg=eval_cfg):
         cfg = job.train_config(preset, dataset, **(train_overrides or {}))
         if getattr(job, 'starts_from', None):
           _start_from(root, job, run_dir)
         trainer.train(cfg, run_dir, data_dir)
         evaluation.evaluate(eval_cfg, run_dir, os.path.join(run_dir, 'eval'), data_dir)
-      except errors.USER_ERRORS:
-        raise
-      except Exception as e:  # pylint: disable=broad-except  (its own: recorded, the sweep goes on)
-        _record_failure(run_dir, label, e)
-        status[job.name] = 'failed'
-        continue
-      if os.path.exists(os.path.join(run_dir, FAILURE_FILE)):
-        os.remove(os.path.join(run_dir, FAILURE_FILE))
-      status[job.name] = 'done'
+
+      status[job.name] = 'done' if _attempt(label, run_dir, train_and_evaluate) else 'failed'
   left = [name for name, s in status.items() if s == 'not started']
   if left:
     print(f'--max_minutes={max_minutes:g} spent; not started: {", ".join(left)}; rerun the same '
@@ -288,9 +295,14 @@ def evaluate_snapshots(root: str, plan: dict, dataset: str, data_dir: str | None
                        num_examples: int = PROGRESS_EXAMPLES) -> dict:
   """Evaluates every epoch snapshot of each job of ``plan`` ({job: evaluation settings}) of
   ``root`` into ``<job>/progress/epoch-N/``; snapshots already evaluated so are skipped, an
-  interrupted evaluation resumes. Returns {job: snapshots evaluated by this call}."""
+  interrupted evaluation resumes, one that fails with an error of its own is recorded there and
+  the others go on (``_attempt``). Returns {job: snapshots evaluated by this call}.
+
+  Raises:
+    ExperimentError: after the others, naming the snapshots whose evaluation failed.
+  """
   from tf_pgn import evaluation  # pylint: disable=g-import-not-at-top
-  done = {}
+  done, failed = {}, []
   with locks.hold(root):
     for job, settings in plan.items():
       eval_cfg = evaluation.make_eval_config(**dict(settings, dataset=dataset,
@@ -300,10 +312,18 @@ def evaluate_snapshots(root: str, plan: dict, dataset: str, data_dir: str | None
         out = os.path.join(root, job, 'progress', f'epoch-{epoch}')
         if _evaluated_on(out, eval_cfg):
           continue
-        print(f'{job} epoch {epoch}: {",".join(eval_cfg.attacks)} on {num_examples} images '
-              f'into {out}', flush=True)
-        evaluation.evaluate(eval_cfg, prefix, out, data_dir)
-        done[job] += 1
+        label = f'{job} epoch {epoch}'
+        print(f'{label}: {",".join(eval_cfg.attacks)} on {num_examples} images into {out}',
+              flush=True)
+        if _attempt(label, out, lambda c=eval_cfg, p=prefix, o=out: evaluation.evaluate(
+            c, p, o, data_dir)):
+          done[job] += 1
+        else:
+          failed.append(label)
+  if failed:
+    raise ExperimentError(f'{len(failed)} snapshot evaluation(s) failed: {", ".join(failed)} '
+                          f'(the traceback in each one\'s {FAILURE_FILE}); rerun the same '
+                          'command to retry them, evaluated snapshots are skipped')
   return done
 
 
@@ -344,7 +364,9 @@ def _evaluate_into(root: str, names, default, folders: dict, dataset: str,
                    data_dir: str | None, num_examples: int, eval_overrides: dict | None) -> dict:
   """Evaluates the jobs ``names`` of ``root`` (default ``default(sweep)``) into each
   ``<job>/<folder>`` of ``folders`` ({folder: evaluation settings}); a folder already evaluated
-  so is skipped, an interrupted evaluation resumes. Returns {(job, folder): 'skipped' | 'done'}.
+  so is skipped, an interrupted evaluation resumes, one that fails with an error of its own is
+  recorded there and the others go on (``_attempt``). Returns {(job, folder): 'skipped' | 'done'
+  | 'failed'}.
   """
   from tf_pgn import evaluation  # pylint: disable=g-import-not-at-top
   configs = {folder: evaluation.make_eval_config(**dict(settings, dataset=dataset,
@@ -365,9 +387,10 @@ def _evaluate_into(root: str, names, default, folders: dict, dataset: str,
       if _evaluated_on(out, eval_cfg):
         status[job, folder] = 'skipped'
         continue
-      print(f'[{i + 1}/{len(plan)}] {job}: {",".join(eval_cfg.attacks)} into {out}', flush=True)
-      evaluation.evaluate(eval_cfg, os.path.join(root, job), out, data_dir)
-      status[job, folder] = 'done'
+      label = f'[{i + 1}/{len(plan)}] {job}'
+      print(f'{label}: {",".join(eval_cfg.attacks)} into {out}', flush=True)
+      status[job, folder] = 'done' if _attempt(label, out, lambda c=eval_cfg, j=job, o=out: (
+          evaluation.evaluate(c, os.path.join(root, j), o, data_dir))) else 'failed'
   return status
 
 
