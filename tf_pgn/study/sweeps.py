@@ -15,8 +15,8 @@ import time
 import traceback
 
 from tf_pgn import locks
-from tf_pgn.io_utils import write_text_atomic
 from tf_pgn.config import TrainConfig, make_config
+from tf_pgn.io_utils import write_text_atomic
 from tf_pgn.study import results as results_lib
 from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_POINTS, AUTOATTACK_SETTINGS,
                                    BALL_C_L, CAPACITY_WIDTHS, EPS_VALUES, EVAL_SETTINGS,
@@ -182,10 +182,10 @@ TRAINING_STATE = ('config.json', 'data.json', 'ckpt', 'epochs', 'metrics.jsonl',
 def _start_from(root: str, job, run_dir: str) -> None:
   """Starts ``job``, which trains the job ``job.starts_from`` of ``root`` on to more epochs, from a
   copy of that job's TRAINING_STATE (once: a run directory with checkpoints is left as it is;
-  they are moved in last, so an interrupted copy is made again). The
-  learning rate is constant and a resumed run reaches the same weights as an uninterrupted one,
-  so the copy is the state a run with the longer schedule passes through at the shorter one's
-  end; its epoch records and snapshot evaluations are that run's too.
+  they are moved in last, so an interrupted copy is made again). The learning rate is constant
+  and a resumed run reaches the same weights as an uninterrupted one, so the copy is the state a
+  run with the longer schedule passes through at the shorter one's end; its epoch records and
+  snapshot evaluations are that run's too.
 
   Raises:
     ExperimentError: the job it continues has not finished training.
