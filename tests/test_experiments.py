@@ -722,11 +722,12 @@ def test_figure_labels_do_not_collide_and_the_legend_is_below_the_panels(tmp_pat
   assert (tmp_path / 'f.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
-def _linf_run(folder, pgd: list, fgm: list, loss: list, planned: int = 15) -> None:
+def _linf_run(folder, pgd: list, fgm: list, loss: list, planned: int = 15,
+              defense: str = 'fgm') -> None:
   """A Linf study run at 16/255 as `experiments linf_report` copies it: config and metrics."""
   os.makedirs(folder)
   with open(os.path.join(folder, 'config.json'), 'w') as f:
-    json.dump(dict(norm='linf', eps=16 / 255, probe_eps=None, defense='fgm', seed=1234,
+    json.dump(dict(norm='linf', eps=16 / 255, probe_eps=None, defense=defense, seed=1234,
                    width=0.5, epochs=planned, lr=2e-3), f)
   with open(os.path.join(folder, 'metrics.jsonl'), 'w') as f:
     for i, (p, g, l) in enumerate(zip(pgd, fgm, loss)):
@@ -747,6 +748,9 @@ def test_the_report_regenerates_from_its_own_outputs_with_the_linf_study(tmp_pat
   files = {p: p.read_bytes() for p in copy.rglob('*') if p.is_file()}
   _linf_run(os.path.join('linf', 'fgm_eps16_w0.5_s1234'), [0.2, 0.23, 0.03], [0.25, 0.23, 0.03],
             [2.28, 2.13, 431.0])
+  # A PGN run trained on past the study's schedule: listed, and its own verdict.
+  _linf_run(os.path.join('linf', 'pgn_eps16_w0.5_s1234_e25'), [0.2, 0.22, 0.0], [0.2, 0.22, 0.3],
+            [2.0, 2.0, 2.0], planned=25, defense='pgn')
   (tmp_path / 'linf' / 'robust_by_epoch_eps16.png').write_bytes(b'png')
   render.write_report(os.path.join('results', 'runs'), 'results', os.path.join('docs', 'R2.md'),
                       quote_root='runs', linf_dir='linf')
@@ -762,7 +766,10 @@ def test_the_report_regenerates_from_its_own_outputs_with_the_linf_study(tmp_pat
                '| epoch 3 (divergence) |', '](../linf/robust_by_epoch_eps16.png)',
                '| Does FGSM-AT\'s robustness collapse in training (the fixed single-step attack '
                'fails)? | **yes** | 1 of 1 seed(s) collapsed (epoch 3: divergence) |',
-               '| Does PGN avoid it? | **undecided** | no PGN run |'):
+               '| Does PGN avoid it? | **undecided** | no PGN run |',
+               '| pgn_eps16_w0.5_s1234_e25 | PGN-Linf | 3 of 25 | epoch 3 (catastrophic '
+               'overfitting) |', '| Trained on to 25 epochs, does PGN-Linf collapse (PGD-10 probe '
+               'or APGD-CE)? | **yes** | seed 1234 (3/25 epochs): PGD-10 probe collapsed at 3'):
     assert line in linf, line
   # The command line quotes the command that regenerates the report, and the root it names.
   proc = run_cli('-m', 'tf_pgn.experiments', 'report', f'--root={copy}', '--quote_root=runs',

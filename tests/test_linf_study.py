@@ -224,7 +224,8 @@ def test_a_run_trained_on_is_reported_apart_with_a_question_of_its_own(study, tm
   rows = linf.linf_rows(study)
   (row,) = [r for r in rows if linf.is_long(r)]
   assert row['job'] == longer.name and not linf.in_study(row)
-  assert row['seconds']['training'] == 0  # its first 15 epochs are the continued run's time
+  # Its first 15 epochs are the continued run's: their time and steps are not its own.
+  assert row['seconds']['training'] == 0 and row['ms_per_step'] is None
   verdicts = linf.verdicts(rows, 16)
   assert verdicts[2]['verdict'] == 'yes'  # PGN avoids it within the study's schedule
   assert verdicts[-1]['question'].startswith('Trained on to 5 epochs, does PGN-Linf collapse')

@@ -223,12 +223,12 @@ def linf_rows(root: str) -> list:
     epochs = read_jsonl(os.path.join(root, name, 'metrics.jsonl'))
     results = read_json(os.path.join(root, name, 'eval', 'results.json'))
     defense = next(d for d, fields in DEFENSES.items() if fields['defense'] == cfg['defense'])
-    steps = [e['step'] - (epochs[i - 1]['step'] if i else 0) for i, e in enumerate(epochs)]
-    whole = [1e3 * e['epoch_seconds'] / n for e, n in zip(epochs, steps)
-             if not e['resumed_mid_epoch']]
-    strong = _strong_by_epoch(os.path.join(root, name))
     # A run trained on past EPOCHS records its first EPOCHS epochs' time in the run it continues.
     own = EPOCHS if name.endswith(f'_e{cfg["epochs"]}') else 0
+    steps = [e['step'] - (epochs[i - 1]['step'] if i else 0) for i, e in enumerate(epochs)]
+    whole = [1e3 * e['epoch_seconds'] / n for e, n in zip(epochs, steps)
+             if not e['resumed_mid_epoch'] and e['epoch'] > own]
+    strong = _strong_by_epoch(os.path.join(root, name))
     rows.append(dict(
         job=name, defense=defense, eps_levels=round(cfg['eps'] * 255), seed=cfg['seed'],
         lr=cfg['lr'],

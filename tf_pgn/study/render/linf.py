@@ -20,9 +20,10 @@ def _collapse(row: dict) -> str:
 
 
 def linf_section(linf_dir: str, report_path: str) -> list:
-  """The study's runs of ``linf_dir`` per eps (epochs done, collapse), the figure and the
-  verdicts (the cpu preset's table stays in the Linf report)."""
-  rows = [r for r in linf.linf_rows(linf_dir) if linf.in_study(r)]
+  """The study's runs of ``linf_dir`` per eps (epochs done, collapse), those trained on past its
+  schedule included, the figure and the verdicts (the cpu preset's table stays in the Linf
+  report)."""
+  rows = [r for r in linf.linf_rows(linf_dir) if linf.in_study(r) or linf.is_long(r)]
   lines = ['## Linf: where a fixed attack can fail (section 3.2)', '',
            'Section 3.2 argues that a classifier trained on a fixed attack (FGM) overfits to it '
            'and that PGN\'s adaptive generator does not. At Linf FGSM-AT is known to collapse '
