@@ -467,7 +467,8 @@ def plot_by_epoch(rows: list, levels: int, path: str) -> None:
   for r in runs:
     e = [x['epoch'] for x in r['epochs']]
     kw = dict(color=colors[r['defense']], linestyle=styles.get(r['seed'], '-.'), marker='.',
-              label=f'{LABELS[r["defense"]]} seed {r["seed"]}')
+              label=f'{LABELS[r["defense"]]} seed {r["seed"]}' +
+              (f', trained on to {r["epochs_planned"]}' if is_long(r) else ''))
     axes[0].plot(e, [x['pgd'] for x in r['epochs']], **kw)
     axes[1].plot(e, [x['fgm'] - x['pgd'] for x in r['epochs']], **kw)
     axes[2].plot(e, [x['train_loss'] for x in r['epochs']], **kw)
