@@ -13,7 +13,7 @@ PGD, FGM = 'probe_pgd16_255_acc', 'probe_fgm16_255_acc'
 def _epochs(pgd: list, fgm: list, loss=None, steps=390) -> list:
   loss = loss or [2.0] * len(pgd)
   return [dict(epoch=i + 1, step=steps * (i + 1), test_acc=0.5, epoch_seconds=0.2 * steps,
-               resumed_mid_epoch=False, train_loss=l, **{PGD: p, FGM: f})
+               resumed_mid_epoch=False, train_loss=l, train_pert_l2=3.2, **{PGD: p, FGM: f})
           for i, (p, f, l) in enumerate(zip(pgd, fgm, loss))]
 
 
@@ -117,7 +117,8 @@ def test_report_and_figure_are_written(study, tmp_path):
   assert '| fgm_eps16_w0.5_s1234 | 3/3 | 3 (catastrophic overfitting) |' in text
   study_part, cpu_part = text.split('## Each Linf defense at the cpu preset')
   assert 'w0.25' not in study_part
-  assert ('| pgn_eps16_w0.25_s1234 | 2/2 | 2 (catastrophic overfitting) | 0.600 | - | - | 0.300 |'
+  assert ('| pgn_eps16_w0.25_s1234 | 2/2 | 2 (catastrophic overfitting) | 0.600 | - | - | 0.300 | '
+          '200 | 3.20 |'
           in cpu_part)
   assert os.path.getsize(os.path.join(out, 'robust_by_epoch_eps16.png')) > 10_000
   # 26 epochs of 78 s each, no evaluation time recorded.
