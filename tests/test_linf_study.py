@@ -6,6 +6,7 @@ import pytest
 
 from tf_pgn.io_utils import read_jsonl
 from tf_pgn.study import linf
+from tf_pgn.study.render import linf_report
 
 PGD, FGM = 'probe_pgd16_255_acc', 'probe_fgm16_255_acc'
 
@@ -111,7 +112,7 @@ def test_report_and_figure_are_written(study, tmp_path):
   _job(study, linf.LinfJob('pgn', 16, 1234, width=0.25, epochs=6), [0.2, 0.0], [0.2, 0.3],
        clean=0.6, autoattack=0.3)
   assert linf.verdicts(linf.linf_rows(study), 16)[2]['verdict'] == 'yes'
-  linf.render_report(study, out, report, 'cmd')
+  linf_report.render_report(study, out, report, 'cmd')
   text = open(report).read()
   assert '## eps 16/255' in text
   assert '| fgm_eps16_w0.5_s1234 | 3/3 | 3 (catastrophic overfitting) |' in text
@@ -185,7 +186,7 @@ def test_the_strong_probe_is_read_by_epoch_judged_by_the_collapse_rule_and_repor
   with pytest.raises(ValueError, match='no Linf job.s. nope in .*choose from'):
     linf.progress_plan(study, ['nope'])
   out, report = str(tmp_path / 'out'), str(tmp_path / 'LINF.md')
-  linf.render_report(study, out, report, 'cmd')
+  linf_report.render_report(study, out, report, 'cmd')
   text = open(report).read()
   assert '| job | 1 | 2 | 3 | best (epoch) | fell |' in text
   assert '| pgn_eps16_w0.5_s1234 | 0.120 | 0.200 | 0.040 | 0.200 (2) | 3 |' in text
@@ -233,7 +234,7 @@ def test_a_run_trained_on_is_reported_apart_with_a_question_of_its_own(study, tm
   assert verdicts[-1]['verdict'] == 'yes'
   assert 'seed 1234 (5/5 epochs): PGD-10 probe collapsed at 5' in verdicts[-1]['why']
   report = str(tmp_path / 'LINF.md')
-  linf.render_report(study, str(tmp_path / 'out'), report, 'cmd')
+  linf_report.render_report(study, str(tmp_path / 'out'), report, 'cmd')
   main, longer_part = open(report).read().split('### Trained on past 15 epochs')
   assert longer.name not in main and f'| {longer.name} | 5/5 | 5 (catastrophic overfitting) |' in longer_part
   # Held on the trainer's probe and unprobed by the strong one: undecided.

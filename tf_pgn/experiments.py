@@ -36,6 +36,7 @@ from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
 
 from tf_pgn.config import make_config
 from tf_pgn.study import linf, precision, render, results, sweeps
+from tf_pgn.study.render import linf_report
 from tf_pgn.study.protocol import (BENCH_STEPS, FIGURE3_PGN_VARIANTS, PROGRESS_EXAMPLES,
                                    ExperimentError)
 
@@ -204,7 +205,7 @@ def _linf_report() -> None:
   root = FLAGS.root or _root('_linf')
   report = os.path.join('docs', 'LINF_STUDY.md')
   command = f'python -m tf_pgn.experiments linf_report --root={root} --out={FLAGS.out}'
-  path = linf.render_report(root, os.path.join(FLAGS.out, os.path.basename(
+  path = linf_report.render_report(root, os.path.join(FLAGS.out, os.path.basename(
       os.path.normpath(root))), report, command)
   print(f'done: {path}')
 

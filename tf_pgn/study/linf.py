@@ -9,7 +9,7 @@ FGSM accuracy stays up or rises. This module is that study: its jobs (FGSM-AT, F
 PGN with a Linf box and PGD-AT, each trained for ``EPOCHS`` at width ``WIDTH`` with the per-epoch
 PGD and FGSM probes of ``tf_pgn.trainer``, then evaluated with FGSM, PGD-20 and AutoAttack at
 Linf), the rule that says when a run collapsed, the questions it answers with computed verdicts,
-and its report (``render_report``).
+and its report (``tf_pgn.study.render.linf_report``).
 
 Layers: this module reads run folders (metrics.jsonl, config.json, eval/results.json) and imports
 only tf_pgn.config and tf_pgn.study.results; training and evaluation go through
@@ -21,11 +21,11 @@ import os
 import statistics
 
 from tf_pgn.config import budget_label, make_config
-from tf_pgn.io_utils import read_jsonl, write_text_atomic
-from tf_pgn.study.results import copy_small_outputs, mean_std, read_json, snapshot_results
+from tf_pgn.io_utils import read_jsonl
+from tf_pgn.study.results import mean_std, read_json, snapshot_results
 
-__all__ = ['DEFENSES', 'LINF_SWEEPS', 'LinfJob', 'collapse', 'figure_path', 'in_study',
-           'is_long', 'linf_rows', 'progress_plan', 'render_report', 'verdicts']
+__all__ = ['DEFENSES', 'LINF_SWEEPS', 'LinfJob', 'collapse', 'fmt', 'in_study', 'is_long',
+           'linf_rows', 'long_runs', 'progress_plan', 'verdicts']
 
 # The regime where the project's FGSM-AT was seen to collapse: the cpu preset's optimiser (Adam
 # 2e-3, batch 128, EMA 0.99) at classifier width 0.5 and eps 16/255; 8/255 maps the edge.
@@ -337,7 +337,7 @@ def _best_last(row: dict) -> str:
           f'(epoch {last["epoch"]})')
 
 
-def _long_runs(rows: list, levels: int) -> list:
+def long_runs(rows: list, levels: int) -> list:
   """The PGN-Linf runs at ``levels``/255 trained on past EPOCHS at the study's learning rate."""
   return [r for r in rows if is_long(r) and r['defense'] == 'pgn' and
           r['eps_levels'] == levels and r['lr'] == STUDY_LR]
@@ -354,8 +354,8 @@ def _long_question(runs: list) -> dict:
              'undecided')
   why = '; '.join(
       f'seed {r["seed"]} ({len(r["epochs"])}/{r["epochs_planned"]} epochs): PGD-10 probe '
-      f'collapsed at {_fmt(r["collapsed_at"])}, {PROGRESS_LABEL} fell at '
-      f'{_fmt(r["strong_collapsed_at"])}' +
+      f'collapsed at {fmt(r["collapsed_at"])}, {PROGRESS_LABEL} fell at '
+      f'{fmt(r["strong_collapsed_at"])}' +
       (f', {PROGRESS_LABEL} {_best_last(r)}' if r['strong'] else '') for r in runs)
   return dict(question=f'Trained on to {max(r["epochs_planned"] for r in runs)} epochs, does '
               f'PGN-Linf collapse (PGD-10 probe or {PROGRESS_LABEL})?', verdict=verdict, why=why)
@@ -438,185 +438,11 @@ def verdicts(rows: list, levels: int) -> list:
   out.append(dict(question='Is any of them level with PGD-AT (AutoAttack)?', verdict=q4,
                   why='; '.join(f'{name} {gap:+.3f}' for name, gap, _ in level) or
                   'needs an evaluated PGD-AT run'))
-  long = _long_runs(rows, levels)
+  long = long_runs(rows, levels)
   return out + ([_long_question(long)] if long else [])
 
 
-# -- the report --------------------------------------------------------------------------------
-def _fmt(value, digits: int = 3) -> str:
+def fmt(value, digits: int = 3) -> str:
+  """A table cell: '-' for a missing value, ``digits`` decimals for a float."""
   return '-' if value is None or (isinstance(value, float) and math.isnan(value)) else (
       f'{value:.{digits}f}' if isinstance(value, float) else str(value))
-
-
-def plot_by_epoch(rows: list, levels: int, path: str) -> None:
-  """Panels at eps ``levels``/255, by epoch: PGD probe accuracy, FGSM probe minus PGD probe
-  accuracy (catastrophic overfitting's signature), the training loss (a divergence's) and, where
-  measured, the strong probe's accuracy; one colour per defense, one line style per seed, a run
-  trained on past EPOCHS drawn whole in place of its first EPOCHS epochs; the legend outside the
-  data."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  long = _long_runs(rows, levels)
-  runs = [r for r in rows if r['eps_levels'] == levels and r['epochs'] and in_study(r) and not
-          any((x['defense'], x['seed'], x['lr']) == (r['defense'], r['seed'], r['lr'])
-              for x in long)] + long  # a run trained on in place of its first EPOCHS epochs
-  colors = dict(zip(DEFENSES, plt.get_cmap('tab10').colors))
-  styles = dict(zip(SEEDS, ('-', '--', ':')))
-  strong = any(r['strong'] for r in runs)
-  fig, axes = plt.subplots(1, 4 if strong else 3, figsize=(20 if strong else 15, 4))
-  for r in runs:
-    e = [x['epoch'] for x in r['epochs']]
-    kw = dict(color=colors[r['defense']], linestyle=styles.get(r['seed'], '-.'), marker='.',
-              label=f'{LABELS[r["defense"]]} seed {r["seed"]}' +
-              (f', trained on to {r["epochs_planned"]}' if is_long(r) else ''))
-    axes[0].plot(e, [x['pgd'] for x in r['epochs']], **kw)
-    axes[1].plot(e, [x['fgm'] - x['pgd'] for x in r['epochs']], **kw)
-    axes[2].plot(e, [x['train_loss'] for x in r['epochs']], **kw)
-    if strong:
-      axes[3].plot([p['epoch'] for p in r['strong']], [p['accuracy'] for p in r['strong']], **kw)
-  axes[0].set(xlabel='epoch', ylabel='PGD-10 accuracy (probe)',
-              title=f'Robust accuracy by epoch, Linf eps {levels}/255')
-  axes[1].set(xlabel='epoch', ylabel='FGSM accuracy - PGD-10 accuracy',
-              title='Gap between the fixed attack and PGD')
-  axes[1].axhline(COLLAPSE_GAP, color='grey', linewidth=0.8)
-  axes[2].set(xlabel='epoch', ylabel='training loss (CE on x_adv)', yscale='log',
-              title='Training loss')
-  if strong:
-    axes[3].set(xlabel='epoch', ylabel=f'{PROGRESS_LABEL} accuracy (epoch snapshot)',
-                title=f'Strong probe: {PROGRESS_LABEL} at each epoch')
-  axes[-1].legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), fontsize=8)
-  fig.tight_layout()
-  tmp = path + '.tmp.png'
-  fig.savefig(tmp, dpi=110)
-  plt.close(fig)
-  os.replace(tmp, path)
-
-
-def figure_path(out_dir: str, levels: int) -> str:
-  """Where ``render_report`` draws the by-epoch figure at eps ``levels``/255."""
-  return os.path.join(out_dir, f'robust_by_epoch_eps{levels}.png')
-
-
-def render_report(root: str, out_dir: str, report_path: str, run_command: str) -> str:
-  """Writes the small outputs and the figures into ``out_dir`` and the Markdown report to
-  ``report_path``; returns the report's path."""
-  rows = linf_rows(root)
-  os.makedirs(out_dir, exist_ok=True)
-  copy_small_outputs(root, out_dir, [r['job'] for r in rows], [
-      os.path.join('progress', f'epoch-{p["epoch"]}', 'results.json') for r in rows
-      for p in r['strong']])
-  lines = ['# The paper\'s thesis where a fixed attack can fail: catastrophic overfitting at Linf',
-           '', f'Generated by `{run_command}` from the runs in `{root}`; every number below is '
-           'read from the jobs\' `metrics.jsonl` and `eval/results.json` (copied to '
-           f'`{out_dir}`).', '',
-           'Section 3.2 of the paper argues that a classifier trained on a fixed attack (FGM) '
-           'overfits to it and that PGN\'s adaptive generator does not. At Linf FGSM-AT is known '
-           'to collapse (catastrophic overfitting), so the claim can be tested here. Setting: '
-           f'CIFAR-10, ConvPool-CNN at width {WIDTH:g}, the cpu preset\'s optimiser (Adam 2e-3, '
-           f'batch 128, EMA 0.99), {EPOCHS} epochs; the per-epoch probes are PGD-10 (from x, '
-           'step 2.5 eps / 10) and FGSM on the first 256 test images; the final evaluation is '
-           f'FGSM, PGD-{EVAL_PGD_STEPS} and AutoAttack-Linf (APGD-CE, APGD-T, FAB-T, Square) on '
-           'the first 1,000 test images.', '',
-           f'A run **collapsed** at the first epoch where its PGD probe accuracy fell below '
-           f'{COLLAPSE_FRACTION:g} of its best earlier value: *catastrophic overfitting* if its '
-           f'FGSM probe accuracy then exceeded it by at least {COLLAPSE_GAP:g}, a *divergence* if '
-           f'its training loss was at least {DIVERGENCE_FACTOR:g} times its lowest earlier epoch '
-           f'mean. Two accuracies are level within max({LEVEL_TOLERANCE:g}, twice the larger '
-           'seed std).', '',
-           'Defenses: ' + '; '.join(f'{LABELS[d]} (`{_flags(d)}`)' for d in DEFENSES) + '. Jobs '
-           f'named `_lr<rate>` are the learning-rate lever (Adam at that rate, not {STUDY_LR:g}): '
-           'in the tables, outside the verdicts.', '']
-  study = [r for r in rows if in_study(r)]
-  for levels in sorted({r['eps_levels'] for r in study}, reverse=True):
-    figure = figure_path(out_dir, levels)
-    plot_by_epoch(rows, levels, figure)
-    lines += [f'## eps {levels}/255', '']
-    lines += _table([r for r in study if r['eps_levels'] == levels])
-    lines += _strong_table([r for r in study if r['eps_levels'] == levels])
-    lines += ['', f'![PGD probe accuracy and the FGSM - PGD gap by epoch]'
-              f'({os.path.relpath(figure, os.path.dirname(report_path))})', '',
-              '| question | verdict | why |', '|---|---|---|']
-    lines += [f'| {v["question"]} | **{v["verdict"]}** | {v["why"]} |'
-              for v in verdicts(rows, levels)]
-    lines.append('')
-    long = [r for r in rows if is_long(r) and r['eps_levels'] == levels]
-    if long:
-      lines += [f'### Trained on past {EPOCHS} epochs', '',
-                f'Each of these continues the {EPOCHS}-epoch run of its setting from a copy of '
-                'its training state (`python -m tf_pgn.experiments linf --linf_sweep=linf_long`, '
-                'then `linf_progress`): its first epochs are that run\'s (the learning rate is '
-                'constant, and a resumed run reaches the same weights), its evaluation is of the '
-                'last epoch\'s classifier. The last verdict above reads them.', '']
-      lines += _table(long) + _strong_table(long) + ['']
-  table = [r for r in rows if not in_study(r) and not is_long(r)]
-  if table:
-    lines += ['## Each Linf defense at the cpu preset', '',
-              f'The library\'s Linf defenses with the cpu preset\'s own width '
-              f'({CPU_PRESET.width:g}) and schedule ({CPU_PRESET.epochs} epochs), one seed, '
-              'evaluated as above; outside the verdicts.', '']
-    lines += _table(table) + ['']
-  lines += _compute(rows)
-  os.makedirs(os.path.dirname(report_path) or '.', exist_ok=True)
-  write_text_atomic(report_path, '\n'.join(lines))
-  return report_path
-
-
-def _compute(rows: list) -> list:
-  """The wall-clock hours the runs' files record, by kind of work."""
-  hours = {kind: sum(r['seconds'][kind] for r in rows) / 3600
-           for kind in ('training', 'evaluation', 'probe')}
-  return ['## Compute', '',
-          f'The runs above record {sum(hours.values()):.1f} wall-clock hours: '
-          f'{hours["training"]:.1f} training (every epoch, once), {hours["evaluation"]:.1f} '
-          f'final evaluation, {hours["probe"]:.1f} strong probe (each on the machine and load '
-          'that ran it; an evaluation resumed after an interruption counts its last part only).',
-          '']
-
-
-def _table(rows: list) -> list:
-  """The runs' Markdown table: epochs, collapse, final accuracies, ms/step."""
-  lines = ['| job | epochs | collapsed at | clean | FGSM | PGD-20 | AutoAttack | ms/step | '
-           'pert L2 |', '|---|---:|---|---:|---:|---:|---:|---:|---:|']
-  lines += [f'| {r["job"]} | {len(r["epochs"])}/{r["epochs_planned"]} | {_collapse_cell(r)} | '
-            f'{_fmt(r["clean"])} | {_fmt(r["fgm_acc"])} | {_fmt(r["pgd_acc"])} | '
-            f'{_fmt(r["autoattack_acc"])} | {_fmt(r["ms_per_step"], 0)} | '
-            f'{_fmt(r["epochs"][-1]["pert_l2"] if r["epochs"] else None, 2)} |' for r in rows]
-  return lines + ['', 'ms/step: the median training step of the run\'s whole epochs, on '
-                  'whatever machine and load trained it (compare steps with `python -m '
-                  'tf_pgn.bench --norm=linf`, one process). pert L2: the mean L2 norm of the '
-                  'training perturbation (x_adv - x) in the last epoch; a perturbation at every '
-                  'corner of the eps box (the sign of a gradient) has L2 norm eps * sqrt(3072), '
-                  '3.48 at 16/255 and 1.74 at 8/255, less where [0, 1] clips it.']
-
-
-def _strong_table(rows: list) -> list:
-  """The strong probe's accuracy at each epoch snapshot of the runs that have it."""
-  rows = [r for r in rows if r['strong']]
-  if not rows:
-    return []
-  epochs = sorted({p['epoch'] for r in rows for p in r['strong']})
-  sizes = sorted({p['num_examples'] for r in rows for p in r['strong']})
-  lines = ['', f'The strong probe: {PROGRESS_LABEL} at eps on the first '
-           f'{" / ".join(map(str, sizes))} test images at each epoch snapshot (`python -m '
-           'tf_pgn.experiments linf_progress`); *fell* is the first epoch below '
-           f'{COLLAPSE_FRACTION:g} of its best earlier value (the collapse rule on this probe).',
-           '', '| job | ' + ' | '.join(map(str, epochs)) + ' | best (epoch) | fell |',
-           '|---|' + '---:|' * len(epochs) + '---:|---|']
-  for r in rows:
-    by_epoch = {p['epoch']: p['accuracy'] for p in r['strong']}
-    best = max(r['strong'], key=lambda p: p['accuracy'])
-    lines.append(f'| {r["job"]} | ' + ' | '.join(_fmt(by_epoch.get(e)) for e in epochs) +
-                 f' | {best["accuracy"]:.3f} ({best["epoch"]}) | '
-                 f'{_fmt(r["strong_collapsed_at"])} |')
-  return lines
-
-
-def _collapse_cell(row: dict) -> str:
-  return '-' if row['collapsed_at'] is None else f'{row["collapsed_at"]} ({row["collapse_kind"]})'
-
-
-def _flags(defense: str) -> str:
-  return ' '.join(f'--{k}={v:g}' if isinstance(v, float) else
-                  f'--{k}' if v is True else f'--{k}={v}'
-                  for k, v in DEFENSES[defense].items())

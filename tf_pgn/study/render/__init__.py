@@ -27,6 +27,7 @@ A module per group of sections, each importing only those above it:
   progress    training progress (Figure 2 right) and speed (section 4.4)
   figures     the PNGs, one question each
   linf        the Linf study's verdicts (tf_pgn.study.linf)
+  linf_report the Linf study's own report (docs/LINF_STUDY.md) and its by-epoch figure
   report      the outputs copied and the sections in order
 """
 from tf_pgn.study.render.common import Study

@@ -4,6 +4,7 @@ that ``experiments linf_report`` copies, with its figure and a link to its own r
 import os
 
 from tf_pgn.study import linf
+from tf_pgn.study.render import linf_report
 from tf_pgn.study.render.common import md_table
 
 LINF_REPORT = os.path.join('docs', 'LINF_STUDY.md')  # experiments linf_report writes it
@@ -40,9 +41,9 @@ def linf_section(linf_dir: str, report_path: str) -> list:
         ['job', 'defense', 'epochs done', 'collapsed at'],
         [(r['job'], linf.LABELS[r['defense']], f'{len(r["epochs"])} of {r["epochs_planned"]}',
           _collapse(r)) for r in runs])
-    if os.path.isfile(linf.figure_path(linf_dir, levels)):
+    if os.path.isfile(linf_report.figure_path(linf_dir, levels)):
       lines += ['', f'![PGD probe accuracy, FGSM - PGD gap and training loss by epoch, Linf eps '
-                f'{levels}/255]({_link(linf.figure_path(linf_dir, levels), report_path)})']
+                f'{levels}/255]({_link(linf_report.figure_path(linf_dir, levels), report_path)})']
     lines += [''] + md_table(['question', 'verdict', 'why'],
                              [(v['question'], f'**{v["verdict"]}**', v['why'])
                               for v in linf.verdicts(rows, levels)])
