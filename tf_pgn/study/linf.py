@@ -224,7 +224,7 @@ def linf_rows(root: str) -> list:
     results = read_json(os.path.join(root, name, 'eval', 'results.json'))
     defense = next(d for d, fields in DEFENSES.items() if fields['defense'] == cfg['defense'])
     # A run trained on past EPOCHS records its first EPOCHS epochs' time in the run it continues.
-    own = EPOCHS if name.endswith(f'_e{cfg["epochs"]}') else 0
+    own = EPOCHS if _continues(name, cfg['epochs']) else 0
     steps = [e['step'] - (epochs[i - 1]['step'] if i else 0) for i, e in enumerate(epochs)]
     whole = [1e3 * e['epoch_seconds'] / n for e, n in zip(epochs, steps)
              if not e['resumed_mid_epoch'] and e['epoch'] > own]
@@ -259,7 +259,12 @@ def in_study(row: dict) -> bool:
 def is_long(row: dict) -> bool:
   """Whether a run continues one of the study's past its schedule (a continued ``LinfJob``,
   named ``_e<epochs>``: ``linf_long``)."""
-  return row['width'] == WIDTH and row['job'].endswith(f'_e{row["epochs_planned"]}')
+  return row['width'] == WIDTH and _continues(row['job'], row['epochs_planned'])
+
+
+def _continues(job: str, epochs: int) -> bool:
+  """Whether the job folder ``job`` of an ``epochs``-epoch run is a continued ``LinfJob``."""
+  return job.endswith(f'_e{epochs}')
 
 
 def _runs(rows: list, defense: str, levels: int) -> list:
