@@ -238,7 +238,7 @@ def test_the_study_imports_one_way():
   # The report's sections: each module imports only those before it; the package re-exports.
   render = [f'tf_pgn.study.render.{m}' for m in (
       'common', 'drawing', 'scale', 'attack', 'verdicts', 'curves', 'autoattack', 'ablation',
-      'progress', 'figures', 'linf', 'report')] + ['tf_pgn.study.render']
+      'progress', 'figures', 'linf_report', 'linf', 'report')] + ['tf_pgn.study.render']
   assert {m for m in study if m.startswith('tf_pgn.study.render')} == set(render)
   for i, module in enumerate(render):
     assert not graph[module] & set(render[i + 1:]), (module, graph[module])
