@@ -156,6 +156,20 @@ def _refuse_attacks(monkeypatch):
   monkeypatch.setattr(evaluation.attack_table, 'PGNAttack', refuse)
 
 
+def test_without_the_unbounded_check_no_unbounded_pgd_runs_and_the_other_checks_stay(
+    evaluated, run_dir, cifar10_dir, tmp_path, monkeypatch):
+  results, out_dir, _ = evaluated
+  shutil.copytree(os.path.join(out_dir, 'partial'), tmp_path / 'partial')
+  os.remove(tmp_path / 'partial' / 'whitebox_pgd_unbounded_eps8.json')  # would it run: raises
+  _refuse_attacks(monkeypatch)
+  probe = evaluation.evaluate(evaluation.make_eval_config(**TINY, unbounded_check=False), run_dir,
+                              str(tmp_path), cifar10_dir,
+                              source_ckpt=os.path.join(run_dir, 'export', 'classifier'))
+  assert 'unbounded_pgd' not in probe and probe['attacks'] == results['attacks']
+  assert [c['name'] for c in probe['checks']] == [
+      c['name'] for c in results['checks'] if c['name'] != 'unbounded_pgd_success']
+
+
 def test_partial_results_follow_the_weights_not_the_path(evaluated, run_dir, cifar10_dir,
                                                          tmp_path, monkeypatch):
   """The run directory moved (its results with it) reuses every finished attack; a model whose

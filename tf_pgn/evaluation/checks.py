@@ -76,11 +76,13 @@ def soundness_checks(results: dict) -> list:
      of the examples after the gradient attacks (AutoAttack's check_square_sr; at least one
      example) (``square_not_stronger``).
   """
-  entries = results['attacks']
-  unbounded = results['unbounded_pgd']
-  norm = f' {unbounded["norm"]}' if 'norm' in unbounded else ''  # named in Linf evaluations
-  checks = [_success_check('unbounded_pgd_success', unbounded,
-                           f'PGD{norm} at eps={unbounded["eps"]:g} ({unbounded["steps"]} steps)')]
+  entries, checks = results['attacks'], []
+  unbounded = results.get('unbounded_pgd')  # absent where the evaluation left it out
+  if unbounded:
+    norm = f' {unbounded["norm"]}' if 'norm' in unbounded else ''  # named in Linf evaluations
+    checks.append(_success_check('unbounded_pgd_success', unbounded,
+                                 f'PGD{norm} at eps={unbounded["eps"]:g} ({unbounded["steps"]} '
+                                 'steps)'))
   if 'cw' in entries:
     cw = results['attack_settings']['cw']
     checks.append(_success_check('cw_success', entries['cw']['whitebox'],

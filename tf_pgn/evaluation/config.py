@@ -87,6 +87,8 @@ class EvalConfig:
   # Soundness check: PGD with a budget no image needs.
   unbounded_eps: float = setting(8.0, 'Soundness check: L2 budget of the unbounded PGD.')
   unbounded_steps: int = setting(50, 'Soundness check: iterations of the unbounded PGD.')
+  unbounded_check: bool = setting(True, 'Soundness check: run the unbounded PGD (the study\'s '
+                                  'per-epoch probes leave it to the final evaluation).')
   batch_size: int = setting(256, 'Examples per attack batch.')
   seed: int = setting(1234, 'Seed of the PGN attack generators, the random starts of APGD and '
                       'the Square attack\'s search.')

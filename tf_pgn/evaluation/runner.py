@@ -331,11 +331,11 @@ def _attack_all(cfg: EvalConfig, crafters: dict, x, y, num_classes: int,
                 data: str) -> dict:
   """Every attack and budget of ``cfg`` on (x, y), white-box on ``crafters['whitebox']`` and
   black-box from ``crafters['blackbox']`` if given; the results' benign accuracy, settings,
-  entries and unbounded PGD (the soundness check's)."""
+  entries and, if ``cfg.unbounded_check``, the soundness check's unbounded PGD."""
   target = crafters['whitebox']
   measurement = _Measurement(cfg, target, x, y, partial_dir, dataset, data)
-  attacks = _build_attacks(cfg, cfg.attacks + ('pgd_unbounded',),
-                           AttackContext(num_classes, train_data))
+  checked = ('pgd_unbounded',) if cfg.unbounded_check else ()
+  attacks = _build_attacks(cfg, cfg.attacks + checked, AttackContext(num_classes, train_data))
   params = cfg.attack_params()
   entries = {}
   for name in cfg.attacks:
@@ -344,17 +344,19 @@ def _attack_all(cfg: EvalConfig, crafters: dict, x, y, num_classes: int,
           attack=name, **budget,
           **{box: measurement.result(attacks[name], budget, box, crafter)
              for box, crafter in crafters.items()})
-  unbounded = attacks['pgd_unbounded']
   results = dict(
       norm=cfg.norm,
       benign_accuracy=metrics.accuracy(measurement.pred_clean, y),
       attack_settings={name: dict(params[name], budgets=attacks[name].settings)
                        for name in cfg.attacks},
       attacks=entries,
-      unbounded_pgd=dict(eps=cfg.unbounded_eps, **params['pgd_unbounded'], **measurement.result(
-          unbounded, unbounded.settings[0], 'whitebox', target)),
       probes=masking_probes(target.model, x, y, cfg.batch_size),
       notes=_NOTES if cfg.norm == 'l2' else dict(_NOTES, **_LINF_NOTES))
+  if cfg.unbounded_check:
+    unbounded = attacks['pgd_unbounded']
+    results['unbounded_pgd'] = dict(eps=cfg.unbounded_eps, **params['pgd_unbounded'],
+                                    **measurement.result(unbounded, unbounded.settings[0],
+                                                         'whitebox', target))
   if 'blackbox' in crafters:
     results.update(source_model=crafters['blackbox'].description,
                    source_benign_accuracy=metrics.accuracy(

@@ -296,7 +296,9 @@ def evaluate_snapshots(root: str, plan: dict, dataset: str, data_dir: str | None
   """Evaluates every epoch snapshot of each job of ``plan`` ({job: evaluation settings}) of
   ``root`` into ``<job>/progress/epoch-N/``; snapshots already evaluated so are skipped, an
   interrupted evaluation resumes, one that fails with an error of its own is recorded there and
-  the others go on (``_attempt``). Returns {job: snapshots evaluated by this call}.
+  the others go on (``_attempt``). A probe, not a final evaluation: the soundness check's
+  unbounded PGD, as costly as the probe's attack, is left to the job's final evaluation. Returns
+  {job: snapshots evaluated by this call}.
 
   Raises:
     ExperimentError: after the others, naming the snapshots whose evaluation failed.
@@ -306,7 +308,8 @@ def evaluate_snapshots(root: str, plan: dict, dataset: str, data_dir: str | None
   with locks.hold(root):
     for job, settings in plan.items():
       eval_cfg = evaluation.make_eval_config(**dict(settings, dataset=dataset,
-                                                    num_examples=num_examples))
+                                                    num_examples=num_examples,
+                                                    unbounded_check=False))
       done[job] = 0
       for epoch, prefix in results_lib.snapshots(os.path.join(root, job)):
         out = os.path.join(root, job, 'progress', f'epoch-{epoch}')
