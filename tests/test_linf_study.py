@@ -127,6 +127,20 @@ def test_report_and_figure_are_written(study, tmp_path):
   assert os.path.isfile(os.path.join(out, 'pgn_eps16_w0.5_s1234', 'eval', 'results.json'))
 
 
+def test_the_generators_closeness_to_fgsm_is_reported_by_epoch_for_runs_that_logged_it(
+    study, tmp_path):
+  metrics = os.path.join(study, 'pgn_eps16_w0.5_s1236', 'metrics.jsonl')
+  rows = [dict(e, train_pert_fgm_cos=c) for e, c in zip(read_jsonl(metrics), (0.41, 0.62, 0.93))]
+  with open(metrics, 'w') as f:
+    f.write(''.join(json.dumps(r) + '\n' for r in rows))
+  report = str(tmp_path / 'LINF.md')
+  linf_report.render_report(study, str(tmp_path / 'out'), report, 'cmd')
+  text = open(report).read()
+  assert "Is the generator's perturbation the fixed attack's?" in text
+  assert '| pgn_eps16_w0.5_s1236 | 0.41 | 0.62 | 0.93 |' in text
+  assert text.count('| pgn_eps16_w0.5_s1234 |') == 1  # logged nothing: in the runs' table only
+
+
 def test_jobs_train_the_configs_they_name():
   job = linf.LINF_SWEEPS['linf_collapse'][1]
   cfg = job.train_config('cpu', 'cifar10')

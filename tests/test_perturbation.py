@@ -124,6 +124,42 @@ def test_pgn_linf_is_within_its_box_and_starts_at_x_when_zero_initialised():
   np.testing.assert_allclose(x_adv.numpy(), x.numpy(), atol=1e-6)
 
 
+def test_single_step_cosine_is_one_on_the_fixed_attacks_step_and_zero_across_it():
+  rng = np.random.default_rng(3)
+  grad = tf.constant(rng.normal(size=(4, 4, 4, 2)), tf.float32)
+  # Example i moves one pixel (the i-th) by sign(g) for even i, against it for odd i.
+  one_pixel = np.eye(32)[:4] * np.array([1.0, -1.0, 1.0, -1.0])[:, None]
+  across = tf.reshape(tf.constant(one_pixel, tf.float32), grad.shape) * tf.sign(grad)
+  np.testing.assert_allclose(
+      perturbation.single_step_cosine(EPS * tf.sign(grad), grad, 'linf').numpy(), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(
+      perturbation.single_step_cosine(0.3 * grad, grad, 'l2').numpy(), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(
+      perturbation.single_step_cosine(-grad, grad, 'l2').numpy(), -1.0, rtol=1e-6)
+  # One pixel along sign(g) (and one against it) among 32: cosine +-1 / sqrt(32) at Linf.
+  np.testing.assert_allclose(perturbation.single_step_cosine(across, grad, 'linf').numpy(),
+                             [32 ** -0.5, -32 ** -0.5, 32 ** -0.5, -32 ** -0.5], rtol=1e-5)
+  assert np.all(perturbation.single_step_cosine(tf.zeros_like(grad), grad, 'l2').numpy() == 0.0)
+
+
+def test_pgn_logs_how_close_its_perturbation_is_to_the_single_step_attack():
+  from tf_pgn import models
+  players = _players(10)
+  inputs = keras.Input((32, 32, 3))
+  players.classifier = keras.Model(
+      inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(inputs)))
+  players.generator = models.build_generator(10, 0.0625)
+  players.generator_optimizer = keras.optimizers.Adam(1e-3)
+  x = tf.random.stateless_uniform([8, 32, 32, 3], [1, 2])
+  y = tf.zeros([8], tf.int32)
+  pgn = defenses.PGN(c_l=0.0, eps=EPS, norm='linf', grad_input='sign')
+  x_adv, _ = pgn.generate(players, x, tf.one_hot(y, 10))
+  grad = perturbation.ce_gradient(players.classifier, x, y)
+  expected = perturbation.single_step_cosine(x_adv - x, grad, 'linf').numpy().mean()
+  logged = float(pgn.train_step(players, x, y)['pert_fgm_cos'])
+  assert logged == pytest.approx(expected, abs=1e-5) and -1.0 <= logged <= 1.0
+
+
 @pytest.mark.parametrize('make, message', [
     (lambda: defenses.PGD(eps=-1.0), 'eps=-1.0 must be positive'),
     (lambda: defenses.FGM(0.1, norm='l3'), "unknown norm='l3'"),

@@ -242,7 +242,7 @@ class PGN:
   norm: str = TrainConfig.norm
   uses_generator: ClassVar[bool] = True
   metrics: ClassVar[tuple] = ('loss', 'gen_loss', 'train_acc', 'clean_acc', 'pert_l2',
-                              'pert_sq_l2', 'pert_linf')
+                              'pert_sq_l2', 'pert_linf', 'pert_fgm_cos')
 
   def __post_init__(self):
     if self.norm == 'linf' and self.eps is None:
@@ -266,17 +266,23 @@ class PGN:
     0, 1), G's output read as a direction in the eps-box; ``batch_size`` is that of the mean the
     raw input gradient is taken of (default this batch). F runs in training mode: this forward
     pass also gives F's clean loss."""
+    x_adv, logits, _ = self._generate(players, x, onehot, batch_size)
+    return x_adv, logits
+
+  def _generate(self, players: Players, x, onehot, batch_size=None):
+    """``generate``'s x_adv and logits, and G's gradient input (the true class's: its negative
+    points where the loss rises)."""
     grad_x, logits = models.generator_input_gradient(
         lambda z: players.logits(z, training=True), x, onehot, self.grad_input, batch_size)
     if not self.grad_through_adv:
       grad_x = tf.stop_gradient(grad_x)  # x_adv then depends on G only: F sees it as a constant
     l = tf.cast(players.generator([grad_x, x, onehot], training=True), tf.float32)
     if self.norm == 'linf':
-      return tf.clip_by_value(x + self.eps * tf.tanh(l), 0.0, 1.0), logits
+      return tf.clip_by_value(x + self.eps * tf.tanh(l), 0.0, 1.0), logits, grad_x
     x_adv = models.tanh_box(x, l)
     if self.eps is not None:
       x_adv = perturbation.project_l2(x, x_adv, self.eps)
-    return x_adv, logits
+    return x_adv, logits, grad_x
 
   def train_step(self, players: Players, x, y, train_classifier=True) -> dict:
     """One step of the minimax game of Eq. 4, both networks updated from one forward pass:
@@ -297,7 +303,7 @@ class PGN:
     n = _global_batch(x)
     onehot = tf.one_hot(y, players.num_classes)
     with tf.GradientTape(persistent=not one_backward) as tape:
-      x_adv, logits = self.generate(players, x, onehot, n)
+      x_adv, logits, grad_x = self._generate(players, x, onehot, n)
       logits_adv = players.logits(x_adv, training=True)
       ce_adv = _mean(per_example_ce(y, logits_adv), n)
       ce_clean = _mean(per_example_ce(y, logits), n)
@@ -316,9 +322,12 @@ class PGN:
     players.generator_optimizer.apply(grads_g, g_vars)
     if train_classifier:
       players.classifier_optimizer.apply(grads_f, f_vars)
+    # Is G's perturbation the fixed single-step attack's (FGM at L2, FGSM at Linf)?
+    fgm_cos = perturbation.single_step_cosine(x_adv - x, -tf.stop_gradient(grad_x), self.norm)
     return dict(loss=loss_f, gen_loss=loss_g, train_acc=_mean(_correct(y, logits_adv), n),
                 clean_acc=_mean(_correct(y, logits), n), pert_l2=_mean(tf.sqrt(sq_l2(x_adv, x)), n),
-                pert_sq_l2=dist, pert_linf=_mean(max_abs(x_adv, x), n))
+                pert_sq_l2=dist, pert_linf=_mean(max_abs(x_adv, x), n),
+                pert_fgm_cos=_mean(fgm_cos, n))
 
 
 def update_ema(ema_classifier: keras.Model, classifier: keras.Model, decay: float) -> None:

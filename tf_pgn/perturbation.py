@@ -18,7 +18,7 @@ from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 from cleverhans.tf2.attacks.momentum_iterative_method import momentum_iterative_method
 
 __all__ = ['L2', 'Linf', 'NORMS', 'Norm', 'ce_gradient', 'fgm', 'get_norm', 'gradient_ascent',
-           'l2_norm', 'mim', 'project_l2']
+           'l2_norm', 'mim', 'project_l2', 'single_step_cosine']
 
 _TINY = 1e-12
 
@@ -120,6 +120,16 @@ def get_norm(norm) -> Norm:
   if norm not in NORMS:
     raise ValueError(f'unknown norm {norm!r}: use one of {", ".join(NORMS)}')
   return NORMS[norm]
+
+
+def single_step_cosine(delta: tf.Tensor, grad: tf.Tensor, norm) -> tf.Tensor:
+  """Per-example cosine ([N]) between a perturbation ``delta`` and the single-step attack's
+  direction of the loss gradient ``grad`` at ``norm``: FGM's grad / ||grad||_2 at L2, FGSM's
+  sign(grad) at Linf. Near 1: ``delta`` is that fixed attack's step (up to its size and the
+  pixel box's clipping); 0 where either is zero."""
+  direction = get_norm(norm).ascend(tf.zeros_like(grad), grad, 1.0)
+  dot = tf.reduce_sum(delta * direction, _reduce_axes(delta))
+  return dot / tf.reshape(l2_norm(delta) * l2_norm(direction), [-1])
 
 
 def ce_gradient(model, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:

@@ -235,7 +235,8 @@ def linf_rows(root: str) -> list:
         width=cfg['width'], epochs_planned=cfg['epochs'],
         epochs=[dict(epoch=e['epoch'], test_acc=e['test_acc'], pgd=e.get(pgd_key),
                      fgm=e.get(fgm_key), train_loss=e['train_loss'],
-                     pert_l2=e.get('train_pert_l2')) for e in epochs],
+                     pert_l2=e.get('train_pert_l2'), fgm_cos=e.get('train_pert_fgm_cos'))
+                for e in epochs],
         ms_per_step=statistics.median(whole) if whole else None,
         **dict(zip(('collapsed_at', 'collapse_kind'), collapse(epochs, pgd_key, fgm_key))),
         strong=strong, strong_collapsed_at=strong_collapse(strong),

@@ -150,7 +150,26 @@ def _table(rows: list) -> list:
                   'tf_pgn.bench --norm=linf`, one process). pert L2: the mean L2 norm of the '
                   'training perturbation (x_adv - x) in the last epoch; a perturbation at every '
                   'corner of the eps box (the sign of a gradient) has L2 norm eps * sqrt(3072), '
-                  '3.48 at 16/255 and 1.74 at 8/255, less where [0, 1] clips it.']
+                  '3.48 at 16/255 and 1.74 at 8/255, less where [0, 1] clips it.'] + _cos_table(rows)
+
+
+def _cos_table(rows: list) -> list:
+  """Per epoch, how close PGN's training perturbation is to FGSM's step, for the runs that
+  logged it (``train_pert_fgm_cos``)."""
+  rows = [r for r in rows if any(e['fgm_cos'] is not None for e in r['epochs'])]
+  if not rows:
+    return []
+  epochs = sorted({e['epoch'] for r in rows for e in r['epochs']})
+  lines = ['', 'Is the generator\'s perturbation the fixed attack\'s? The mean cosine, in each '
+           'epoch\'s training steps, between x_adv - x and FGSM\'s direction sign(grad_x CE) at '
+           'the same x (1: G makes FGSM\'s step; the pixel box\'s clipping keeps FGSM\'s own '
+           'step a little below 1).', '', '| job | ' + ' | '.join(map(str, epochs)) + ' |',
+           '|---|' + '---:|' * len(epochs)]
+  for r in rows:
+    by_epoch = {e['epoch']: e['fgm_cos'] for e in r['epochs']}
+    lines.append(f'| {r["job"]} | ' + ' | '.join(linf.fmt(by_epoch.get(e), 2) for e in epochs)
+                 + ' |')
+  return lines
 
 
 def _strong_table(rows: list) -> list:
