@@ -141,6 +141,26 @@ def test_the_generators_closeness_to_fgsm_is_reported_by_epoch_for_runs_that_log
   assert text.count('| pgn_eps16_w0.5_s1234 |') == 1  # logged nothing: in the runs' table only
 
 
+def test_autoattack_is_reported_part_by_part(study, tmp_path):
+  path = os.path.join(study, 'pgn_eps16_w0.5_s1234', 'eval', 'results.json')
+  with open(path) as f:
+    results = json.load(f)
+  (worst,) = results['attacks'].values()
+  worst['whitebox'].update(
+      broken_by=dict(clean=500, apgd_ce=250, apgd_t=40, fab_t=3, square=0),
+      seconds_by_part=dict(apgd_ce=30.0, apgd_t=120.4, fab_t=180.0, square=240.0))
+  with open(path, 'w') as f:
+    json.dump(results, f)
+  report = str(tmp_path / 'LINF.md')
+  linf_report.render_report(study, str(tmp_path / 'out'), report, 'cmd')
+  part = open(report).read().split('## AutoAttack part by part')[1].split('##')[0]
+  assert ('| job | images | clean | after APGD-CE | after APGD-T | after FAB-T | after Square | '
+          'FAB-T broke | seconds APGD-CE / APGD-T / FAB-T / Square |') in part
+  assert ('| pgn_eps16_w0.5_s1234 | 1000 | 0.512 | 0.250 | 0.210 | 0.207 | 0.207 | 3 | '
+          '30 / 120 / 180 / 240 |') in part
+  assert 'pgn_eps16_w0.5_s1235' not in part  # its results do not say which part broke what
+
+
 def test_jobs_train_the_configs_they_name():
   job = linf.LINF_SWEEPS['linf_collapse'][1]
   cfg = job.train_config('cpu', 'cifar10')

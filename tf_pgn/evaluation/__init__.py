@@ -32,10 +32,12 @@ from tf_pgn.evaluation.attack_table import (ATTACK_TABLE, ATTACKS, AUTOATTACK_PA
                                             AttackSpec, attack_norm)
 from tf_pgn.evaluation.config import EvalConfig, make_eval_config
 from tf_pgn.evaluation.checks import masking_probes, soundness_checks
-from tf_pgn.evaluation.report import accuracy_vs_l2_series, results_markdown
+from tf_pgn.evaluation.report import (accuracy_after_each_part, accuracy_vs_l2_series,
+                                      results_markdown)
 from tf_pgn.evaluation.runner import evaluate, evaluate_model
 
 __all__ = ['ATTACKS', 'ATTACK_TABLE', 'AUTOATTACK_PARTS', 'AttackSpec', 'DEFAULT_ATTACKS',
            'EvalConfig', 'EvalError', 'MINIMAL_NORM', 'PGN_ATTACK_LOSS_TEXT',
-           'accuracy_vs_l2_series', 'attack_norm', 'evaluate', 'evaluate_model',
-           'make_eval_config', 'masking_probes', 'results_markdown', 'soundness_checks']
+           'accuracy_after_each_part', 'accuracy_vs_l2_series', 'attack_norm', 'evaluate',
+           'evaluate_model', 'make_eval_config', 'masking_probes', 'results_markdown',
+           'soundness_checks']

@@ -82,6 +82,20 @@ def results_markdown(results: dict) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def accuracy_after_each_part(worst: dict, num_examples: int, parts) -> list:
+  """The robust accuracy left after each of ``parts`` of a worst case's white-box result
+  (AutoAttack's report: each part runs on what the earlier ones left), from the examples each
+  broke first; None for a part that worst case did not run."""
+  left, out = num_examples - worst['broken_by']['clean'], []
+  for part in parts:
+    if part not in worst['broken_by']:
+      out.append(None)
+      continue
+    left -= worst['broken_by'][part]
+    out.append(left / num_examples)
+  return out
+
+
 def accuracy_vs_l2_series(results: dict, box: str = 'whitebox', attacks=None) -> list:
   """The ``plots.accuracy_vs_l2`` series of ``results`` for ``box``, one per L2 attack (all of
   ``results``' by default; in a Linf evaluation the Linf attacks have no place on the L2 axis): a

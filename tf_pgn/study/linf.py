@@ -148,12 +148,17 @@ LINF_SWEEPS = {
 
 
 # -- reading the runs --------------------------------------------------------------------------
-def _eval_accuracy(results: dict, attack: str):
-  """White-box accuracy of ``attack`` (its only budget) in an evaluation's results."""
+def _eval_entry(results: dict, attack: str):
+  """The white-box result of ``attack`` (its only budget) in an evaluation's results."""
   for key, entry in (results or {}).get('attacks', {}).items():
     if key.startswith(attack + '_eps') and 'whitebox' in entry:
-      return entry['whitebox'].get('accuracy')
+      return entry['whitebox']
   return None
+
+
+def _eval_accuracy(results: dict, attack: str):
+  """White-box accuracy of ``attack`` (its only budget) in an evaluation's results."""
+  return (_eval_entry(results, attack) or {}).get('accuracy')
 
 
 def progress_settings(eps: float) -> dict:
@@ -243,6 +248,7 @@ def linf_rows(root: str) -> list:
         evaluated=results is not None, clean=(results or {}).get('benign_accuracy'),
         fgm_acc=_eval_accuracy(results, 'fgm'), pgd_acc=_eval_accuracy(results, 'pgd'),
         autoattack_acc=_eval_accuracy(results, 'autoattack'),
+        autoattack=_eval_entry(results, 'autoattack'),
         num_examples=(results or {}).get('num_examples'),
         seconds=dict(training=sum(e['epoch_seconds'] for e in epochs if e['epoch'] > own),
                      evaluation=(results or {}).get('seconds') or 0.0,

@@ -1,6 +1,7 @@
 """The evaluation at AutoAttack level: the worst case part by part beside eval/'s PGD and the
 minimal-norm attacks, and what each attack cost."""
 from tf_pgn import evaluation
+from tf_pgn.evaluation import accuracy_after_each_part as after_each
 from tf_pgn.study.claims import experiments_command
 from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, EVAL_SETTINGS, STRONG_PGD_EPS,
                                    job_label)
@@ -13,19 +14,6 @@ _ALONE = (('APGD-T alone', f'apgd_t_eps{STRONG_PGD_EPS:g}'),
           ('Square alone', f'square_eps{STRONG_PGD_EPS:g}'))
 _RHOS = (('C&W', 'cw', 'eval'), ('FMN', 'fmn', AUTOATTACK_DIR), ('FAB', 'fab', AUTOATTACK_DIR),
          ('DeepFool', 'deepfool', 'eval'))
-
-
-def _after_each(worst: dict, n: int, parts: list) -> list:
-  """The robust accuracy left after each of ``parts`` of a worst case (AutoAttack's report),
-  from the examples each broke first; None for a part this worst case did not run."""
-  left, out = n - worst['broken_by']['clean'], []
-  for part in parts:
-    if part not in worst['broken_by']:
-      out.append(None)
-      continue
-    left -= worst['broken_by'][part]
-    out.append(left / n)
-  return out
 
 
 def _worst_case_parts(results: list) -> list:
@@ -73,15 +61,25 @@ def autoattack_section(study: Study) -> list:
                      if not c['passed']})
     acc_rows.append((label, n, fmt(results[AUTOATTACK_DIR]['benign_accuracy']),
                      fmt(pgd and pgd['accuracy']),
-                     *(fmt(a) for a in _after_each(worst, n, part_names)),
+                     *(fmt(a) for a in after_each(worst, n, part_names)),
                      *(fmt(a and a['accuracy']) for a in alone),
                      ' / '.join(fmt(e and e['rho_mean']) for e in rhos),
                      ', '.join(failed) or '-'))
-    time_rows.append((label, *(fmt(e and e['seconds'], 0) for e in [pgd, worst] + alone + rhos)))
+    by_part = worst.get('seconds_by_part') or {}  # absent in results made before it was kept
+    time_rows.append((label, fmt(pgd and pgd['seconds'], 0), fmt(worst['seconds'], 0),
+                      ' / '.join(fmt(by_part.get(p), 0) for p in part_names),
+                      *(fmt(e and e['seconds'], 0) for e in alone + rhos)))
   lines += md_table(['job', 'images', 'benign acc', _EVAL_PGD[0]] +
                     [f'after {p}' for p in parts] + [c for c, _ in _ALONE] +
                     ['rho C&W / FMN / FAB / DeepFool', 'failed checks'], acc_rows)
-  lines += ['', 'Seconds per attack (wall clock, on the machine that ran it):', ''] + md_table(
-      ['job', _EVAL_PGD[0], 'worst case'] + [c for c, _ in _ALONE] + [c for c, _, _ in _RHOS],
-      time_rows)
+  orders = [sweep.autoattack[r['job']]['attack_settings']['autoattack']['order'] for r in jobs]
+  without = [row[0] for row, order in zip(acc_rows, orders)
+             if 'fab_t' in part_names and 'fab_t' not in order]
+  if without:
+    lines += ['', 'Evaluated before FAB-T joined the worst case (no "after FAB-T"): '
+              f'{", ".join(without)}.']
+  lines += ['', 'Seconds per attack (wall clock, on the machine that ran it; the worst case also '
+            'part by part, each part on the examples the earlier ones left):', ''] + md_table(
+      ['job', _EVAL_PGD[0], 'worst case', ' / '.join(parts)] + [c for c, _ in _ALONE] +
+      [c for c, _, _ in _RHOS], time_rows)
   return lines

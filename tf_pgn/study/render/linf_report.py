@@ -4,6 +4,7 @@ runs' table, the strong probe by epoch, the by-epoch figure and the verdicts of
 recorded compute."""
 import os
 
+from tf_pgn import evaluation
 from tf_pgn.io_utils import write_text_atomic
 from tf_pgn.study import linf
 from tf_pgn.study.results import copy_small_outputs
@@ -119,10 +120,38 @@ def render_report(root: str, out_dir: str, report_path: str, run_command: str) -
               f'({linf.CPU_PRESET.width:g}) and schedule ({linf.CPU_PRESET.epochs} epochs), one seed, '
               'evaluated as above; outside the verdicts.', '']
     lines += _table(table) + ['']
+  lines += _autoattack_parts(rows)
   lines += _compute(rows)
   os.makedirs(os.path.dirname(report_path) or '.', exist_ok=True)
   write_text_atomic(report_path, '\n'.join(lines))
   return report_path
+
+
+def _autoattack_parts(rows: list) -> list:
+  """AutoAttack-Linf part by part for every evaluated run: the accuracy left after each part,
+  the images FAB-T broke that APGD-CE and APGD-T had not, and each part's seconds."""
+  rows = [r for r in rows if r['autoattack'] and 'broken_by' in r['autoattack']]
+  if not rows:
+    return []
+  parts = [p for p in evaluation.AUTOATTACK_PARTS
+           if any(p in r['autoattack']['broken_by'] for r in rows)]
+  labels = [evaluation.ATTACK_TABLE[p].label for p in parts]
+  lines = ['## AutoAttack part by part', '',
+           'Each part of the final evaluation\'s AutoAttack-Linf runs on the images the earlier '
+           'ones left robust: the accuracy left after it, how many images FAB-T broke that the '
+           'APGD parts had not, and the seconds each part took (wall clock, on the machine that '
+           'ran it).', '',
+           '| job | images | clean | ' + ' | '.join(f'after {p}' for p in labels) +
+           ' | FAB-T broke | seconds ' + ' / '.join(labels) + ' |',
+           '|---|---:|---:|' + '---:|' * len(parts) + '---:|---:|']
+  for r in rows:
+    worst, n = r['autoattack'], r['num_examples']
+    seconds = worst.get('seconds_by_part') or {}
+    lines.append(f'| {r["job"]} | {n} | {linf.fmt(r["clean"])} | ' + ' | '.join(
+        linf.fmt(a) for a in evaluation.accuracy_after_each_part(worst, n, parts)) +
+        f' | {linf.fmt(worst["broken_by"].get("fab_t"))} | ' +
+        ' / '.join(linf.fmt(seconds.get(p), 0) for p in parts) + ' |')
+  return lines + ['']
 
 
 def _compute(rows: list) -> list:
@@ -150,7 +179,8 @@ def _table(rows: list) -> list:
                   'tf_pgn.bench --norm=linf`, one process). pert L2: the mean L2 norm of the '
                   'training perturbation (x_adv - x) in the last epoch; a perturbation at every '
                   'corner of the eps box (the sign of a gradient) has L2 norm eps * sqrt(3072), '
-                  '3.48 at 16/255 and 1.74 at 8/255, less where [0, 1] clips it.'] + _cos_table(rows)
+                  '3.48 at 16/255 and 1.74 at 8/255, less where [0, 1] clips it.'
+                  ] + _cos_table(rows)
 
 
 def _cos_table(rows: list) -> list:
