@@ -105,7 +105,8 @@ def test_each_linf_defense_respects_its_budget(defense, bound):
   assert float(metrics['pert_linf']) <= bound + 1e-6
 
 
-def test_pgn_linf_is_within_its_box_and_starts_at_x_when_zero_initialised():
+def _pgn_players():
+  """Players with a small CIFAR-shaped F and G, and a batch of 8 images of class 0."""
   from tf_pgn import models
   players = _players(10)
   inputs = keras.Input((32, 32, 3))
@@ -115,6 +116,11 @@ def test_pgn_linf_is_within_its_box_and_starts_at_x_when_zero_initialised():
   players.generator_optimizer = keras.optimizers.Adam(1e-3)
   x = tf.random.stateless_uniform([8, 32, 32, 3], [1, 2])
   y = tf.zeros([8], tf.int32)
+  return players, x, y
+
+
+def test_pgn_linf_is_within_its_box_and_starts_at_x_when_zero_initialised():
+  players, x, y = _pgn_players()
   pgn = defenses.PGN(c_l=0.0, eps=EPS, norm='linf', zero_init=False)
   x_adv, _ = pgn.generate(players, x, tf.one_hot(y, 10))
   assert np.all(_max_abs(x_adv, x) <= EPS + 1e-6)
@@ -143,15 +149,7 @@ def test_single_step_cosine_is_one_on_the_fixed_attacks_step_and_zero_across_it(
 
 
 def test_pgn_logs_how_close_its_perturbation_is_to_the_single_step_attack():
-  from tf_pgn import models
-  players = _players(10)
-  inputs = keras.Input((32, 32, 3))
-  players.classifier = keras.Model(
-      inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(inputs)))
-  players.generator = models.build_generator(10, 0.0625)
-  players.generator_optimizer = keras.optimizers.Adam(1e-3)
-  x = tf.random.stateless_uniform([8, 32, 32, 3], [1, 2])
-  y = tf.zeros([8], tf.int32)
+  players, x, y = _pgn_players()
   pgn = defenses.PGN(c_l=0.0, eps=EPS, norm='linf', grad_input='sign')
   x_adv, _ = pgn.generate(players, x, tf.one_hot(y, 10))
   grad = perturbation.ce_gradient(players.classifier, x, y)
