@@ -193,13 +193,19 @@ def _cos_table(rows: list) -> list:
   lines = ['', 'Is the generator\'s perturbation the fixed attack\'s? The mean cosine, in each '
            'epoch\'s training steps, between x_adv - x and FGSM\'s direction sign(grad_x CE) at '
            'the same x (1: G makes FGSM\'s step; the pixel box\'s clipping keeps FGSM\'s own '
-           'step a little below 1).', '', '| job | ' + ' | '.join(map(str, epochs)) + ' |',
+           'step a little below 1).', '', '| job | ' + _epoch_cells(epochs) + ' |',
            '|---|' + '---:|' * len(epochs)]
   for r in rows:
-    by_epoch = {e['epoch']: e['fgm_cos'] for e in r['epochs']}
-    lines.append(f'| {r["job"]} | ' + ' | '.join(linf.fmt(by_epoch.get(e), 2) for e in epochs)
-                 + ' |')
+    cos = {e['epoch']: e['fgm_cos'] for e in r['epochs']}
+    lines.append(f'| {r["job"]} | {_epoch_cells(epochs, cos, 2)} |')
   return lines
+
+
+def _epoch_cells(epochs: list, by_epoch: dict | None = None, digits: int = 3) -> str:
+  """A by-epoch table's cells: the epochs themselves (its header), else each one's value."""
+  if by_epoch is None:
+    return ' | '.join(map(str, epochs))
+  return ' | '.join(linf.fmt(by_epoch.get(e), digits) for e in epochs)
 
 
 def _strong_table(rows: list) -> list:
@@ -213,12 +219,12 @@ def _strong_table(rows: list) -> list:
            f'{" / ".join(map(str, sizes))} test images at each epoch snapshot (`python -m '
            'tf_pgn.experiments linf_progress`); *fell* is the first epoch below '
            f'{linf.COLLAPSE_FRACTION:g} of its best earlier value (the collapse rule on this probe).',
-           '', '| job | ' + ' | '.join(map(str, epochs)) + ' | best (epoch) | fell |',
+           '', '| job | ' + _epoch_cells(epochs) + ' | best (epoch) | fell |',
            '|---|' + '---:|' * len(epochs) + '---:|---|']
   for r in rows:
     by_epoch = {p['epoch']: p['accuracy'] for p in r['strong']}
     best = max(r['strong'], key=lambda p: p['accuracy'])
-    lines.append(f'| {r["job"]} | ' + ' | '.join(linf.fmt(by_epoch.get(e)) for e in epochs) +
+    lines.append(f'| {r["job"]} | ' + _epoch_cells(epochs, by_epoch) +
                  f' | {best["accuracy"]:.3f} ({best["epoch"]}) | '
                  f'{linf.fmt(r["strong_collapsed_at"])} |')
   return lines
