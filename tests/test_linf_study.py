@@ -37,7 +37,8 @@ def _job(root, job: linf.LinfJob, pgd, fgm, clean=None, autoattack=None, planned
   os.makedirs(folder)
   cfg = dict(norm='linf', eps=job.eps, probe_eps=None, defense=linf.DEFENSES[job.defense][
       'defense'], seed=job.seed, width=job.width, epochs=planned or len(pgd),
-             lr=job.lr or linf.STUDY_LR)
+             lr=linf.STUDY_LR, gen_lr=linf.STUDY_LR, pgn_gen_steps=1)
+  cfg.update(linf.LEVERS[job.lever][1] if job.lever else {})
   with open(os.path.join(folder, 'config.json'), 'w') as f:
     json.dump(cfg, f)
   with open(os.path.join(folder, 'metrics.jsonl'), 'w') as f:
@@ -77,13 +78,41 @@ def test_verdicts_are_computed_from_the_runs(study):
 
 
 def test_a_learning_rate_lever_job_stays_out_of_the_verdicts(study):
-  lever = linf.LinfJob('pgn', 16, 1234, lr=linf.LEVER_LR)
+  lever = linf.LinfJob('pgn', 16, 1234, lever='_lr0.0005')
   assert lever.name == 'pgn_eps16_w0.5_s1234_lr0.0005'
-  assert lever.train_config('cpu', 'cifar10').gen_lr == linf.LEVER_LR
+  cfg = lever.train_config('cpu', 'cifar10')
+  assert (cfg.lr, cfg.gen_lr) == (5e-4, 5e-4)
   _job(study, lever, [0.2, 0.0], [0.2, 0.3])  # collapses: would make PGN's verdict 'no'
   rows = linf.linf_rows(study)
-  assert len(rows) == 9
-  assert linf.verdicts(rows, 16)[2]['verdict'] == 'yes'
+  assert len(rows) == 9 and [r['lever'] for r in rows].count('_lr0.0005') == 1
+  verdicts = linf.verdicts(rows, 16)
+  assert verdicts[2]['verdict'] == 'yes'
+  assert verdicts[-1]['question'].startswith('With Adam at 5e-4 for both networks')
+  assert verdicts[-1]['verdict'] == 'yes' and 'PGD-10 probe collapsed at 2' in verdicts[-1]['why']
+
+
+def test_the_generator_levers_train_longer_and_get_a_question_each(study, tmp_path):
+  jobs = linf.LINF_SWEEPS['linf_gen']
+  assert [j.name for j in jobs] == ['pgn_eps16_w0.5_s1234_gen2', 'pgn_eps16_w0.5_s1234_glr0.004']
+  assert all(j.epochs == linf.LONG_EPOCHS and not j.continued for j in jobs)
+  two_steps, faster = (j.train_config('cpu', 'cifar10') for j in jobs)
+  assert (two_steps.pgn_gen_steps, two_steps.gen_lr, two_steps.lr) == (2, 2e-3, 2e-3)
+  assert (faster.pgn_gen_steps, faster.gen_lr, faster.lr) == (1, 4e-3, 2e-3)
+  _job(study, jobs[0], [0.2, 0.22, 0.24], [0.2, 0.22, 0.26], planned=linf.LONG_EPOCHS)
+  _job(study, jobs[1], [0.2, 0.0], [0.2, 0.3], planned=linf.LONG_EPOCHS)
+  rows = linf.linf_rows(study)
+  assert linf.verdicts(rows, 16)[2]['verdict'] == 'yes'  # the study's own PGN runs alone
+  questions = {v['question']: v for v in linf.verdicts(rows, 16)[-2:]}
+  gen2 = next(v for q, v in questions.items() if '`_gen2`' in q)
+  glr = next(v for q, v in questions.items() if '`_glr0.004`' in q)
+  assert 'within 25 epochs' in gen2['question']
+  assert gen2['verdict'] == 'undecided' and '(3/25 epochs)' in gen2['why']  # still training
+  assert glr['verdict'] == 'yes'
+  report = str(tmp_path / 'LINF.md')
+  linf_report.render_report(study, str(tmp_path / 'out'), report, 'cmd')
+  text = open(report).read()
+  assert '| pgn_eps16_w0.5_s1234_gen2 | 3/25 |' in text and glr['question'] in text
+  assert os.path.exists(linf_report.figure_path(str(tmp_path / 'out'), 16))
 
 
 def test_pgn_that_collapses_once_does_not_avoid_it(study):

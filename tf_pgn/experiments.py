@@ -15,6 +15,7 @@ summarized, plotted and reported.
       --quote_root=runs/sweeps/cifar10_cpu --data_dir=~/.cache/tf_pgn   # from the repository
   python -m tf_pgn.experiments linf --linf_sweep=linf_collapse   # the Linf study (study/linf.py)
   python -m tf_pgn.experiments linf --linf_sweep=linf_long   # PGN-Linf trained on to 25 epochs
+  python -m tf_pgn.experiments linf --linf_sweep=linf_gen    # PGN-Linf with a faster generator
   python -m tf_pgn.experiments linf_progress  # APGD-CE at each epoch snapshot of its FGSM-AT, PGN
   python -m tf_pgn.experiments linf_report    # results/<root name>/, docs/LINF_STUDY.md
   python -m tf_pgn.experiments precision      # bfloat16 against float32 (study/precision.py)

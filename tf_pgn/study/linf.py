@@ -24,8 +24,8 @@ from tf_pgn.config import budget_label, make_config
 from tf_pgn.io_utils import read_jsonl
 from tf_pgn.study.results import mean_std, read_json, snapshot_results
 
-__all__ = ['DEFENSES', 'LINF_SWEEPS', 'LinfJob', 'collapse', 'fmt', 'in_study', 'is_long',
-           'linf_rows', 'long_runs', 'progress_plan', 'verdicts']
+__all__ = ['DEFENSES', 'LEVERS', 'LINF_SWEEPS', 'LinfJob', 'collapse', 'fmt', 'in_study',
+           'is_long', 'lever_runs', 'linf_rows', 'long_runs', 'progress_plan', 'verdicts']
 
 # The regime where the project's FGSM-AT was seen to collapse: the cpu preset's optimiser (Adam
 # 2e-3, batch 128, EMA 0.99) at classifier width 0.5 and eps 16/255; 8/255 maps the edge.
@@ -61,11 +61,21 @@ COLLAPSE_GAP = 0.1
 DIVERGENCE_FACTOR = 2.0
 # Two accuracies differ when they are further apart than this, or than twice the larger seed std.
 LEVEL_TOLERANCE = 0.01
-# The learning-rate lever's Adam rate (the paper's, section 4.1) and the study's own (the cpu
-# preset's), which the verdicts read.
-LEVER_LR = 5e-4
 CPU_PRESET = make_config('cpu')
 STUDY_LR = CPU_PRESET.lr
+# Levers: training fields a job sets beyond its defense's, each named by the suffix it adds to the
+# job's name, with what it changes. The paper's Adam rate (section 4.1) for both networks tells
+# whether the step size or the attack fails (FGSM-AT's first collapse at 16/255 was a divergence
+# at the preset's 2e-3); the generator's two levers tell whether a G that adapts faster to F (two
+# G updates per F update, or G's rate twice F's) still collapses. Lever runs are in the tables,
+# outside the verdicts on the study's own runs; each lever gets a question of its own.
+LEVERS = {
+    '_lr0.0005': ('Adam at 5e-4 for both networks (the paper\'s rate)',
+                  dict(lr=5e-4, gen_lr=5e-4)),
+    '_gen2': ('two generator updates per classifier update', dict(pgn_gen_steps=2)),
+    '_glr0.004': ('the generator\'s Adam at 4e-3, twice the classifier\'s',
+                  dict(gen_lr=2 * STUDY_LR)),
+}
 # The strong probe (``experiments linf_progress``): APGD-CE (AutoAttack's first part) at the
 # job's eps on the first PROGRESS_EXAMPLES test images at every epoch snapshot of the FGSM-AT and
 # PGN runs, because the trainer's PGD-10 probe can miss a fall that only a stronger attack sees
@@ -78,16 +88,15 @@ PROGRESS_DEFENSES = ('fgm', 'pgn')
 
 @dataclasses.dataclass(frozen=True)
 class LinfJob:
-  """One training run of the Linf study (``sweeps.run_sweep`` trains and evaluates it); ``lr``
-  (both networks' Adam learning rate) set only for the learning-rate lever, else the preset's;
-  ``continued``: trained on to ``epochs`` from the finished EPOCHS-epoch job of the same setting
+  """One training run of the Linf study (``sweeps.run_sweep`` trains and evaluates it); ``lever``
+  a key of LEVERS ('' for none); ``continued``: trained on to ``epochs`` from the finished EPOCHS-epoch job of the same setting
   (named ``_e<epochs>``; ``starts_from``)."""
   defense: str
   eps_levels: int
   seed: int
   width: float = WIDTH
   epochs: int = EPOCHS
-  lr: float | None = None
+  lever: str = ''
   continued: bool = False
 
   @property
@@ -96,9 +105,8 @@ class LinfJob:
 
   @property
   def name(self) -> str:
-    lever = '' if self.lr is None else f'_lr{self.lr:g}'
     longer = f'_e{self.epochs}' if self.continued else ''
-    return f'{self.defense}_eps{self.eps_levels}_w{self.width:g}_s{self.seed}{lever}{longer}'
+    return f'{self.defense}_eps{self.eps_levels}_w{self.width:g}_s{self.seed}{self.lever}{longer}'
 
   @property
   def starts_from(self) -> str | None:
@@ -107,8 +115,8 @@ class LinfJob:
             else None)
 
   def train_config(self, preset: str, dataset: str, **overrides):
-    lr = {} if self.lr is None else dict(lr=self.lr, gen_lr=self.lr)
-    return make_config(preset, **{**overrides, **lr}, dataset=dataset, norm='linf',
+    lever = LEVERS[self.lever][1] if self.lever else {}
+    return make_config(preset, **{**overrides, **lever}, dataset=dataset, norm='linf',
                        eps=self.eps, width=self.width, epochs=self.epochs, seed=self.seed,
                        **DEFENSES[self.defense])
 
@@ -137,10 +145,12 @@ LINF_SWEEPS = {
     # cpu preset's own width and schedule, one seed; outside the study's regime and verdicts.
     'linf_eps8_cpu': [LinfJob(d, 8, SEEDS[0], width=CPU_PRESET.width, epochs=CPU_PRESET.epochs)
                       for d in ('fgm', 'fgsm_rs', 'n_fgsm', 'pgn', 'pgd')],
-    # The learning-rate lever: FGSM-AT's first collapse at 16/255 was a divergence of the loss at
-    # the cpu preset's Adam 2e-3; the paper's 5e-4 tells whether the step size or the attack
-    # fails. Outside the verdicts, which read the preset's learning rate.
-    'linf_lr': [LinfJob(d, 16, SEEDS[0], lr=LEVER_LR) for d in ('fgm', 'pgn')],
+    # The levers (LEVERS) at 16/255, seed 1234: the learning rate for FGSM-AT and PGN over the
+    # study's schedule; the generator's for PGN over LONG_EPOCHS, the schedule on which the
+    # study's PGN collapsed.
+    'linf_lr': [LinfJob(d, 16, SEEDS[0], lever='_lr0.0005') for d in ('fgm', 'pgn')],
+    'linf_gen': [LinfJob('pgn', 16, SEEDS[0], lever=lever, epochs=LONG_EPOCHS)
+                 for lever in ('_gen2', '_glr0.004')],
     # PGN-Linf at 16/255 trained on to LONG_EPOCHS from each seed's finished run: does it delay
     # the collapse or avoid it? Outside the EPOCHS-epoch verdicts; a question of its own.
     'linf_long': [LinfJob('pgn', 16, s, epochs=LONG_EPOCHS, continued=True) for s in SEEDS],
@@ -236,8 +246,7 @@ def linf_rows(root: str) -> list:
     strong = _strong_by_epoch(os.path.join(root, name))
     rows.append(dict(
         job=name, defense=defense, eps_levels=round(cfg['eps'] * 255), seed=cfg['seed'],
-        lr=cfg['lr'],
-        width=cfg['width'], epochs_planned=cfg['epochs'],
+        lr=cfg['lr'], lever=_lever(cfg), width=cfg['width'], epochs_planned=cfg['epochs'],
         epochs=[dict(epoch=e['epoch'], test_acc=e['test_acc'], pgd=e.get(pgd_key),
                      fgm=e.get(fgm_key), train_loss=e['train_loss'],
                      pert_l2=e.get('train_pert_l2'), fgm_cos=e.get('train_pert_fgm_cos'))
@@ -254,6 +263,14 @@ def linf_rows(root: str) -> list:
                      evaluation=(results or {}).get('seconds') or 0.0,
                      probe=sum(p['seconds'] for p in strong if p['epoch'] > own))))
   return rows
+
+
+def _lever(cfg: dict) -> str:
+  """The key of LEVERS whose fields the run's config holds, '' for none."""
+  values = dict(lr=cfg['lr'], gen_lr=cfg.get('gen_lr', cfg['lr']),
+                pgn_gen_steps=cfg.get('pgn_gen_steps', 1))
+  return next((key for key, (_, fields) in LEVERS.items()
+               if all(values[f] == v for f, v in fields.items())), '')
 
 
 # -- the questions -----------------------------------------------------------------------------
@@ -278,7 +295,12 @@ def _runs(rows: list, defense: str, levels: int) -> list:
   """The defense's runs at ``levels``/255 in the study's regime and at its learning rate (no
   lever)."""
   return [r for r in rows if r['defense'] == defense and r['eps_levels'] == levels and
-          r['lr'] == STUDY_LR and in_study(r)]
+          _own(r) and in_study(r)]
+
+
+def _own(row: dict) -> bool:
+  """Whether a run is trained as the study's own (no lever, the study's learning rate)."""
+  return not row['lever'] and row['lr'] == STUDY_LR
 
 
 def _done(row: dict) -> bool:
@@ -352,13 +374,13 @@ def _best_last(row: dict) -> str:
 def long_runs(rows: list, levels: int) -> list:
   """The PGN-Linf runs at ``levels``/255 trained on past EPOCHS at the study's learning rate."""
   return [r for r in rows if is_long(r) and r['defense'] == 'pgn' and
-          r['eps_levels'] == levels and r['lr'] == STUDY_LR]
+          r['eps_levels'] == levels and _own(r)]
 
 
-def _long_question(runs: list) -> dict:
-  """Trained on past EPOCHS, does PGN-Linf collapse on either probe (the trainer's PGD-10 or the
-  strong one)? 'yes' if most runs did (PGN delays the collapse), 'no' if none did and both probes
-  judged every run to its end (it avoids it), else 'undecided'."""
+def _fall_question(question: str, runs: list) -> dict:
+  """Does the runs' robustness collapse on either probe (the trainer's PGD-10 or the strong one)?
+  'yes' if most runs did, 'no' if none did and both probes judged every run to its end, else
+  'undecided'."""
   fell = [r for r in runs
           if r['collapsed_at'] is not None or r['strong_collapsed_at'] is not None]
   verdict = ('yes' if 2 * len(fell) > len(runs) else
@@ -369,8 +391,16 @@ def _long_question(runs: list) -> dict:
       f'collapsed at {fmt(r["collapsed_at"])}, {PROGRESS_LABEL} fell at '
       f'{fmt(r["strong_collapsed_at"])}' +
       (f', {PROGRESS_LABEL} {_best_last(r)}' if r['strong'] else '') for r in runs)
-  return dict(question=f'Trained on to {max(r["epochs_planned"] for r in runs)} epochs, does '
-              f'PGN-Linf collapse (PGD-10 probe or {PROGRESS_LABEL})?', verdict=verdict, why=why)
+  return dict(question=question, verdict=verdict, why=why)
+
+
+def lever_runs(rows: list, levels: int) -> dict:
+  """{(lever, defense): runs} of the lever runs at ``levels``/255 in the study's regime."""
+  out = {}
+  for r in rows:
+    if r['lever'] and r['eps_levels'] == levels and r['width'] == WIDTH:
+      out.setdefault((r['lever'], r['defense']), []).append(r)
+  return out
 
 
 def _tolerance(*stds) -> float:
@@ -451,7 +481,15 @@ def verdicts(rows: list, levels: int) -> list:
                   why='; '.join(f'{name} {gap:+.3f}' for name, gap, _ in level) or
                   'needs an evaluated PGD-AT run'))
   long = long_runs(rows, levels)
-  return out + ([_long_question(long)] if long else [])
+  if long:
+    out.append(_fall_question(f'Trained on to {max(r["epochs_planned"] for r in long)} epochs, '
+                              f'does PGN-Linf collapse (PGD-10 probe or {PROGRESS_LABEL})?', long))
+  for (lever, defense), runs in sorted(lever_runs(rows, levels).items()):
+    out.append(_fall_question(
+        f'With {LEVERS[lever][0]} (`{lever}`), does {LABELS[defense]} collapse within '
+        f'{max(r["epochs_planned"] for r in runs)} epochs (PGD-10 probe or {PROGRESS_LABEL})?',
+        runs))
+  return out
 
 
 def fmt(value, digits: int = 3) -> str:

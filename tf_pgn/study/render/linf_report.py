@@ -23,16 +23,19 @@ def plot_by_epoch(rows: list, levels: int, path: str) -> None:
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   long = linf.long_runs(rows, levels)
   runs = [r for r in rows if r['eps_levels'] == levels and r['epochs'] and linf.in_study(r) and not
-          any((x['defense'], x['seed'], x['lr']) == (r['defense'], r['seed'], r['lr'])
-              for x in long)] + long  # a run trained on in place of its first linf.EPOCHS epochs
+          any(_setting(x) == _setting(r) for x in long)] + long  # a run trained on in place of
+  # its first linf.EPOCHS epochs
   colors = dict(zip(linf.DEFENSES, plt.get_cmap('tab10').colors))
   styles = dict(zip(linf.SEEDS, ('-', '--', ':')))
+  lever_markers = dict(zip(linf.LEVERS, ('s', '^', 'x')))
   strong = any(r['strong'] for r in runs)
   fig, axes = plt.subplots(1, 4 if strong else 3, figsize=(20 if strong else 15, 4))
   for r in runs:
     e = [x['epoch'] for x in r['epochs']]
-    kw = dict(color=colors[r['defense']], linestyle=styles.get(r['seed'], '-.'), marker='.',
-              label=f'{linf.LABELS[r["defense"]]} seed {r["seed"]}' +
+    kw = dict(color=colors[r['defense']],
+              linestyle='-.' if r['lever'] else styles.get(r['seed'], '-.'),
+              marker=lever_markers.get(r['lever'], '.'), markersize=4,
+              label=f'{linf.LABELS[r["defense"]]} seed {r["seed"]}{r["lever"]}' +
               (f', trained on to {r["epochs_planned"]}' if linf.is_long(r) else ''))
     axes[0].plot(e, [x['pgd'] for x in r['epochs']], **kw)
     axes[1].plot(e, [x['fgm'] - x['pgd'] for x in r['epochs']], **kw)
@@ -55,6 +58,11 @@ def plot_by_epoch(rows: list, levels: int, path: str) -> None:
   fig.savefig(tmp, dpi=110)
   plt.close(fig)
   os.replace(tmp, path)
+
+
+def _setting(row: dict) -> tuple:
+  """What a run trained on past linf.EPOCHS shares with the run it continues."""
+  return row['defense'], row['seed'], row['lever'], row['lr']
 
 
 def figure_path(out_dir: str, levels: int) -> str:
@@ -88,9 +96,12 @@ def render_report(root: str, out_dir: str, report_path: str, run_command: str) -
            f'its training loss was at least {linf.DIVERGENCE_FACTOR:g} times its lowest earlier epoch '
            f'mean. Two accuracies are level within max({linf.LEVEL_TOLERANCE:g}, twice the larger '
            'seed std).', '',
-           'Defenses: ' + '; '.join(f'{linf.LABELS[d]} (`{_flags(d)}`)' for d in linf.DEFENSES) + '. Jobs '
-           f'named `_lr<rate>` are the learning-rate lever (Adam at that rate, not {linf.STUDY_LR:g}): '
-           'in the tables, outside the verdicts.', '']
+           'Defenses: ' + '; '.join(f'{linf.LABELS[d]} (`{_flags(d)}`)' for d in linf.DEFENSES) + '. Levers '
+           '(the suffix of a job\'s name): ' + '; '.join(
+               f'`{k}` {what}' for k, (what, _) in linf.LEVERS.items()) + ' (`python -m '
+           'tf_pgn.experiments linf --linf_sweep=linf_lr` or `linf_gen`); lever runs are in the '
+           'tables and figures, outside the verdicts on the study\'s own runs, each lever with a '
+           'question of its own.', '']
   study = [r for r in rows if linf.in_study(r)]
   for levels in sorted({r['eps_levels'] for r in study}, reverse=True):
     figure = figure_path(out_dir, levels)
