@@ -24,7 +24,7 @@ BOUNDED = ('fgm', 'mim', 'pgd', 'apgd_ce', 'apgd_dlr', 'apgd_t', 'fab_t', 'squar
 LINF = dict(norm='linf', eps_list='4/255', num_examples=N, batch_size=N, pgd_steps=20,
             apgd_targets=2, fab_targets=2, fab_iterations=20, square_queries=300, fmn_steps=10,
             unbounded_steps=5)
-KEYS = [f'{a}_eps{EPS:g}' for a in BOUNDED] + ['fmn']
+KEYS = [f'{a}_eps{EPS:g}' for a in BOUNDED] + ['fmn', 'fab_linf']
 
 
 def _linear(num_classes=3, masked=False):
@@ -89,9 +89,10 @@ def test_square_linf_starts_with_vertical_stripes_of_plus_minus_eps():
 @pytest.fixture(scope='module')
 def evaluated(small_cifar_model, tmp_path_factory):
   """{model name: (results, out_dir, raw attack outputs by progress label)} of a Linf evaluation
-  at 4/255: every bounded attack and FMN on the small model; PGD and Square on its masked twin."""
+  at 4/255: every bounded attack, FMN and FAB-Linf on the small model; PGD and Square on its
+  masked twin."""
   model, x, y = small_cifar_model
-  models = {'ordinary': (model, ','.join(BOUNDED) + ',fmn'),
+  models = {'ordinary': (model, ','.join(BOUNDED) + ',fmn,fab_linf'),
             'masked': (lambda images: model(images - images + tf.stop_gradient(images)),
                        'pgd,square')}
   out = {}
@@ -147,7 +148,7 @@ def test_linf_results_record_the_norm_and_label_the_l2_attacks(evaluated):
   assert results['norm'] == 'linf'
   settings = results['attack_settings']
   assert {a: settings[a]['norm'] for a in settings} == dict(
-      {a: 'Linf' for a in BOUNDED}, fmn='L2')
+      {a: 'Linf' for a in BOUNDED}, fmn='L2', fab_linf='Linf')
   assert settings['apgd_ce']['random_start'].startswith('eps * u / ||u||_inf')
   assert results['unbounded_pgd']['norm'] == 'L2'
   assert {c['name']: c for c in results['checks']}['unbounded_pgd_success']['detail'].startswith(
@@ -155,7 +156,7 @@ def test_linf_results_record_the_norm_and_label_the_l2_attacks(evaluated):
   for key in KEYS:
     wb = results['attacks'][key]['whitebox']
     assert wb['n_success'] == 0 or 0 < wb['linf_mean'] <= wb['max_linf']
-    if key != 'fmn':
+    if key not in ('fmn', 'fab_linf'):  # the minimal-norm attacks have no budget
       assert wb['max_linf'] <= EPS + 1e-6, key
   with open(os.path.join(out_dir, 'results.md')) as f:
     table = f.read()
@@ -163,8 +164,48 @@ def test_linf_results_record_the_norm_and_label_the_l2_attacks(evaluated):
   assert '| AutoAttack (Linf, eps=4/255) |' in table and '| Linf mean |' in table
   assert re.search(r'- AutoAttack \(Linf, eps=4/255\): robust accuracy [0-9.]+; broken by', table)
   assert 'FMN at L2' in table  # the minimal-norm attacks are named L2 in the notes too
+  assert '| FAB-Linf |' in table  # its name says its norm
   assert os.path.exists(os.path.join(out_dir, 'accuracy_vs_l2.png'))  # FMN's curve
   assert not os.path.exists(os.path.join(evaluated['masked'][1], 'accuracy_vs_l2.png'))
+  for name in ('ordinary', 'masked'):  # the Linf attacks' accuracy at eps (and FAB-Linf's curve)
+    assert os.path.exists(os.path.join(evaluated[name][1], 'accuracy_vs_linf.png'))
+
+
+def test_fab_linf_gives_the_robust_accuracy_at_every_linf_radius(evaluated, small_cifar_model):
+  model, x, y = small_cifar_model
+  results, _, raw = evaluated['ordinary']
+  wb = results['attacks']['fab_linf']['whitebox']
+  assert 'accuracy_vs_l2' not in wb
+  curve = wb['accuracy_vs_linf']
+  assert curve['radii'] == [i / 255 for i in range(33)]
+  accuracy = np.array(curve['accuracy'])
+  assert accuracy[0] == results['benign_accuracy'] and (np.diff(accuracy) <= 0).all()
+  # Recomputed from the attack's own points: clean-correct and not fooled within the radius.
+  x_adv = raw['whitebox_fab_linf']
+  sizes = np.abs(x_adv.astype(np.float64) - x).reshape(N, -1).max(axis=1)
+  clean = np.argmax(model(x), -1) == y
+  fooled = np.argmax(model(x_adv), -1) != y
+  for r, acc in zip(curve['radii'], accuracy):
+    assert acc == np.mean(clean & ~(fooled & (sizes <= r))), r
+  np.testing.assert_allclose(wb['linf_mean'], sizes[clean & fooled].mean())
+  # The budgeted attacks at 4/255 cannot leave more robust than FAB-Linf's curve says is left
+  # to anything, beyond a few examples FAB's iterations missed.
+  assert _accuracy(results, 'autoattack') <= accuracy[4] + 3 / N
+
+
+def test_an_l2_evaluation_with_fab_linf_draws_both_figures(small_cifar_model, tmp_path):
+  model, x, y = small_cifar_model
+  results = evaluation.evaluate_model(model, x, y, attacks=['fgm', 'fab_linf'], eps_list=[0.5],
+                                      out_dir=str(tmp_path), batch_size=N, fab_iterations=10,
+                                      unbounded_steps=2)
+  assert results['norm'] == 'l2' and results['attack_settings']['fab_linf']['norm'] == 'Linf'
+  assert 'linf_mean' in results['attacks']['fab_linf']['whitebox']
+  assert 'linf_mean' not in results['attacks']['fgm_eps0.5']['whitebox']
+  with open(tmp_path / 'results.md') as f:
+    table = f.read()
+  assert '| Linf mean |' in table and '| FAB-Linf |' in table and '| FGM (eps=0.5) |' in table
+  for figure in ('accuracy_vs_l2.png', 'accuracy_vs_linf.png'):
+    assert os.path.exists(tmp_path / figure), figure
 
 
 def test_square_linf_trips_the_masking_flag_on_the_masked_model_only(evaluated):

@@ -59,9 +59,14 @@ def test_rho_accepts_logits_and_is_nan_without_success():
   assert np.isnan(result['rho_mean_paper'])
 
 
-def test_accuracy_vs_l2_curve_hand_case():
+def test_accuracy_vs_radius_hand_case():
   x, x_adv, y, pred_clean, pred_adv = _case()
   # Clean-correct: 0, 1, 2, 4. Attack failed on 1; fooled 0 (norm 0), 2 (norm 5), 4 (norm 1).
-  curve = metrics.accuracy_vs_l2_curve(x, x_adv, y, pred_clean, pred_adv,
-                                       radii=[0.0, 0.5, 1.0, 4.0, 5.0, 10.0])
+  curve = metrics.accuracy_vs_radius(x, x_adv, y, pred_clean, pred_adv,
+                                     radii=[0.0, 0.5, 1.0, 4.0, 5.0, 10.0])
   np.testing.assert_allclose(curve, np.array([3, 3, 2, 2, 1, 1]) / 6)
+  # Linf norms 0, 3, 4, 0, 1, 2: example 2 (L2 5) needs only 4.
+  curve = metrics.accuracy_vs_radius(x, x_adv, y, pred_clean, pred_adv, norm='linf',
+                                     radii=[0.0, 0.5, 1.0, 3.9, 4.0, 10.0])
+  np.testing.assert_allclose(curve, np.array([3, 3, 2, 2, 1, 1]) / 6)
+  np.testing.assert_array_equal(metrics.perturbation_norms(x, x_adv, 'linf'), [0, 3, 4, 0, 1, 2])

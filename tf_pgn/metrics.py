@@ -1,4 +1,4 @@
-"""Evaluation metrics (pure numpy) for minimal-norm L2 attacks.
+"""Evaluation metrics (pure numpy) for minimal-norm attacks.
 
 Robustness is measured as in section 4.2 of the PGN paper (Lee, Han & Lee, 2020): Eq. 6 defines
 rho as the mean L2 norm of the perturbation over successful adversarial examples (rho_cw for
@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-__all__ = ['accuracy', 'perturbation_norms', 'rho', 'accuracy_vs_l2_curve']
+__all__ = ['accuracy', 'perturbation_norms', 'rho', 'accuracy_vs_radius']
 
 
 def _labels(logits_or_preds):
@@ -26,13 +26,16 @@ def accuracy(logits_or_preds, y):
   return float(np.mean(_labels(logits_or_preds) == np.asarray(y)))
 
 
-def perturbation_norms(x, x_adv):
-  """Per-example L2 norm of ``x_adv - x`` over all non-batch axes, as float64 ``[N]``.
+def perturbation_norms(x, x_adv, norm: str = 'l2'):
+  """Per-example L2 (or, ``norm='linf'``, Linf) norm of ``x_adv - x`` over all non-batch axes,
+  as float64 ``[N]``.
 
-  The quantity averaged by rho (PGN paper, section 4.2, Eq. 6).
+  The L2 norm is the quantity averaged by rho (PGN paper, section 4.2, Eq. 6).
   """
-  diff = np.asarray(x_adv, np.float64) - np.asarray(x, np.float64)
-  return np.sqrt(np.sum(np.square(diff.reshape(len(diff), -1)), axis=1))
+  diff = (np.asarray(x_adv, np.float64) - np.asarray(x, np.float64)).reshape(len(x), -1)
+  if norm == 'linf':
+    return np.abs(diff).max(axis=1, initial=0.0)
+  return np.sqrt(np.sum(np.square(diff), axis=1))
 
 
 def _mean_median(values):
@@ -81,11 +84,11 @@ def rho(x, x_adv, y, pred_clean, pred_adv):
   }
 
 
-def accuracy_vs_l2_curve(x, x_adv, y, pred_clean, pred_adv, radii):
-  """Robust accuracy at each L2 budget, given the results of a minimal-norm attack.
+def accuracy_vs_radius(x, x_adv, y, pred_clean, pred_adv, radii, norm: str = 'l2'):
+  """Robust accuracy at each L2 (or Linf) budget, given the results of a minimal-norm attack.
 
   For each radius r: the fraction of all examples that are classified correctly clean and
-  whose attack either failed or needed a perturbation of L2 norm > r. This is the
+  whose attack either failed or needed a perturbation of norm > r. At L2 this is the
   accuracy-versus-rho view of the PGN paper's robustness evaluation (section 4.2, Eq. 6:
   rho is the mean L2 norm over successful adversarial examples).
 
@@ -93,13 +96,14 @@ def accuracy_vs_l2_curve(x, x_adv, y, pred_clean, pred_adv, radii):
     x, x_adv: clean and adversarial inputs ``[N, ...]``.
     y: true labels ``[N]``.
     pred_clean, pred_adv: predictions (labels or logits) on ``x`` and ``x_adv``.
-    radii: sequence of L2 budgets.
+    radii: sequence of budgets in ``norm``.
+    norm: 'l2' or 'linf', the norm of the attack's perturbations and of ``radii``.
 
   Returns:
     float64 numpy array, one robust accuracy per radius.
   """
   y = np.asarray(y)
-  norms = perturbation_norms(x, x_adv)
+  norms = perturbation_norms(x, x_adv, norm)
   clean_correct = _labels(pred_clean) == y
   attack_failed = _labels(pred_adv) == y
   radii = np.asarray(radii, np.float64)

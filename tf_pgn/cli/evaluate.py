@@ -5,8 +5,8 @@
   tf-pgn-evaluate --ckpt=runs/c10_pgn --source_ckpt=runs/c10_naive_2   # black-box transfer
   tf-pgn-evaluate --ckpt=runs/c10_pgn --norm=linf --eps_list=8/255 --attacks=pgd,autoattack
 
-(``python evaluate.py`` in a checkout.) Writes results.json, results.md and accuracy_vs_l2.png (of
-the L2 attacks) to --out (default <ckpt>/eval). Each finished attack is kept in <out>/partial/;
+(``python evaluate.py`` in a checkout.) Writes results.json, results.md, accuracy_vs_l2.png (of
+the L2 attacks) and accuracy_vs_linf.png (of the Linf ones) to --out (default <ckpt>/eval). Each finished attack is kept in <out>/partial/;
 re-running the same command skips it. Every field of ``EvalConfig`` is a flag.
 """
 import os
@@ -44,7 +44,8 @@ def main(argv, config_flags: tuple):
                                   data_dir=expand(FLAGS.data_dir),
                                   source_ckpt=expand(FLAGS.source_ckpt))
     print(evaluation.results_markdown(results))
-    written = [name for name in ('results.json', 'results.md', 'accuracy_vs_l2.png')
+    written = [name for name in ('results.json', 'results.md', 'accuracy_vs_l2.png',
+                                 'accuracy_vs_linf.png')
                if os.path.exists(os.path.join(results['out_dir'], name))]
     print(f'done: {", ".join(written)} in {results["out_dir"]}')
 

@@ -37,8 +37,8 @@ class AttackSpec:
 
   Attributes:
     label: its name in results.md and the plots.
-    minimal_norm: unbounded, minimising the perturbation: one result with an accuracy-vs-L2
-      curve; otherwise one result per budget.
+    minimal_norm: unbounded, minimising the perturbation: one result with an accuracy curve
+      over the radii of the norm it runs at; otherwise one result per budget.
     params: cfg -> its fixed settings (budgets aside), as results.json reports them; a finished
       partial result is reused only under the same ones.
     attack: cfg -> its batch function, ``(model, x, y, eps) -> x_adv`` if bounded (eps a tensor,
@@ -50,8 +50,9 @@ class AttackSpec:
       each example: ``attacks.common.worst_case``) and its results count them.
     gradient_free: reads only the model's outputs (score-based, black-box).
     selectable: whether --attacks may name it (not the soundness check's unbounded PGD).
-    norm: the norm it runs at whatever the evaluation's (L2: the minimal-norm attacks, PGN's
-      L2 penalty, the unbounded PGD); None: the evaluation's ``norm``, which ``attack`` reads.
+    norm: the norm it runs at whatever the evaluation's (L2: the paper's minimal-norm attacks,
+      PGN's L2 penalty, the unbounded PGD; Linf: FAB-Linf); None: the evaluation's ``norm``,
+      which ``attack`` reads.
   """
   label: str
   minimal_norm: bool
@@ -231,6 +232,10 @@ ATTACK_TABLE = {
         'FAB', True, lambda c: _fab_params(c, targeted=False),
         attack=lambda c: functools.partial(fab.fab, **_fab_args(c, 'l2')),
         budgets=_no_budget, norm='l2'),
+    'fab_linf': AttackSpec(
+        'FAB-Linf', True, lambda c: _fab_params(c, targeted=False),
+        attack=lambda c: functools.partial(fab.fab, **_fab_args(c, 'linf')),
+        budgets=_no_budget, norm='linf'),
     'pgn': AttackSpec(
         'PGN', False,
         lambda c: dict(gen_width=c.pgn_gen_width, lr=c.pgn_lr, epochs=c.pgn_attack_epochs,

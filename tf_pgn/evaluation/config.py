@@ -140,14 +140,12 @@ class EvalConfig:
 
   def attack_params(self) -> dict:
     """{attack: its fixed settings (budgets aside)}, as reported in results.json; a partial
-    result is reused only under the same ones. At Linf each names the norm it runs at, so that no
-    Linf result passes for an L2 one; at L2 they are as before evaluations had a norm, so that
-    earlier partial results stay valid."""
+    result is reused only under the same ones. Each names the norm it runs at, so that no Linf
+    result passes for an L2 one, except an L2 attack in an L2 evaluation: those are as before
+    evaluations had a norm, so that earlier partial results stay valid."""
     params = {name: spec.params(self) for name, spec in ATTACK_TABLE.items()}
-    if self.norm == 'l2':
-      return params
-    return {name: dict(p, norm=NORM_LABELS[attack_norm(name, self.norm)])
-            for name, p in params.items()}
+    return {name: p if self.norm == attack_norm(name, self.norm) == 'l2' else
+            dict(p, norm=NORM_LABELS[attack_norm(name, self.norm)]) for name, p in params.items()}
 
   def settings(self) -> dict:
     """{attack: its budgets}, one dict per budget: {'eps': e}, {'c_l': c}, or {} (minimal-norm)."""

@@ -1,5 +1,5 @@
-"""results.md (Table 2's layout) and the accuracy-vs-L2 panels (Figures 3-4) of an
-evaluation's results."""
+"""results.md (Table 2's layout) and the accuracy-vs-budget panels (Figures 3-4 at L2, and the
+same at Linf) of an evaluation's results."""
 from tf_pgn.evaluation.common import BOXES, NORM_LABELS, fmt
 from tf_pgn.evaluation.attack_table import ATTACK_TABLE, MINIMAL_NORM, attack_norm
 
@@ -14,10 +14,10 @@ def _eps_text(eps: float, norm: str) -> str:
 
 def _label(entry: dict, norm: str = 'l2') -> str:
   """The row name: the attack and its budget (PGN: c_L and the white-box mean L2 it gave); in a
-  Linf evaluation first the norm the attack ran at."""
+  Linf evaluation first the norm the attack ran at, unless its name says it (FAB-Linf)."""
   label = ATTACK_TABLE[entry['attack']].label
   runs_at = attack_norm(entry['attack'], norm)
-  details = [] if norm == 'l2' else [NORM_LABELS[runs_at]]
+  details = [] if norm == 'l2' or label.endswith(NORM_LABELS[runs_at]) else [NORM_LABELS[runs_at]]
   if 'eps' in entry:
     details.append(f'eps={_eps_text(entry["eps"], runs_at)}')
   elif 'c_l' in entry:
@@ -39,6 +39,8 @@ def results_markdown(results: dict) -> str:
              + (f'; {", ".join(at_l2)} at L2.' if at_l2 else '.'))
   else:
     scope = 'All attacks L2.'
+  # The Linf mean: a column of every Linf evaluation and of an L2 one with an attack at Linf.
+  linf_column = linf or any('linf_mean' in e['whitebox'] for e in results['attacks'].values())
   lines = [
       f'# Robustness of {results["model"]}', '',
       f'{results["dataset"]}, first {results["num_examples"]} test images; benign accuracy '
@@ -48,15 +50,15 @@ def results_markdown(results: dict) -> str:
       "authors' code's mean over all misclassified adversarial examples, clean mistakes "
       f'included. {", ".join(ATTACK_TABLE[n].label for n in MINIMAL_NORM)} are minimal-norm '
       '(unbounded) attacks.' + (' Linf mean: the mean Linf norm over the examples of rho.'
-                                if linf else ''), '',
+                                if linf_column else ''), '',
       "| attack | white-box acc | rho mean | rho median | rho mean (paper's variant) "
-      f'{"| Linf mean " if linf else ""}| black-box acc |',
-      '|---|' + '---:|' * (6 if linf else 5),
+      f'{"| Linf mean " if linf_column else ""}| black-box acc |',
+      '|---|' + '---:|' * (6 if linf_column else 5),
   ]
   for entry in results['attacks'].values():
     wb = entry['whitebox']
     bb = fmt(entry['blackbox']['accuracy']) if 'blackbox' in entry else '-'
-    linf_mean = f'{fmt(wb["linf_mean"], 4)} | ' if linf else ''
+    linf_mean = f'{fmt(wb.get("linf_mean"), 4)} | ' if linf_column else ''
     lines.append(f'| {_label(entry, norm)} | {fmt(wb["accuracy"])} | {fmt(wb["rho_mean"])} | '
                  f'{fmt(wb["rho_median"])} | {fmt(wb["rho_mean_paper"])} | {linf_mean}{bb} |')
   worst = [e for e in results['attacks'].values() if 'broken_by' in e['whitebox']]
@@ -96,20 +98,21 @@ def accuracy_after_each_part(worst: dict, num_examples: int, parts) -> list:
   return out
 
 
-def accuracy_vs_l2_series(results: dict, box: str = 'whitebox', attacks=None) -> list:
-  """The ``plots.accuracy_vs_l2`` series of ``results`` for ``box``, one per L2 attack (all of
-  ``results``' by default; in a Linf evaluation the Linf attacks have no place on the L2 axis): a
-  curve for a minimal-norm attack; points at eps for the bounded attacks and at the mean
+def accuracy_vs_budget_series(results: dict, curve_norm: str = 'l2', box: str = 'whitebox',
+                              attacks=None) -> list:
+  """The ``plots.accuracy_vs_budget`` series of ``results`` for ``box``, one per attack that ran
+  at ``curve_norm`` (all of ``results``' by default): a curve for a minimal-norm attack (its
+  accuracy at each radius); points at eps for the bounded attacks and, at L2, at the mean
   perturbation L2 for PGN (Figure 3)."""
   norm = results.get('norm', 'l2')  # results from before evaluations had a norm are L2
   series = []
   for name in attacks or results['attack_settings']:
     entries = [e for e in results['attacks'].values() if e['attack'] == name and box in e]
-    if not entries or attack_norm(name, norm) != 'l2':
+    if not entries or attack_norm(name, norm) != curve_norm:
       continue
     label = ATTACK_TABLE[name].label
     if ATTACK_TABLE[name].minimal_norm:
-      curve = entries[0][box]['accuracy_vs_l2']
+      curve = entries[0][box][f'accuracy_vs_{curve_norm}']
       series.append(dict(label=label, x=curve['radii'], y=curve['accuracy'], curve=True))
     else:
       points = sorted((e['eps'] if 'eps' in e else e[box]['mean_l2'], e[box]['accuracy'])
@@ -119,10 +122,10 @@ def accuracy_vs_l2_series(results: dict, box: str = 'whitebox', attacks=None) ->
   return series
 
 
-def plot_panels(results: dict) -> list:
-  """Accuracy vs L2, one panel per box (white-box, black-box) with every L2 attack; none in a
-  Linf evaluation without one."""
+def plot_panels(results: dict, curve_norm: str = 'l2') -> list:
+  """Accuracy vs the ``curve_norm`` budget, one panel per box (white-box, black-box) with every
+  attack that ran at that norm; none where no attack did."""
   return [dict(title=f'{title}, {results["dataset"]}', series=series,
                benign_accuracy=results['benign_accuracy'])
           for box, title in BOXES.items()
-          if (series := accuracy_vs_l2_series(results, box))]
+          if (series := accuracy_vs_budget_series(results, curve_norm, box))]

@@ -21,12 +21,16 @@ from tf_pgn.attacks.runner import finished_batches
 from tf_pgn.export import SavedModelClassifier, load_classifier, weights_digest
 from tf_pgn.io_utils import write_json_atomic, write_text_atomic
 from tf_pgn.evaluation.common import EvalError, fmt, json_safe, result_key
-from tf_pgn.evaluation.attack_table import ATTACK_TABLE, AttackContext, AttackSpec, DEFAULT_ATTACKS
+from tf_pgn.evaluation.attack_table import (ATTACK_TABLE, DEFAULT_ATTACKS, AttackContext,
+                                            AttackSpec, attack_norm)
 from tf_pgn.evaluation.config import EvalConfig, make_eval_config
 from tf_pgn.evaluation.checks import masking_probes, soundness_checks
 from tf_pgn.evaluation.report import plot_panels, results_markdown
 
-CURVE_RADII = tuple(round(0.05 * i, 2) for i in range(41))  # 0 to 2 in steps of 0.05
+# The radii of a minimal-norm attack's accuracy curve, per the norm it runs at: L2 0 to 2 in
+# steps of 0.05; Linf 0 to 32/255 in steps of 1/255 (a pixel level).
+CURVE_RADII = {'l2': tuple(round(0.05 * i, 2) for i in range(41)),
+               'linf': tuple(i / 255 for i in range(33))}
 
 _NOTES = {
     'rho_mean': 'mean L2 norm of x_adv - x over successful adversarial examples: classified '
@@ -37,7 +41,7 @@ _NOTES = {
     'success_rate': 'n_success / n_clean_correct',
     'blackbox': 'crafted on the source model, measured on the evaluated model',
     'accuracy_vs_l2': 'accuracy when every perturbation larger than the radius counts as a '
-                      'failed attack (minimal-norm attacks)',
+                      'failed attack (minimal-norm attacks; accuracy_vs_linf for one at Linf)',
     'broken_by': 'worst case (autoattack): per attack, the examples it broke first, as the '
                  'crafting model saw them (clean: misclassified without attack); '
                  'broken_by_example names it per example (null: none did)',
@@ -86,9 +90,11 @@ def _build_attacks(cfg: EvalConfig, names, context: AttackContext) -> dict:
                         _compile(ATTACK_TABLE[name], cfg, context)) for name in names}
 
 
-def _summarize(x, x_adv, y, pred_clean, pred_adv, curve: bool, linf: bool) -> dict:
+def _summarize(x, x_adv, y, pred_clean, pred_adv, curve_norm: str | None, linf: bool) -> dict:
   """The numbers derived from one attack's x_adv (section 4.2, Eq. 6); with ``linf`` (a Linf
-  evaluation) also the mean Linf norm over the successful examples of rho and the largest."""
+  evaluation or attack) also the mean Linf norm over the successful examples of rho and the
+  largest; with ``curve_norm`` (a minimal-norm attack's norm) the accuracy at each of its
+  CURVE_RADII (``accuracy_vs_l2`` or ``accuracy_vs_linf``)."""
   norms = metrics.perturbation_norms(x, x_adv)
   n_clean_correct = int(np.sum(pred_clean == y))
   out = dict(accuracy=metrics.accuracy(pred_adv, y), n_correct=int(np.sum(pred_adv == y)),
@@ -96,14 +102,14 @@ def _summarize(x, x_adv, y, pred_clean, pred_adv, curve: bool, linf: bool) -> di
              max_l2=float(norms.max()), **metrics.rho(x, x_adv, y, pred_clean, pred_adv))
   out['success_rate'] = out['n_success'] / n_clean_correct if n_clean_correct else math.nan
   if linf:
-    sizes = np.abs(np.asarray(x_adv, np.float64) - np.asarray(x, np.float64)).reshape(
-        len(x), -1).max(axis=1)
+    sizes = metrics.perturbation_norms(x, x_adv, 'linf')
     success = (pred_clean == y) & (pred_adv != y)
     out.update(linf_mean=float(sizes[success].mean()) if success.any() else math.nan,
                max_linf=float(sizes.max()))
-  if curve:
-    out['accuracy_vs_l2'] = dict(radii=list(CURVE_RADII), accuracy=metrics.accuracy_vs_l2_curve(
-        x, x_adv, y, pred_clean, pred_adv, CURVE_RADII).tolist())
+  if curve_norm:
+    radii = CURVE_RADII[curve_norm]
+    out[f'accuracy_vs_{curve_norm}'] = dict(radii=list(radii), accuracy=metrics.accuracy_vs_radius(
+        x, x_adv, y, pred_clean, pred_adv, radii, curve_norm).tolist())
   return out
 
 
@@ -182,10 +188,12 @@ class _Measurement:
       x_adv, broken_by = x_adv
       extra = dict(extra, **_broken_by(broken_by, attack.spec.parts))
     attacked = len(self.y) - min(len(self.y), reused * self.cfg.batch_size)
+    runs_at = attack_norm(attack.name, self.cfg.norm)
     pred_adv = predict(self.target.model, x_adv, self.cfg.batch_size).argmax(-1)
     out = json_safe(dict(
-        _summarize(self.x, x_adv, self.y, self.pred_clean, pred_adv, attack.spec.minimal_norm,
-                   self.cfg.norm == 'linf'),
+        _summarize(self.x, x_adv, self.y, self.pred_clean, pred_adv,
+                   runs_at if attack.spec.minimal_norm else None,
+                   'linf' in (self.cfg.norm, runs_at)),
         seconds=seconds, images_per_second=attacked / seconds if attacked else None,
         resumed_examples=len(self.y) - attacked, **extra))
     print(f'{key}: accuracy={out["accuracy"]:.4f} rho_mean={fmt(out["rho_mean"])} '
@@ -219,8 +227,8 @@ def evaluate(cfg: EvalConfig, ckpt: str, out_dir: str | None = None,
              data_dir: str | None = None, source_ckpt: str | None = None) -> dict:
   """Evaluates the classifier at ``ckpt`` (run directory or SavedModel) under every attack of
   ``cfg``, black-box too when ``source_ckpt`` is given; writes results.json, results.md and
-  accuracy_vs_l2.png to ``out_dir`` (default ``<ckpt>/eval``) and returns the results (JSON-safe:
-  equal to what results.json holds).
+  the figures (accuracy_vs_l2.png, accuracy_vs_linf.png) to ``out_dir`` (default
+  ``<ckpt>/eval``) and returns the results (JSON-safe: equal to what results.json holds).
 
   Raises:
     ModelLoadError: a path is neither a run directory nor a SavedModel.
@@ -272,8 +280,9 @@ def evaluate_model(classifier, x, y, attacks=None, eps_list=None, source=None, t
       fractions such as '8/255' (default ``EvalConfig``'s).
     source: a classifier (as ``classifier``) for black-box results: crafted on it.
     train_data: (images, labels) the PGN attack's generator trains on.
-    out_dir: if given, results.json, results.md, accuracy_vs_l2.png and partial/ (finished
-      attacks, reused by a rerun) are written there.
+    out_dir: if given, results.json, results.md, the figures (accuracy_vs_l2.png,
+      accuracy_vs_linf.png) and partial/ (finished attacks, reused by a rerun) are written
+      there.
     data_name: what the results call the data.
     labels: 'sparse' (class ids [N]) or 'categorical' (one-hot rows [N, K]), as Keras' losses.
     from_logits: False for classifiers that output probabilities (attacked on their logarithm).
@@ -365,9 +374,9 @@ def _attack_all(cfg: EvalConfig, crafters: dict, x, y, num_classes: int,
 
 
 def _finish(results: dict, start: float, out_dir: str | None) -> dict:
-  """Adds the soundness checks (printed) and the seconds; writes results.json, results.md and
-  accuracy_vs_l2.png (when an attack ran at L2) to ``out_dir`` if given. Returns the JSON-safe
-  results."""
+  """Adds the soundness checks (printed) and the seconds; writes results.json, results.md,
+  accuracy_vs_l2.png (when an attack ran at L2) and accuracy_vs_linf.png (when one ran at Linf)
+  to ``out_dir`` if given. Returns the JSON-safe results."""
   results['checks'] = soundness_checks(results)
   for check in results['checks']:
     print(f'check {check["name"]}: {"ok" if check["passed"] else "WARNING"}: {check["detail"]}')
@@ -376,10 +385,12 @@ def _finish(results: dict, start: float, out_dir: str | None) -> dict:
   if out_dir:
     write_json_atomic(os.path.join(out_dir, 'results.json'), results)
     write_text_atomic(os.path.join(out_dir, 'results.md'), results_markdown(results))
-    panels, figure = plot_panels(results), os.path.join(out_dir, 'accuracy_vs_l2.png')
-    if panels:
-      plots.accuracy_vs_l2(panels, figure)
-    else:  # an earlier evaluation's figure would not show these results
-      with contextlib.suppress(FileNotFoundError):
-        os.remove(figure)
+    for norm in CURVE_RADII:
+      panels = plot_panels(results, norm)
+      figure = os.path.join(out_dir, f'accuracy_vs_{norm}.png')
+      if panels:
+        plots.accuracy_vs_budget(panels, figure, norm)
+      else:  # an earlier evaluation's figure would not show these results
+        with contextlib.suppress(FileNotFoundError):
+          os.remove(figure)
   return results

@@ -11,7 +11,8 @@ from tf_pgn.study.render import (ablation, attack, autoattack, curves, figures, 
 from tf_pgn.study.render.common import Study
 
 NOTES_BEGIN, NOTES_END = '<!-- notes -->', '<!-- /notes -->'
-EVAL_FILES = ('results.json', 'results.md', 'accuracy_vs_l2.png')  # of each evaluation folder
+# Of each evaluation folder.
+EVAL_FILES = ('results.json', 'results.md', 'accuracy_vs_l2.png', 'accuracy_vs_linf.png')
 JOB_FILES = ('config.json', 'metrics.jsonl') + tuple(os.path.join('eval', n) for n in EVAL_FILES)
 
 
