@@ -74,6 +74,7 @@ def test_verdicts_are_computed_from_the_runs(study):
   assert q[2]['verdict'] == 'yes'
   assert q[3]['verdict'] == 'not measured'  # no strong probe yet
   assert q[4]['verdict'] == 'PGN' and 'AutoAttack +0.050' in q[4]['why']
+  assert 'APGD-CE fell in PGN not measured, N-FGSM not measured' in q[4]['why']
   assert q[5]['verdict'] == 'PGN-Linf' and 'N-FGSM -0.055' in q[5]['why']
 
 
@@ -239,13 +240,18 @@ def test_the_strong_probe_is_read_by_epoch_judged_by_the_collapse_rule_and_repor
   rows = [r for r in linf.linf_rows(study) if r['job'] in (fgm2.name, pgn2.name, pgn3.name)]
   assert linf.verdicts(rows, 16)[2]['verdict'] == 'undecided'
   assert linf.verdicts(rows, 16)[3]['verdict'] == 'undecided'
-  # The plan: every FGSM-AT and PGN run of the study, at its own eps; others by name only.
+  # A cheap fix's strong probe is named beside PGN's in the comparison.
+  n_fgsm = linf.LinfJob('n_fgsm', 16, 1234)
+  _strong(study, n_fgsm, [0.2, 0.21, 0.22])
+  rows = [r for r in linf.linf_rows(study) if r['job'] in (fgm2.name, pgn2.name, n_fgsm.name)]
+  assert 'APGD-CE fell in PGN 0 of 1 run(s), N-FGSM 0 of 1 run(s)' in (
+      linf.verdicts(rows, 16)[4]['why'])
+  # The plan: every run of the study, each defense's, at its own eps; others by name only.
   plan = linf.progress_plan(study)
-  assert sorted(plan) == sorted(f'{d}_eps16_w0.5_s{s}' for d in ('fgm', 'pgn')
-                                for s in linf.SEEDS)
+  assert sorted(plan) == sorted([f'{d}_eps16_w0.5_s{s}' for d in ('fgm', 'pgn')
+                                 for s in linf.SEEDS] + [n_fgsm.name, 'pgd_eps16_w0.5_s1234'])
   assert plan[pgn.name] == dict(norm='linf', eps_list=(16 / 255,), attacks=('apgd_ce',))
-  assert list(linf.progress_plan(study, ['n_fgsm_eps16_w0.5_s1234'])) == [
-      'n_fgsm_eps16_w0.5_s1234']
+  assert list(linf.progress_plan(study, [n_fgsm.name])) == [n_fgsm.name]
   with pytest.raises(ValueError, match='no Linf job.s. nope in .*choose from'):
     linf.progress_plan(study, ['nope'])
   out, report = str(tmp_path / 'out'), str(tmp_path / 'LINF.md')

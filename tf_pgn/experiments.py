@@ -16,7 +16,7 @@ summarized, plotted and reported.
   python -m tf_pgn.experiments linf --linf_sweep=linf_collapse   # the Linf study (study/linf.py)
   python -m tf_pgn.experiments linf --linf_sweep=linf_long   # PGN-Linf trained on to 25 epochs
   python -m tf_pgn.experiments linf --linf_sweep=linf_gen    # PGN-Linf with a faster generator
-  python -m tf_pgn.experiments linf_progress  # APGD-CE at each epoch snapshot of its FGSM-AT, PGN
+  python -m tf_pgn.experiments linf_progress  # APGD-CE at each epoch snapshot of each run
   python -m tf_pgn.experiments linf_report    # results/<root name>/, docs/LINF_STUDY.md
   python -m tf_pgn.experiments precision      # bfloat16 against float32 (study/precision.py)
   python -m tf_pgn.experiments precision_report   # results/<root name>/, docs/PRECISION.md
@@ -60,8 +60,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer('num_examples', 1000, 'run, autoattack, figure3: evaluate on the first N '
                        'test images.')
   flags.DEFINE_list('jobs', None, 'run, progress, autoattack, figure3, linf, linf_progress: only '
-                    'these jobs (comma list of job names; progress, linf_progress: default every '
-                    'FGM-AT and PGN job; autoattack: '
+                    'these jobs (comma list of job names; progress: default every FGM-AT and PGN job; '
+                    'linf_progress: every run of the Linf study; autoattack: '
                     'the naive job and the seed points; figure3: the eps-0.5 FGM-AT and PGD-AT '
                     'jobs).')
   flags.DEFINE_list('variants', None, 'figure3: only these PGN attack variants (default: '
@@ -187,8 +187,8 @@ def _linf() -> None:
 
 def _linf_progress() -> None:
   """The Linf study's strong probe (``linf.PROGRESS_ATTACK``) at every epoch snapshot of its
-  FGSM-AT and PGN jobs (or of --jobs), on the first --progress_examples test images (default
-  ``linf.PROGRESS_EXAMPLES``)."""
+  runs (``linf.progress_plan``; or of --jobs), on the first --progress_examples test images
+  (default ``linf.PROGRESS_EXAMPLES``)."""
   root = _root('_linf')
   try:
     plan = linf.progress_plan(root, FLAGS.jobs)

@@ -77,13 +77,12 @@ LEVERS = {
                   dict(gen_lr=2 * STUDY_LR)),
 }
 # The strong probe (``experiments linf_progress``): APGD-CE (AutoAttack's first part) at the
-# job's eps on the first PROGRESS_EXAMPLES test images at every epoch snapshot of the FGSM-AT and
-# PGN runs, because the trainer's PGD-10 probe can miss a fall that only a stronger attack sees
-# (a final PGD-20 accuracy far above AutoAttack's is the sign). The same collapse rule reads it.
+# job's eps on the first PROGRESS_EXAMPLES test images at every epoch snapshot of each defense's
+# runs, because the trainer's PGD-10 probe can miss a fall that only a stronger attack sees (a
+# final PGD-20 accuracy far above AutoAttack's is the sign). The same collapse rule reads it.
 PROGRESS_ATTACK = 'apgd_ce'
 PROGRESS_LABEL = 'APGD-CE'
 PROGRESS_EXAMPLES = 500
-PROGRESS_DEFENSES = ('fgm', 'pgn')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,12 +176,12 @@ def progress_settings(eps: float) -> dict:
 
 
 def progress_plan(root: str, names=None) -> dict:
-  """{job: evaluation settings} of the strong probe for the FGSM-AT and PGN jobs of ``root`` (or
-  the Linf jobs ``names``), for ``sweeps.evaluate_snapshots``. Raises ValueError naming the jobs
-  of ``names`` that are no Linf job of ``root``."""
+  """{job: evaluation settings} of the strong probe for the study's jobs of ``root`` and the
+  PGN-Linf runs trained on past EPOCHS (or the Linf jobs ``names``), for
+  ``sweeps.evaluate_snapshots``. Raises ValueError naming the jobs of ``names`` that are no Linf
+  job of ``root``."""
   rows = linf_rows(root)
-  chosen = [r for r in rows if (r['job'] in names if names else r['defense'] in PROGRESS_DEFENSES
-                                and (in_study(r) or is_long(r)))]
+  chosen = [r for r in rows if (r['job'] in names if names else in_study(r) or is_long(r))]
   missing = sorted(set(names or ()) - {r['job'] for r in chosen})
   if missing:
     raise ValueError(f'no Linf job(s) {", ".join(missing)} in {root}: choose from '
@@ -364,6 +363,13 @@ def _strong_question(fgsm: list, pgn: list, q1: str, q2: str) -> dict:
   return dict(question=question, verdict=verdict, why=why)
 
 
+def _strong_falls(runs: list) -> str:
+  """'k of n run(s)' whose strong probe fell, of those it measured ('not measured' if none)."""
+  measured = [r for r in runs if r['strong']]
+  fell = [r for r in measured if r['strong_collapsed_at'] is not None]
+  return f'{len(fell)} of {len(measured)} run(s)' if measured else 'not measured'
+
+
 def _best_last(row: dict) -> str:
   """'best (epoch b) -> last (epoch l)' of the run's strong probe."""
   best, last = max(row['strong'], key=lambda p: p['accuracy']), row['strong'][-1]
@@ -464,7 +470,8 @@ def verdicts(rows: list, levels: int) -> list:
     cost = (f'; ms/step {p["ms_per_step"]:.0f} vs {f["ms_per_step"]:.0f}'
             if p['ms_per_step'] and f['ms_per_step'] else '')
     why = (f'PGN - {LABELS[best]} (the more robust cheap fix): AutoAttack {d_robust:+.3f}, clean '
-           f'{d_clean:+.3f}, tolerance {tol:.3f}{cost}')
+           f'{d_clean:+.3f}, tolerance {tol:.3f}{cost}; {PROGRESS_LABEL} fell in PGN '
+           f'{_strong_falls(pgn)}, {LABELS[best]} {_strong_falls(_runs(rows, best, levels))}')
   out.append(dict(question='Where PGN and the cheap fixes both avoid it, which is more robust '
                   '(AutoAttack) at equal clean accuracy, and at what cost per step?',
                   verdict=q3, why=why))
