@@ -1,4 +1,5 @@
 """End to end: learning on real CIFAR-10, resume, export, and the NaN guard."""
+import dataclasses
 import json
 import os
 import re
@@ -27,7 +28,7 @@ def test_a_few_hundred_steps_on_real_cifar10_beat_chance(cifar10_dir, tmp_path, 
     assert re.search(rf'^epoch {epoch}/2: \d+/125 step \(\d+%\), \dm\d\ds.* loss=\d', out,
                      re.M), out[-2000:]
   rows = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
-  assert [r['epoch'] for r in rows] == [1, 2]
+  assert [(r['epoch'], r['precision']) for r in rows] == [(1, 'float32'), (2, 'float32')]
   assert json.load(open(tmp_path / 'config.json'))['defense'] == 'naive'
   # Each epoch's EMA classifier stays in epochs/epoch-N, which evaluate.py --ckpt loads; the last
   # one is the exported classifier.
@@ -40,6 +41,20 @@ def test_a_few_hundred_steps_on_real_cifar10_beat_chance(cifar10_dir, tmp_path, 
             for n in (1, 2)}
   np.testing.assert_allclose(logits[2], exported, rtol=1e-5, atol=1e-5)
   assert np.abs(logits[1] - exported).max() > 1e-3
+
+
+def test_each_epoch_records_the_precision_it_computed_in(cifar10_dir, tmp_path, capsys):
+  # A run resumed under another --mixed_precision (or 'auto' on another machine) says so in the
+  # epochs it trained that way.
+  cfg = make_config('tiny', defense='fgm', width=0.0625, train_size=256, test_size=64,
+                    epochs=1, mixed_precision='bfloat16')
+  Trainer(cfg, str(tmp_path), cifar10_dir).run()
+  Trainer(dataclasses.replace(cfg, epochs=2, mixed_precision='float32'), str(tmp_path),
+          cifar10_dir).run()
+  rows = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  assert [(r['epoch'], r['precision']) for r in rows] == [(1, 'bfloat16'), (2, 'float32')]
+  out = capsys.readouterr().out
+  assert 'precision: bfloat16 compute, float32 variables' in out and 'precision: float32' in out
 
 
 def _weights(trainer):

@@ -277,7 +277,7 @@ class Trainer:
                **{f'train_{k}' if not k.startswith('train') else k: v / max(count, 1)
                   for k, v in sums.items()},
                epoch_seconds=seconds, images_per_second=count * cfg.batch_size / seconds,
-               resumed_mid_epoch=done > 0)
+               resumed_mid_epoch=done > 0, precision=self.model.classifier.compute_dtype)
     row['test_acc'] = evaluate_accuracy(self.model.ema_classifier, self.test_split)
     row.update(self._probe_accuracies())
     # The snapshot and the metrics row come before the epoch's checkpoint: a kill between redoes
