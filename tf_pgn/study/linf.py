@@ -88,7 +88,9 @@ PROGRESS_EXAMPLES = 500
 @dataclasses.dataclass(frozen=True)
 class LinfJob:
   """One training run of the Linf study (``sweeps.run_sweep`` trains and evaluates it); ``lever``
-  a key of LEVERS ('' for none); ``continued``: trained on to ``epochs`` from the finished EPOCHS-epoch job of the same setting
+  a key of LEVERS ('' for none); ``precision`` the train step's (``--mixed_precision``; named
+  ``_bf16`` in bfloat16; always given, so a job means the same run whatever the default);
+  ``continued``: trained on to ``epochs`` from the finished EPOCHS-epoch job of the same setting
   (named ``_e<epochs>``; ``starts_from``)."""
   defense: str
   eps_levels: int
@@ -96,6 +98,7 @@ class LinfJob:
   width: float = WIDTH
   epochs: int = EPOCHS
   lever: str = ''
+  precision: str = 'float32'
   continued: bool = False
 
   @property
@@ -105,7 +108,9 @@ class LinfJob:
   @property
   def name(self) -> str:
     longer = f'_e{self.epochs}' if self.continued else ''
-    return f'{self.defense}_eps{self.eps_levels}_w{self.width:g}_s{self.seed}{self.lever}{longer}'
+    bf16 = '_bf16' if self.precision == 'bfloat16' else ''
+    return (f'{self.defense}_eps{self.eps_levels}_w{self.width:g}_s{self.seed}{self.lever}{bf16}'
+            f'{longer}')
 
   @property
   def starts_from(self) -> str | None:
@@ -117,7 +122,7 @@ class LinfJob:
     lever = LEVERS[self.lever][1] if self.lever else {}
     return make_config(preset, **{**overrides, **lever}, dataset=dataset, norm='linf',
                        eps=self.eps, width=self.width, epochs=self.epochs, seed=self.seed,
-                       **DEFENSES[self.defense])
+                       mixed_precision=self.precision, **DEFENSES[self.defense])
 
   def eval_settings(self) -> dict:
     return dict(norm='linf', eps_list=(self.eps,), attacks=EVAL_ATTACKS,
@@ -246,6 +251,7 @@ def linf_rows(root: str) -> list:
     rows.append(dict(
         job=name, defense=defense, eps_levels=round(cfg['eps'] * 255), seed=cfg['seed'],
         lr=cfg['lr'], lever=_lever(cfg), width=cfg['width'], epochs_planned=cfg['epochs'],
+        precision=cfg.get('mixed_precision', 'float32'),
         epochs=[dict(epoch=e['epoch'], test_acc=e['test_acc'], pgd=e.get(pgd_key),
                      fgm=e.get(fgm_key), train_loss=e['train_loss'],
                      pert_l2=e.get('train_pert_l2'), fgm_cos=e.get('train_pert_fgm_cos'))

@@ -102,6 +102,12 @@ def render_report(root: str, out_dir: str, report_path: str, run_command: str) -
            'tf_pgn.experiments linf --linf_sweep=linf_lr` or `linf_gen`); lever runs are in the '
            'tables and figures, outside the verdicts on the study\'s own runs, each lever with a '
            'question of its own.', '']
+  if any(r['precision'] == 'bfloat16' for r in rows):
+    lines += ['Jobs named `_bf16` computed their train step in bfloat16 (float32 variables; the '
+              'EMA classifier, the probes and every evaluation in float32), where the other jobs '
+              'trained in float32; whether that changes accuracy or robustness is '
+              '[PRECISION.md](PRECISION.md)\'s measurement. Their ms/step is not comparable with '
+              'the float32 jobs\'.', '']
   study = [r for r in rows if linf.in_study(r)]
   for levels in sorted({r['eps_levels'] for r in study}, reverse=True):
     figure = figure_path(out_dir, levels)
