@@ -1,4 +1,5 @@
 """The Linf study's collapse rule, verdicts and report on synthetic job folders."""
+import csv
 import json
 import os
 
@@ -279,6 +280,16 @@ def test_the_strong_probe_is_read_by_epoch_judged_by_the_collapse_rule_and_repor
   assert '| pgn_eps16_w0.5_s1234 | 0.120 | 0.200 | 0.040 | 0.200 (2) | 3 |' in text
   assert '| fgm_eps16_w0.5_s1234 | 0.100 | 0.060 | - | 0.100 (1) | - |' in text
   assert os.path.isfile(os.path.join(out, pgn.name, 'progress', 'epoch-3', 'results.json'))
+  # One row per run for a user's own plots, with the strong probe's best, last and fall.
+  with open(os.path.join(out, 'summary.csv')) as f:
+    summary = {r['job']: r for r in csv.DictReader(f)}
+  assert len(summary) == len(linf.linf_rows(study))
+  assert {k: summary[pgn.name][k] for k in ('strong_best', 'strong_best_epoch', 'strong_last',
+                                            'strong_fell_at', 'collapsed_at', 'precision')} == dict(
+      strong_best='0.2', strong_best_epoch='2', strong_last='0.04', strong_fell_at='3',
+      collapsed_at='', precision='float32')
+  with open(os.path.join(out, 'summary.json')) as f:
+    assert set(json.load(f)['notes']) == set(linf.SUMMARY_NOTES)
 
 
 def test_linf_progress_runs_apgd_ce_on_each_epoch_snapshot(cifar10_dir, tmp_path):

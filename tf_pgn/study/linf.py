@@ -20,12 +20,13 @@ import math
 import os
 import statistics
 
-from tf_pgn.config import budget_label, make_config
+from tf_pgn.config import TrainConfig, budget_label, make_config
 from tf_pgn.io_utils import read_jsonl
 from tf_pgn.study.results import mean_std, read_json, snapshot_results
 
-__all__ = ['DEFENSES', 'LEVERS', 'LINF_SWEEPS', 'LinfJob', 'collapse', 'fmt', 'in_study',
-           'is_long', 'lever_runs', 'linf_rows', 'long_runs', 'progress_plan', 'verdicts']
+__all__ = ['DEFENSES', 'LEVERS', 'LINF_SWEEPS', 'LinfJob', 'SUMMARY_NOTES', 'collapse', 'fmt',
+           'in_study', 'is_long', 'lever_runs', 'linf_rows', 'long_runs', 'progress_plan',
+           'summary_rows', 'verdicts']
 
 # The regime where the project's FGSM-AT was seen to collapse: the cpu preset's optimiser (Adam
 # 2e-3, batch 128, EMA 0.99) at classifier width 0.5 and eps 16/255; 8/255 maps the edge.
@@ -251,7 +252,7 @@ def linf_rows(root: str) -> list:
     rows.append(dict(
         job=name, defense=defense, eps_levels=round(cfg['eps'] * 255), seed=cfg['seed'],
         lr=cfg['lr'], lever=_lever(cfg), width=cfg['width'], epochs_planned=cfg['epochs'],
-        precision=cfg.get('mixed_precision', 'float32'),
+        precision=TrainConfig.from_dict(cfg).mixed_precision,  # old folders' booleans read
         epochs=[dict(epoch=e['epoch'], test_acc=e['test_acc'], pgd=e.get(pgd_key),
                      fgm=e.get(fgm_key), train_loss=e['train_loss'],
                      pert_l2=e.get('train_pert_l2'), fgm_cos=e.get('train_pert_fgm_cos'))
@@ -268,6 +269,40 @@ def linf_rows(root: str) -> list:
                      evaluation=(results or {}).get('seconds') or 0.0,
                      probe=sum(p['seconds'] for p in strong if p['epoch'] > own))))
   return rows
+
+
+# What each column of ``summary_rows`` (the report's summary.json and summary.csv) holds.
+SUMMARY_NOTES = {
+    'defense': 'FGSM-AT (fgm), FGSM-RS, N-FGSM, PGN-Linf (pgn) or PGD-7-AT (pgd)',
+    'lever': 'a key of LEVERS (the training fields the run changes), empty for none',
+    'precision': "the train step's compute precision (--mixed_precision)",
+    'collapsed_at': 'the first epoch whose PGD-10 probe accuracy fell below COLLAPSE_FRACTION of '
+                    'its best earlier value (collapse_kind: catastrophic overfitting, divergence '
+                    'or other), empty if none',
+    'strong_best': 'the best APGD-CE accuracy over the epoch snapshots (at strong_best_epoch); '
+                   'strong_last the last one\'s; strong_fell_at the collapse rule on it',
+    'clean': 'final evaluation on the first num_examples test images: benign accuracy; fgm, '
+             'pgd (PGD-20) and autoattack the accuracy under each at the job\'s eps',
+    'ms_per_step': 'median training step of the run\'s whole epochs, on its machine and load',
+}
+
+
+def summary_rows(rows: list) -> list:
+  """One flat row per run of ``linf_rows`` (the columns of SUMMARY_NOTES and the setting)."""
+  out = []
+  for r in rows:
+    best = max(r['strong'], key=lambda p: p['accuracy']) if r['strong'] else {}
+    out.append(dict(
+        job=r['job'], defense=r['defense'], eps_levels=r['eps_levels'], width=r['width'],
+        seed=r['seed'], lever=r['lever'], precision=r['precision'], lr=r['lr'],
+        epochs=len(r['epochs']), epochs_planned=r['epochs_planned'],
+        collapsed_at=r['collapsed_at'], collapse_kind=r['collapse_kind'],
+        strong_best=best.get('accuracy'), strong_best_epoch=best.get('epoch'),
+        strong_last=r['strong'][-1]['accuracy'] if r['strong'] else None,
+        strong_fell_at=r['strong_collapsed_at'], clean=r['clean'], fgm=r['fgm_acc'],
+        pgd=r['pgd_acc'], autoattack=r['autoattack_acc'], num_examples=r['num_examples'],
+        ms_per_step=r['ms_per_step']))
+  return out
 
 
 def _lever(cfg: dict) -> str:

@@ -28,7 +28,7 @@ from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BUDGET_ATTACK
 __all__ = ['SUMMARY_NOTES', 'Sweep', 'collect', 'copy_small_outputs', 'job_row', 'load',
            'mean_std', 'pgn_attack_variant',
            'pgn_attacks', 'progress', 'read_json', 'snapshot_results', 'snapshots',
-           'write_summary']
+           'write_summary', 'write_table']
 
 SUMMARY_NOTES = {
     'status': 'evaluated | trained (no eval/results.json yet) | training',
@@ -174,15 +174,22 @@ def write_summary(root: str, out_dir: str | None = None) -> list:
   """Writes summary.json and summary.csv of ``root``'s jobs (atomically) into ``out_dir``
   (default ``root``); returns the rows."""
   rows = collect(root)
-  out_dir = out_dir or root
+  write_table(out_dir or root, root, rows, SUMMARY_NOTES)
+  return rows
+
+
+def write_table(out_dir: str, root: str, rows: list, notes: dict) -> None:
+  """Writes ``rows`` (dicts with the same keys, in column order) as ``out_dir``'s summary.json
+  (with the columns, the ``notes`` on them and the ``root`` they were read from) and
+  summary.csv, each atomically."""
+  columns = list(rows[0]) if rows else []
   write_json_atomic(os.path.join(out_dir, 'summary.json'),  # sorted keys: columns has the order
-                    dict(root=root, columns=list(rows[0]), notes=SUMMARY_NOTES, jobs=rows))
+                    dict(root=root, columns=columns, notes=notes, jobs=rows))
   buffer = io.StringIO()
-  writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator='\n')
+  writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator='\n')
   writer.writeheader()
   writer.writerows(rows)
   write_text_atomic(os.path.join(out_dir, 'summary.csv'), buffer.getvalue())
-  return rows
 
 
 # -- PGN as an attack (Figure 3) -------------------------------------------------------------
