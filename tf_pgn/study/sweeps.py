@@ -38,7 +38,8 @@ __all__ = ['SWEEPS', 'Job', 'autoattack_jobs', 'eval_settings', 'evaluate_snapsh
 class Job:
   """One training run of a sweep; width and seed None mean the preset's, epochs None the
   preset's schedule (a longer one is named ``_e<epochs>``); ``variant`` holds (field, value)
-  pairs of VARIANT_FIELDS (a PGN variant or ablation)."""
+  pairs of VARIANT_FIELDS (a PGN variant or ablation); ``precision`` the train step's
+  (``--mixed_precision``, named ``_bf16`` in bfloat16)."""
   defense: str
   hparam_name: str | None = None
   hparam_value: float | None = None
@@ -46,24 +47,27 @@ class Job:
   seed: int | None = None
   variant: tuple = ()
   epochs: int | None = None
+  precision: str = 'float32'
 
   @property
   def name(self) -> str:
     hparam = f'_{self.hparam_name}{self.hparam_value:g}' if self.hparam_name else ''
     variant = variant_name(dict(self.variant))
     return (f'{self.defense}{hparam}_w{self.width:g}_s{self.seed}' + (variant and f'_{variant}') +
+            ('_bf16' if self.precision == 'bfloat16' else '') +
             (f'_e{self.epochs}' if self.epochs else ''))
 
   def train_config(self, preset: str, dataset: str, **overrides) -> TrainConfig:
     """The preset's config for this job; ``overrides`` replace other fields of the preset. The
     variant's fields are always given in full (the paper's value where the variant has none),
-    so a job means the same run whatever TrainConfig's defaults are."""
+    so a job means the same run whatever TrainConfig's defaults are; so is its precision."""
     hparam = {self.hparam_name: self.hparam_value} if self.hparam_name else {}
     variant = {name: paper for name, (paper, _) in VARIANT_FIELDS.items()
                if not isinstance(paper, SameAs)}
     variant.update(self.variant)
     cfg = make_config(preset, **{**overrides, **variant}, dataset=dataset, defense=self.defense,
-                      width=self.width, seed=self.seed, epochs=self.epochs, **hparam)
+                      width=self.width, seed=self.seed, epochs=self.epochs,
+                      mixed_precision=self.precision, **hparam)
     # A field whose paper value is another field's (gen_lr: lr) takes it, unless the job sets it.
     return dataclasses.replace(cfg, **{name: getattr(cfg, paper)
                                        for name, (paper, _) in VARIANT_FIELDS.items()
