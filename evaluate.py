@@ -7,7 +7,8 @@
   python evaluate.py --ckpt=runs/c10_pgn --norm=linf --attacks=pgd,autoattack --eps_list=8/255
   python evaluate.py --ckpt=runs/c10_pgn --attacks=apgd_ce,apgd_dlr,square,fmn,cw
 
-Writes results.json, results.md and accuracy_vs_l2.png to --out (default <ckpt>/eval). Each
+Writes results.json, results.md, accuracy_vs_l2.png and accuracy_vs_linf.png (of the L2 and the
+Linf attacks) to --out (default <ckpt>/eval). Each
 finished attack is kept in <out>/partial/; re-running the same command skips it. The command is
 ``tf_pgn.cli.evaluate`` (installed as ``tf-pgn-evaluate``); this file runs it from a checkout.
 """

@@ -26,7 +26,7 @@ import tf_pgn
 
 def build_cnn(num_classes: int = 10) -> keras.Model:
   """The user's classifier: any Keras model mapping images in [0, 1] to logits. Batch norm is
-  fine (attacks and the generator's input gradient call it in inference mode); its momentum is
+  fine (attacks call it in inference mode, the training step in training mode); its momentum is
   0.9 so that the moving statistics keep up with a few hundred steps."""
   inputs = keras.Input((8, 8, 1), name='digit')
   h = inputs

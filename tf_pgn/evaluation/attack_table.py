@@ -18,7 +18,7 @@ from tf_pgn.evaluation.common import EvalError, NORM_LABELS
 DEEPFOOL_MAX_ITER = 50
 DEEPFOOL_CLASSES = 10
 # AutoAttack's 'standard' version (Croce & Hein 2020; fra31/auto-attack): these attacks in turn,
-# each on the examples the earlier ones left robust. FAB-T, its third attack, is not built here.
+# each on the examples the earlier ones left robust.
 AUTOATTACK_PARTS = ('apgd_ce', 'apgd_t', 'fab_t', 'square')
 
 
