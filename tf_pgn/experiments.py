@@ -60,8 +60,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer('num_examples', 1000, 'run, autoattack, figure3: evaluate on the first N '
                        'test images.')
   flags.DEFINE_list('jobs', None, 'run, progress, autoattack, figure3, linf, linf_progress: only '
-                    'these jobs (comma list of job names; progress: default every FGM-AT and PGN job; '
-                    'linf_progress: every run of the Linf study; autoattack: '
+                    'these jobs (comma list of job names; progress: default every FGM-AT and '
+                    'PGN job; linf_progress: every run of the Linf study; autoattack: '
                     'the naive job and the seed points; figure3: the eps-0.5 FGM-AT and PGD-AT '
                     'jobs).')
   flags.DEFINE_list('variants', None, 'figure3: only these PGN attack variants (default: '
