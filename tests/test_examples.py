@@ -40,3 +40,14 @@ def test_digits_example_on_a_subclassed_model(tmp_path):
   assert re.search(rf'^\| PGN c_L 0\.25 \| {number} \| {number} \| {number} \|$', proc.stdout,
                    re.M), proc.stdout[-2000:]
   assert sorted(os.listdir(tmp_path / 'pgn')) == ['classifier', 'tb']
+
+
+def test_bad_inputs_example_shows_one_line_for_every_case(tmp_path):
+  proc = subprocess.run([sys.executable, os.path.join(REPO, 'examples', 'bad_inputs.py')],
+                        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, PYTHONPATH=REPO))
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  rows = re.findall(r'^\| (.+) \| `(InputError|ValueError|DivergedError): (.+)` \|$',
+                    proc.stdout, re.M)
+  assert len(rows) == 17, proc.stdout
+  assert ('a diverging step (SGD at lr=inf)', 'DivergedError') in [r[:2] for r in rows]

@@ -223,12 +223,13 @@ def test_an_uncalled_subclassed_classifier_and_a_non_image_classifier_are_named(
 def test_a_generator_for_other_images_is_refused_at_construction():
   with pytest.raises(InputError) as e:
     _model(tf_pgn.PGN(), generator=tf_pgn.build_generator(K, input_shape=(8, 8, 1)))
-  _one_line(e, 'generator', 'tf_pgn.build_generator(3, input_shape=(4, 4, 1))')
+  _one_line(e, "generator 'generator' does not take",
+            'tf_pgn.build_generator(3, input_shape=(4, 4, 1))')
   inputs_ = [keras.Input((4, 4, 1)), keras.Input((4, 4, 1)), keras.Input((K,))]
   flat = keras.layers.Dense(8)(keras.layers.Flatten()(inputs_[1]))
   with pytest.raises(InputError) as e:
     _model(tf_pgn.PGN(), generator=keras.Model(inputs_, flat, name='flat_g'))
-  _one_line(e, 'generator flat_g outputs [N, 8] for images [N, 4, 4, 1]',
+  _one_line(e, "generator 'flat_g' outputs [N, 8] for images [N, 4, 4, 1]",
             'tf_pgn.build_generator(3, input_shape=(4, 4, 1))')
 
 

@@ -307,8 +307,8 @@ def check_generator(generator: keras.Model, image_shape: tuple, num_classes: int
                                          keras.KerasTensor((None, num_classes))])
   except (TypeError, ValueError) as e:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    raise InputError(f'generator {generator.name} does not take (gradient, images, one-hot '
+    raise InputError(f"generator '{generator.name}' does not take (gradient, images, one-hot "
                      f'labels) for images {_shape_text(batch)} ({first}): {fix}') from None
   if tuple(getattr(out, 'shape', ())[1:]) != tuple(image_shape):
-    raise InputError(f'generator {generator.name} outputs {_shape_text(out.shape)} for images '
+    raise InputError(f"generator '{generator.name}' outputs {_shape_text(out.shape)} for images "
                      f'{_shape_text(batch)}: {fix}')
