@@ -47,3 +47,19 @@ def test_an_old_run_folders_boolean_reads_as_its_precision_and_a_bad_value_is_on
   with pytest.raises(config.ConfigError, match=r'^unknown --mixed_precision=fp16: use one of '
                      r'float32, bfloat16, auto$'):
     config.make_config('tiny', mixed_precision='fp16')
+
+
+def test_auto_is_the_default_where_a_run_is_trained_and_float32_where_numbers_are_compared():
+  # bfloat16 trained level with float32 (docs/PRECISION.md): the presets a user trains with take
+  # auto; the unit tests' preset, the studies' jobs (trained in float32) and a config.json
+  # written before the setting existed stay float32.
+  from tf_pgn.study import linf, sweeps  # pylint: disable=g-import-not-at-top
+  assert config.make_config('paper').mixed_precision == 'auto'
+  assert config.make_config('cpu').mixed_precision == 'auto'
+  assert config.make_config('tiny').mixed_precision == 'float32'
+  job = sweeps.sweep_jobs('table2', 'cpu')[0]
+  assert job.train_config('cpu', 'cifar10').mixed_precision == 'float32'
+  assert linf.LinfJob('pgn', 16, 1234).train_config('cpu', 'cifar10').mixed_precision == 'float32'
+  old = json.loads(config.make_config('cpu').to_json())
+  del old['mixed_precision']
+  assert config.TrainConfig.from_dict(old).mixed_precision == 'float32'

@@ -114,7 +114,8 @@ def bench_steps(names: list, x, y) -> dict:
                            f'after pgn one of {", ".join(":" + v for v in PGN_VARIANTS)})')
     defense, pgd_steps = (('pgd', int(step_name[3:])) if step_name.startswith('pgd')
                           else (step_name, 10))
-    overrides = {'pgn_grad_input': 'raw', 'pgn_zero_init': False, **STEP_VARIANTS[variant]}
+    overrides = {'pgn_grad_input': 'raw', 'pgn_zero_init': False, 'mixed_precision': 'float32',
+                 **STEP_VARIANTS[variant]}
     eps = 8.0 / 255.0 if FLAGS.norm == 'linf' else 0.5
     cfg = make_config('paper', defense=defense, pgd_steps=pgd_steps, eps=eps, norm=FLAGS.norm,
                       width=FLAGS.width,

@@ -11,7 +11,8 @@ DATASETS = ('cifar10', 'cifar100')
 GRAD_INPUTS = ('raw', 'normalized', 'sign')  # tf_pgn.models.generator_input_gradient
 # What a config.json written before a field existed meant by its absence (the behaviour of the
 # code then), where that differs from today's default.
-LEGACY_VALUES = dict(pgn_grad_input='raw', pgn_gen_steps=1, pgn_zero_init=False, pgn_eps=None)
+LEGACY_VALUES = dict(pgn_grad_input='raw', pgn_gen_steps=1, pgn_zero_init=False, pgn_eps=None,
+                     mixed_precision='float32')
 DEFENSES = ('naive', 'fgm', 'fgsm_rs', 'n_fgsm', 'pgd', 'pgn')
 NORMS = ('l2', 'linf')  # tf_pgn.perturbation
 PRECISIONS = ('float32', 'bfloat16', 'auto')  # tf_pgn.precision
@@ -107,11 +108,13 @@ class TrainConfig:
       10, 'Keep the EMA classifier of every Nth epoch in <run_dir>/epochs/epoch-N (evaluate.py '
       '--ckpt takes it; 0: none).')
   jit_compile: bool = setting(False, 'Compile the train step with XLA.')
-  # tf_pgn.precision; the EMA, the probes and the exports stay float32.
+  # tf_pgn.precision; the EMA, the probes and the exports stay float32. auto is the default
+  # because bfloat16 trained level with float32 (docs/PRECISION.md).
   mixed_precision: str = setting(
-      'float32', 'Compute precision of the train step: float32, bfloat16 (float32 variables; '
-      'native on CPUs with AVX512-BF16/AMX and Ampere+ GPUs, emulated and slow elsewhere) or '
-      'auto (bfloat16 where native, else float32; said at start).', PRECISIONS)
+      'auto', 'Compute precision of the train step: auto (bfloat16 where the hardware computes '
+      'it natively, else float32; said at start), float32, or bfloat16 (float32 variables; '
+      'native on CPUs with AVX512-BF16/AMX and Ampere+ GPUs, emulated and slow elsewhere).',
+      PRECISIONS)
   deterministic: bool = setting(False, 'Deterministic ops (bit-identical resume; slower).')
   # Not part of the architecture: a run resumes on any number of replicas.
   distribute: str = setting(
@@ -233,10 +236,10 @@ PRESETS = {
     # half an hour (docs/BENCHMARK.md); docs/REPRODUCTION.md lists what each defense reaches.
     'cpu': dict(width=0.25, gen_width=0.125, epochs=6, lr=2e-3, gen_lr=2e-3, ema_decay=0.99,
                 checkpoint_every_steps=100, snapshot_every_epochs=1),
-    # Unit tests: seconds per run.
+    # Unit tests: seconds per run, in float32 so that a run gives the same numbers on every CPU.
     'tiny': dict(width=0.0625, gen_width=0.0625, epochs=1, batch_size=32, train_size=256,
                  test_size=128, probe_size=32, probe_steps=2, ema_decay=0.9,
-                 checkpoint_every_steps=4, snapshot_every_epochs=1),
+                 checkpoint_every_steps=4, snapshot_every_epochs=1, mixed_precision='float32'),
 }
 
 
