@@ -122,6 +122,10 @@ def test_a_bfloat16_job_is_named_so_counts_as_its_defense_and_the_report_says_it
                                                                                  tmp_path):
   job = linf.LinfJob('pgd', 16, 1235, precision='bfloat16')
   assert job.name == 'pgd_eps16_w0.5_s1235_bf16'
+  # The study's PGD-AT, its slowest defense, trains in bfloat16; the others in float32.
+  for sweep in ('linf_collapse', 'linf_eps8'):
+    assert {j.defense: j.precision for j in linf.LINF_SWEEPS[sweep]} == dict(
+        fgm='float32', pgn='float32', fgsm_rs='float32', n_fgsm='float32', pgd='bfloat16')
   assert job.train_config('cpu', 'cifar10').mixed_precision == 'bfloat16'
   # A float32 job pins its precision too: it means the same run whatever the default.
   assert linf.LinfJob('pgd', 16, 1234).train_config('cpu', 'cifar10').mixed_precision == 'float32'

@@ -3,7 +3,6 @@ the seed-spread rule, Figure 3 per PGN attack variant), the results layer's PGN-
 and the direction of the imports (the library never imports the study; claims imports neither
 the results, the sweeps nor the rendering)."""
 import ast
-import dataclasses
 import importlib
 import os
 
@@ -186,16 +185,16 @@ def test_sweeps_of_the_variants_and_the_seeds():
   assert [(c.seed, c.c_l, c.pgn_grad_input, c.pgn_zero_init) for c in configs] == [
       (1235, 2.0, 'normalized', False), (1236, 2.0, 'normalized', False)]
   # Claim 2's long schedule: its own epochs in its names and configs, snapshots every epoch.
-  assert names('long_schedule') == ['fgm_eps0.5_w0.5_s1234_e15',
-                                    'pgn_c_l2_w0.5_s1234_normalized_e15']
+  assert names('long_schedule') == ['fgm_eps0.5_w0.5_s1234_bf16_e15',
+                                    'pgn_c_l2_w0.5_s1234_normalized_bf16_e15']
   long = [j.train_config('cpu', 'cifar10') for j in sweeps.sweep_jobs('long_schedule', 'cpu')]
   assert [(c.defense, c.eps if c.defense == 'fgm' else c.c_l, c.width, c.epochs,
            c.snapshot_every_epochs) for c in long] == [('fgm', 0.5, 0.5, 15, 1),
                                                        ('pgn', 2.0, 0.5, 15, 1)]
-  assert {c.mixed_precision for c in long} == {'float32'}  # pinned, whatever the default
-  bf16 = dataclasses.replace(sweeps.sweep_jobs('long_schedule', 'cpu')[0], precision='bfloat16')
-  assert bf16.name == 'fgm_eps0.5_w0.5_s1234_bf16_e15'
-  assert bf16.train_config('cpu', 'cifar10').mixed_precision == 'bfloat16'
+  assert {c.mixed_precision for c in long} == {'bfloat16'}  # both, so like is compared with like
+  # Every other job pins float32, whatever the default.
+  assert {j.train_config('cpu', 'cifar10').mixed_precision
+          for j in sweeps.sweep_jobs('seeds', 'cpu')} == {'float32'}
 
 
 # -- the direction of the imports ------------------------------------------------------------

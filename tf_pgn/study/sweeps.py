@@ -24,7 +24,7 @@ from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_POINTS, AUTOATTACK
                                    FIGURE3_PGN_VARIANTS, FIGURE3_TARGET_EPS, HPARAMS, LEVER_C_L,
                                    LEVER_GEN_LR, LEVER_PGN_EPS, LEVER_VARIANT,
                                    LONG_SCHEDULE_EPOCHS, LONG_SCHEDULE_POINTS,
-                                   LONG_SCHEDULE_WIDTH, MIDDLE_C_L,
+                                   LONG_SCHEDULE_PRECISION, LONG_SCHEDULE_WIDTH, MIDDLE_C_L,
                                    PGN_CURVES, PGN_EVAL_PREFIX, PROGRESS_DEFENSES,
                                    PROGRESS_EXAMPLES, SEED_POINTS, TABLE2, VARIANT_FIELDS,
                                    ExperimentError, SameAs, variant_name)
@@ -118,8 +118,10 @@ SWEEPS = {
                     pgn_eps=LEVER_PGN_EPS)],
     # Claim 2 (Figure 2 right) at LONG_SCHEDULE_POINTS: in a root of its own (its jobs are not
     # the preset's curve or capacity points), then `progress` for rho_cw at every epoch.
-    'long_schedule': [_job(d, v, LONG_SCHEDULE_WIDTH, epochs=LONG_SCHEDULE_EPOCHS,
-                           **PGN_CURVES[variant]['fields'])
+    'long_schedule': [dataclasses.replace(_job(d, v, LONG_SCHEDULE_WIDTH,
+                                               epochs=LONG_SCHEDULE_EPOCHS,
+                                               **PGN_CURVES[variant]['fields']),
+                                          precision=LONG_SCHEDULE_PRECISION)
                       for d, v, variant in LONG_SCHEDULE_POINTS],
     # SEED_POINTS again with each of EXTRA_SEEDS: the seed spread claim 1 allows.
     'seeds': [_job(d, v, seed=s, **PGN_CURVES[variant]['fields'])
