@@ -78,8 +78,10 @@ class Job:
 
 
 def _job(defense: str, value: float | None = None, width: float | None = None,
-         seed: int | None = None, epochs: int | None = None, **variant) -> Job:
-  return Job(defense, HPARAMS[defense], value, width, seed, tuple(variant.items()), epochs)
+         seed: int | None = None, epochs: int | None = None, precision: str = 'float32',
+         **variant) -> Job:
+  return Job(defense, HPARAMS[defense], value, width, seed, tuple(variant.items()), epochs,
+             precision)
 
 
 def _variant_sweeps() -> dict:
@@ -118,10 +120,8 @@ SWEEPS = {
                     pgn_eps=LEVER_PGN_EPS)],
     # Claim 2 (Figure 2 right) at LONG_SCHEDULE_POINTS: in a root of its own (its jobs are not
     # the preset's curve or capacity points), then `progress` for rho_cw at every epoch.
-    'long_schedule': [dataclasses.replace(_job(d, v, LONG_SCHEDULE_WIDTH,
-                                               epochs=LONG_SCHEDULE_EPOCHS,
-                                               **PGN_CURVES[variant]['fields']),
-                                          precision=LONG_SCHEDULE_PRECISION)
+    'long_schedule': [_job(d, v, LONG_SCHEDULE_WIDTH, epochs=LONG_SCHEDULE_EPOCHS,
+                           precision=LONG_SCHEDULE_PRECISION, **PGN_CURVES[variant]['fields'])
                       for d, v, variant in LONG_SCHEDULE_POINTS],
     # SEED_POINTS again with each of EXTRA_SEEDS: the seed spread claim 1 allows.
     'seeds': [_job(d, v, seed=s, **PGN_CURVES[variant]['fields'])
