@@ -233,6 +233,20 @@ def test_progress_runs_cw_on_each_epoch_snapshot_of_fgm_and_pgn_jobs(root, cifar
                                   eval_overrides=TINY_EVAL) == {JOBS[1]: 0}
 
 
+def test_progress_every_n_thins_the_snapshots_but_keeps_the_last(tmp_path):
+  folder = tmp_path / 'epochs'
+  folder.mkdir()
+  for epoch in range(1, 16):
+    (folder / f'epoch-{epoch}.index').write_text('')
+  (folder / 'epoch-3.data-00000-of-00001').write_text('')  # not a snapshot's index
+  assert [e for e, _ in results.snapshots(str(tmp_path))] == list(range(1, 16))
+  thinned = results.snapshots(str(tmp_path), every=4)
+  assert [e for e, _ in thinned] == [4, 8, 12, 15]
+  assert thinned[-1][1] == os.path.join(str(folder), 'epoch-15')
+  assert [e for e, _ in results.snapshots(str(tmp_path), every=5)] == [5, 10, 15]
+  assert results.snapshots(str(tmp_path / 'none'), every=2) == []
+
+
 def test_report_command_line_on_a_real_sweep(root, tmp_path):
   out, path = tmp_path / 'results', tmp_path / 'docs' / 'REPRODUCTION.md'
   proc = run_cli('-m', 'tf_pgn.experiments', 'report', f'--root={root}', f'--out={out}',

@@ -5,6 +5,7 @@ summarized, plotted and reported.
   python -m tf_pgn.experiments run --sweep=capacity --jobs=pgn_c_l8_w0.5_s1234
   python -m tf_pgn.experiments run --sweep=seeds   # SEED_POINTS with seeds 1235, 1236
   python -m tf_pgn.experiments progress       # C&W at each epoch snapshot (Figure 2 right)
+  python -m tf_pgn.experiments progress --progress_every=2   # epochs 2, 4, ... and the last
   python -m tf_pgn.experiments autoattack     # APGD, Square, worst case, FMN at eps 0.5
   python -m tf_pgn.experiments figure3        # other PGN attacks on the eps-0.5 FGM-AT, PGD-AT
   python -m tf_pgn.experiments summarize      # <root>/summary.json, <root>/summary.csv
@@ -71,6 +72,9 @@ def _define_flags() -> None:
   flags.DEFINE_integer('progress_examples', PROGRESS_EXAMPLES, 'progress: C&W on the first N '
                        'test images at each epoch snapshot (linf_progress: APGD-CE, default '
                        f'{linf.PROGRESS_EXAMPLES}).')
+  flags.DEFINE_integer('progress_every', 1, 'progress, linf_progress: evaluate the snapshots of '
+                       'every N-th epoch and the last one (a later run with a smaller N evaluates '
+                       'only those left).', lower_bound=1)
   flags.DEFINE_string('out', 'results', 'report: the small outputs go to <out>/<root name>/.')
   flags.DEFINE_string('report', os.path.join('docs', 'REPRODUCTION.md'), 'report: the Markdown '
                       'report to (re)write; its <!-- notes --> block is kept.')
@@ -114,7 +118,7 @@ def _run() -> None:
 
 def _progress() -> None:
   done = sweeps.run_progress(_root(), FLAGS.dataset, FLAGS.data_dir and os.path.expanduser(
-      FLAGS.data_dir), FLAGS.jobs, FLAGS.progress_examples)
+      FLAGS.data_dir), FLAGS.jobs, FLAGS.progress_examples, every=FLAGS.progress_every)
   print(f'done: {sum(done.values())} epoch snapshot(s) of {len(done)} job(s) evaluated in '
         f'{_root()}')
 
@@ -197,7 +201,8 @@ def _linf_progress() -> None:
   examples = (linf.PROGRESS_EXAMPLES if FLAGS['progress_examples'].using_default_value else
               FLAGS.progress_examples)
   done = sweeps.evaluate_snapshots(root, plan, FLAGS.dataset, FLAGS.data_dir and
-                                   os.path.expanduser(FLAGS.data_dir), examples)
+                                   os.path.expanduser(FLAGS.data_dir), examples,
+                                   FLAGS.progress_every)
   print(f'done: {sum(done.values())} epoch snapshot(s) of {len(done)} job(s) evaluated in '
         f'{root}; then `python -m tf_pgn.experiments linf_report --root={root}`')
 

@@ -80,13 +80,16 @@ def read_json(path: str):
 
 
 # -- training progress (Figure 2 right) -------------------------------------------------------
-def snapshots(run_dir: str) -> list:
-  """(epoch, checkpoint prefix) of the job's epoch snapshots (``epochs/epoch-N``), by epoch."""
+def snapshots(run_dir: str, every: int = 1) -> list:
+  """(epoch, checkpoint prefix) of the job's epoch snapshots (``epochs/epoch-N``), by epoch;
+  with ``every`` > 1 only those of the epochs it divides and the last one (a thinned trajectory
+  that still ends where training ended)."""
   folder = os.path.join(run_dir, 'epochs')
   found = [re.fullmatch(r'epoch-(\d+)\.index', n) for n in
            (os.listdir(folder) if os.path.isdir(folder) else [])]
-  return sorted((int(m.group(1)), os.path.join(folder, f'epoch-{m.group(1)}'))
-                for m in found if m)
+  found = sorted((int(m.group(1)), os.path.join(folder, f'epoch-{m.group(1)}'))
+                 for m in found if m)
+  return [s for i, s in enumerate(found) if s[0] % every == 0 or i == len(found) - 1]
 
 
 def snapshot_results(run_dir: str) -> list:

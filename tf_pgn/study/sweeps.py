@@ -298,9 +298,11 @@ def run_sweep(jobs: list, root: str, preset: str, dataset: str, data_dir: str | 
 
 
 def evaluate_snapshots(root: str, plan: dict, dataset: str, data_dir: str | None = None,
-                       num_examples: int = PROGRESS_EXAMPLES) -> dict:
-  """Evaluates every epoch snapshot of each job of ``plan`` ({job: evaluation settings}) of
-  ``root`` into ``<job>/progress/epoch-N/``; snapshots already evaluated so are skipped, an
+                       num_examples: int = PROGRESS_EXAMPLES, every: int = 1) -> dict:
+  """Evaluates the epoch snapshots (every ``every``-th and the last: ``results.snapshots``) of
+  each job of ``plan`` ({job: evaluation settings}) of ``root`` into ``<job>/progress/epoch-N/``;
+  snapshots already evaluated so are skipped (a later call with a smaller ``every`` evaluates only
+  the ones left), an
   interrupted evaluation resumes, one that fails with an error of its own is recorded there and
   the others go on (``_attempt``). A probe, not a final evaluation: the soundness check's
   unbounded PGD, as costly as the probe's attack, is left to the job's final evaluation. Returns
@@ -317,7 +319,7 @@ def evaluate_snapshots(root: str, plan: dict, dataset: str, data_dir: str | None
                                                     num_examples=num_examples,
                                                     unbounded_check=False))
       done[job] = 0
-      for epoch, prefix in results_lib.snapshots(os.path.join(root, job)):
+      for epoch, prefix in results_lib.snapshots(os.path.join(root, job), every):
         out = os.path.join(root, job, 'progress', f'epoch-{epoch}')
         if _evaluated_on(out, eval_cfg):
           continue
@@ -337,16 +339,17 @@ def evaluate_snapshots(root: str, plan: dict, dataset: str, data_dir: str | None
 
 
 def run_progress(root: str, dataset: str, data_dir: str | None = None, names=None,
-                 num_examples: int = PROGRESS_EXAMPLES, eval_overrides: dict | None = None) -> dict:
-  """C&W (Figure 2 right) at every epoch snapshot of the FGM-AT and PGN jobs of ``root`` (or of
-  the jobs ``names``): ``evaluate_snapshots``."""
+                 num_examples: int = PROGRESS_EXAMPLES, eval_overrides: dict | None = None,
+                 every: int = 1) -> dict:
+  """C&W (Figure 2 right) at the epoch snapshots (every ``every``-th and the last) of the FGM-AT
+  and PGN jobs of ``root`` (or of the jobs ``names``): ``evaluate_snapshots``."""
   jobs = [r['job'] for r in results_lib.collect(root)
           if (r['job'] in names if names else r['defense'] in PROGRESS_DEFENSES)]
   if names and sorted(set(names) - set(jobs)):
     raise ExperimentError(f'no job(s) {", ".join(sorted(set(names) - set(jobs)))} in {root}')
   settings = dict(EVAL_SETTINGS, attacks=('cw',), **(eval_overrides or {}))
   return evaluate_snapshots(root, {job: settings for job in jobs}, dataset, data_dir,
-                            num_examples)
+                            num_examples, every)
 
 
 def _main_jobs(sweep: results_lib.Sweep, points) -> list:
