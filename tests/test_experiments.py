@@ -488,6 +488,46 @@ def test_fgm_claim_reads_rho_cw_at_the_epoch_snapshots_before_the_probe(tmp_path
   assert 'rho_cw 0.340 at epoch 3' in verdict.why and 'a fall of 0.000' in verdict.why
 
 
+def test_the_long_schedule_root_adds_a_claim2_verdict_and_its_section_and_regenerates(tmp_path):
+  main, long = tmp_path / 'sweep', tmp_path / 'runs_long'
+  main.mkdir()
+  long.mkdir()
+  _job_dir(main, 'naive', 0.8, results=_results(0.8, 0.2))
+  # FGM-AT's rho_cw at the snapshots peaks at epoch 2 and falls by 0.2 (standard errors 0.01)
+  # while its test accuracy rises: reproduced; PGN's holds.
+  fgm = _job_dir(long, 'fgm', 0.8, probe=(0.3, 0.4, 0.3), results=_results(0.8, 0.5), eps=0.5)
+  pgn = _job_dir(long, 'pgn', 0.7, probe=(0.3, 0.3, 0.3), results=_results(0.7, 0.9), c_l=2.0)
+  for job, rhos in ((fgm, (0.6, 0.7, 0.5)), (pgn, (0.9, 0.9, 0.9))):
+    for epoch, rho in enumerate(rhos, 1):
+      (long / job / 'epochs').mkdir(exist_ok=True)
+      (long / job / 'epochs' / f'epoch-{epoch}.index').write_bytes(b'')
+      results = _results(0.8, rho)
+      results['attacks']['cw']['whitebox']['rho_std_error'] = 0.01
+      (long / job / 'progress' / f'epoch-{epoch}').mkdir(parents=True)
+      (long / job / 'progress' / f'epoch-{epoch}' / 'results.json').write_text(
+          json.dumps(results))
+  out, path = tmp_path / 'results', tmp_path / 'docs' / 'R.md'
+  render.write_report(str(main), str(out), str(path), long_root=str(long))
+  text = path.read_text()
+  epochs = json.loads((long / fgm / 'config.json').read_text())['epochs']
+  row = next(line for line in text.splitlines()
+             if line.startswith(f'| 2 (long schedule: {epochs} epochs, width 0.25) |'))
+  assert '**reproduced**' in row and 'rho_cw 0.700 at epoch 2' in row, row
+  assert f'{pgn} 0.000' in row  # the others' falls
+  assert text.count('| 2 ') >= 2 and '## Claim 2 on a long schedule' in text
+  section = text.split('## Claim 2 on a long schedule')[1].split('\n## ')[0]
+  assert f'run --sweep=long_schedule --root={long}' in section
+  assert '| 2 | 0.700 / 0.400 / 0.700 | 0.600 / 0.300 / 0.900 |' in section
+  assert '](../results/runs_long/training_progress.png)' in section
+  copy = out / 'runs_long'
+  assert json.loads((copy / 'summary.json').read_text())['root'] == str(long)
+  assert (copy / fgm / 'progress' / 'epoch-3' / 'results.json').is_file()
+  # From the copy alone, the same report: its commands still name the root it came from.
+  shutil.rmtree(long)
+  render.write_report(str(main), str(out), str(path), long_root=str(copy))
+  assert path.read_text() == text
+
+
 def test_ablations_stay_off_the_curves_and_are_compared_with_their_twins(tmp_path):
   jobs = sweeps.sweep_jobs('through_adv', 'cpu')
   assert [j.name for j in jobs] == ['pgn_c_l8_w0.25_s1234', 'pgn_c_l8_w0.25_s1234_through_adv']

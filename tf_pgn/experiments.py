@@ -84,6 +84,9 @@ def _define_flags() -> None:
   flags.DEFINE_string('linf_results', os.path.join('results', 'linf'), 'report: the Linf '
                       'study\'s small outputs (linf_report\'s <out>/<root name>/), whose verdicts '
                       'the report shows.')
+  flags.DEFINE_string('long_root', None, 'report: the long_schedule sweep\'s root (or the copy '
+                      'of its small outputs, <out>/<root name>/), judged for claim 2 beside the '
+                      'paper\'s jobs (default <out>/<dataset>_<preset>_long where it exists).')
 
 
 def _root(suffix: str = '') -> str:
@@ -175,12 +178,19 @@ def _report() -> None:
   data_dir = f' --data_dir={FLAGS.data_dir}' if FLAGS.data_dir else ''
   run_flags = f'--dataset={FLAGS.dataset} --preset={FLAGS.preset} --root={quoted}{data_dir}'
   given = [f'--{name}={FLAGS[name].value}' for name in ('dataset', 'preset', 'quote_root',
-                                                        'linf_results')
+                                                        'linf_results', 'long_root')
            if not FLAGS[name].using_default_value]
+  long_root = FLAGS.long_root or os.path.join(FLAGS.out, f'{FLAGS.dataset}_{FLAGS.preset}_long')
+  if not os.path.isdir(long_root):
+    if FLAGS.long_root:
+      raise ExperimentError(f'--long_root={long_root} is no folder: give the long_schedule '
+                            'sweep\'s root (or the copy of its small outputs under --out)')
+    long_root = None
   command = ' '.join(['python -m tf_pgn.experiments report', f'--root={root}'] + given +
                      [f'--out={FLAGS.out}', f'--report={FLAGS.report}'])
   path = render.write_report(_root(), FLAGS.out, FLAGS.report, command + data_dir, run_flags,
-                             FLAGS.data_dir, root, FLAGS.quote_root, FLAGS.linf_results)
+                             FLAGS.data_dir, root, FLAGS.quote_root, FLAGS.linf_results,
+                             long_root)
   print(f'done: {path}')
 
 

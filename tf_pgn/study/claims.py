@@ -254,11 +254,12 @@ def _rho_fall(progress: list, epochs: list):
               se=math.hypot(peak['rho_cw_std_error'], last['rho_cw_std_error']))
 
 
-def fgm_trades_robustness(jobs: list, run_flags: str = '') -> Verdict:
+def fgm_trades_robustness(jobs: list, run_flags: str = '', sweep: str = 'table2') -> Verdict:
   """Claim 2 (Figure 2 right): FGM-AT's robustness falls while its benign accuracy rises as
   training goes on: rho_cw at the epoch snapshots where measured, else the per-epoch PGD probe.
   ``jobs``: dicts ``row`` (summary row), ``epochs`` (metrics.jsonl), ``progress``
-  (``results.progress``) and ``probe_size`` (the config's)."""
+  (``results.progress``) and ``probe_size`` (the config's); ``sweep`` the one whose run the
+  verdict names while no FGM-AT job has finished."""
   falls = []
   for job in jobs:
     if job['row']['status'] != 'training':
@@ -269,7 +270,7 @@ def fgm_trades_robustness(jobs: list, run_flags: str = '') -> Verdict:
   fgm = [(r, f) for r, f in falls if r['defense'] == 'fgm']
   if not fgm:
     return Verdict(NOT_MEASURED, f'no finished FGM-AT training yet: run '
-                                 f'{run_command("table2", run_flags)}.')
+                                 f'{run_command(sweep, run_flags)}.')
   levels, parts = [], []
   for r, f in fgm:
     trade = f['rise'] > 0

@@ -187,9 +187,19 @@ def write_figures(study: Study, folder: str) -> dict:
         figures[name] = os.path.join(folder, f'{name}.png')
         drawing.draw(panels, figures[name], panel=(4.4, 3.6) if len(panels) > 1 else (6, 4))
   for name, panels, cols in (('balanced_cw', _balanced_panels(study), 3),
-                             ('pgn_attack', _pgn_attack_panels(study), None),
-                             ('training_progress', _progress_panels(study), None)):
+                             ('pgn_attack', _pgn_attack_panels(study), None)):
     if panels:
       figures[name] = os.path.join(folder, f'{name}.png')
       drawing.draw(panels, figures[name], cols)
-  return figures
+  return dict(figures, **write_progress_figure(study, folder))
+
+
+def write_progress_figure(study: Study, folder: str) -> dict:
+  """Figure 2 right alone (``_progress_panels``) into ``folder``, if the study has an epoch;
+  returns {'training_progress': path} or {}."""
+  panels = _progress_panels(study)
+  if not panels:
+    return {}
+  path = os.path.join(folder, 'training_progress.png')
+  drawing.draw(panels, path)
+  return {'training_progress': path}

@@ -6,7 +6,7 @@ import statistics
 
 from tf_pgn.study import claims
 from tf_pgn.study.claims import experiments_command
-from tf_pgn.study.protocol import CURVE_VARIANTS, DEFENSES, LABELS
+from tf_pgn.study.protocol import CURVE_VARIANTS, DEFENSES, LABELS, STRONG_PGD_EPS, job_label
 from tf_pgn.study.render.common import Study, fmt, image_link, job_order, md_table, value_list
 
 
@@ -46,6 +46,13 @@ def progress_section(study: Study, figures: dict, report_path: str) -> list:
             f'{sweep.main_seed} jobs of the curves; the figure draws {figure_jobs(study)[1]}.']
   lines += image_link(figures, 'training_progress', report_path,
                       'rho_cw, probe and test accuracy by epoch')
+  return lines + [''] + _epoch_table(study, jobs)
+
+
+def _epoch_table(study: Study, jobs: list) -> list:
+  """A row per epoch, a column per job: test accuracy / probe accuracy / rho_cw at the epoch
+  snapshot ('-' where not measured)."""
+  sweep = study.sweep
   epochs = sorted({e['epoch'] for j in jobs for e in sweep.epochs[j]})
   cells = {}
   for j in jobs:
@@ -54,8 +61,42 @@ def progress_section(study: Study, figures: dict, report_path: str) -> list:
     for e in sweep.epochs[j]:
       cells[j, e['epoch']] = (f'{e["test_acc"]:.3f} / {fmt(e.get(key))} / '
                               f'{fmt(rho.get(e["epoch"]))}')
-  return lines + [''] + md_table(['epoch'] + jobs,
-                                 [[n] + [cells.get((j, n), '-') for j in jobs] for n in epochs])
+  return md_table(['epoch'] + jobs, [[n] + [cells.get((j, n), '-') for j in jobs] for n in epochs])
+
+
+def long_schedule_section(study: Study, figures: dict, report_path: str) -> list:
+  """Claim 2 where it can be decided: the long schedule's FGM-AT and PGN jobs (``study``, the
+  ``long_schedule`` sweep's root), trained until their accuracy levels off; accuracy, probe and
+  rho_cw by epoch, and each job's final evaluation."""
+  sweep = study.sweep
+  jobs = progress_jobs(study)
+  lines = ['## Claim 2 on a long schedule (Figure 2 right)', '',
+           'At the curves\' schedule the test accuracy still rises at the last epoch, so whether '
+           'FGM-AT trades robustness away as training goes on cannot show there. The '
+           f'`long_schedule` sweep trains FGM-AT and PGN for longer at a wider classifier '
+           f'({experiments_command("run --sweep=long_schedule", study.run_flags)}, then '
+           f'{experiments_command("progress", study.run_flags)}); claim 2\'s second row above '
+           'is judged on these jobs by the same rule.']
+  if not jobs:
+    return lines + ['', 'No epoch finished yet.']
+  rows = {r['job']: r for r in sweep.rows}
+  lines += [''] + md_table(
+      ['job', 'defense', 'width', 'epochs', 'precision', 'status', 'test acc', 'rho_cw mean',
+       f'PGD eps {STRONG_PGD_EPS:g} acc', 'evaluated images', 's/epoch'],
+      [(j, job_label(rows[j]), f'{rows[j]["width"]:g}',
+        f'{len(sweep.epochs[j])} of {sweep.configs[j].epochs}', sweep.configs[j].mixed_precision,
+        rows[j]['status'], fmt(rows[j]['test_acc']), fmt(rows[j]['rho_cw_mean']),
+        fmt(rows[j].get(f'pgd_eps{STRONG_PGD_EPS:g}_acc')), rows[j]['num_examples'] or '-',
+        fmt(rows[j]['train_seconds_per_epoch'], 0)) for j in jobs])
+  cfg = sweep.configs[jobs[0]]
+  measured = sorted({p['num_examples'] for j in jobs for p in sweep.progress.get(j, [])})
+  lines += ['', f'Per epoch: test accuracy / PGD-{cfg.probe_steps} probe accuracy at L2 eps '
+            f'{cfg.probe_budget:g} (first {cfg.probe_size} test images) / rho_cw at the epoch '
+            f'snapshot (C&W, first {value_list(measured) if measured else "-"} test images; "-" '
+            'where not measured).']
+  lines += image_link(figures, 'training_progress', report_path,
+                      'rho_cw, probe and test accuracy by epoch, long schedule')
+  return lines + [''] + _epoch_table(study, jobs)
 
 
 def speed_section(study: Study) -> list:

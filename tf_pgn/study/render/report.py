@@ -58,18 +58,34 @@ def _copy_outputs(study: Study, folder: str, quote_root: str | None) -> None:
     _copy(os.path.join(sweep.root, 'bench.json'), os.path.join(folder, 'bench.json'))
 
 
+def _long_study(long_root: str, out: str, run_flags: str, data_dir: str | None) -> tuple:
+  """(Study, {figure: path}) of the long schedule's root ``long_root``: its small outputs are
+  copied into ``<out>/<its name>/`` (unless ``long_root`` is that copy) and read from there, its
+  commands name the root the copy came from (its summary's), its figure drawn beside them."""
+  folder = os.path.join(out, os.path.basename(os.path.normpath(long_root)))
+  if os.path.normpath(long_root) != os.path.normpath(folder):
+    _copy_outputs(Study.load(long_root), folder, long_root)
+  quoted = (results_lib.read_json(os.path.join(folder, 'summary.json')) or {}).get('root',
+                                                                                   long_root)
+  study = Study.load(folder, re.sub(r'--root=\S+', f'--root={quoted}', run_flags), data_dir,
+                     quoted)
+  return study, figures.write_progress_figure(study, folder)
+
+
 def write_report(root: str, out: str = 'results',
                  report_path: str = os.path.join('docs', 'REPRODUCTION.md'),
                  command: str = 'python -m tf_pgn.experiments report', run_flags: str | None = None,
                  data_dir: str | None = None, root_text: str | None = None,
-                 quote_root: str | None = None, linf_dir: str | None = None) -> str:
+                 quote_root: str | None = None, linf_dir: str | None = None,
+                 long_root: str | None = None) -> str:
   """Copies ``root``'s small outputs and figures into ``<out>/<root name>/`` and rewrites
   ``report_path`` (keeping its notes block); ``command`` is what the report says made it,
   ``root_text`` and ``run_flags`` how its commands reach this root (default: ``root``).
   ``quote_root``: where ``root`` is a copy of the small outputs of another root's jobs (such as
   ``<out>/<root name>/`` itself), the root the commands and the summary name. With ``linf_dir``
-  (the Linf study's small outputs) the report has the Linf study's section. Returns
-  ``report_path``.
+  (the Linf study's small outputs) the report has the Linf study's section; with ``long_root``
+  (the ``long_schedule`` sweep's root, or the copy of its small outputs in ``<out>/``) claim 2's
+  second verdict and the long schedule's section (``_long_study``). Returns ``report_path``.
 
   Raises:
     ExperimentError: ``root`` holds no job, or mixes datasets.
@@ -80,6 +96,8 @@ def write_report(root: str, out: str = 'results',
   folder = os.path.join(out, name)
   _copy_outputs(study, folder, quote_root)
   drawn = figures.write_figures(study, folder)
+  long_study, long_drawn = _long_study(long_root, out, run_flags or f'--root={root_text}',
+                                       data_dir) if long_root else (None, {})
   source = (f'the small outputs of the jobs of `{quote_root}` (the root the commands below name) '
             f'in `{root_text}`' if quote_root else f'the jobs in `{root_text}`')
   lines = [f'# Reproduction report: {name}', '',
@@ -87,7 +105,7 @@ def write_report(root: str, out: str = 'results',
            'hand-written discussion (the notes block). Per-job configs, metrics and evaluations, '
            f'the summary and the figures: `{folder}/`.', '']
   lines += scale.scale_section(study) + [''] + scale.jobs_section(study) + ['']
-  lines += verdicts.verdicts_section(verdicts.verdicts(study))
+  lines += verdicts.verdicts_section(verdicts.verdicts(study, long_study))
   lines += ['', '## Discussion', '', _notes(report_path)]
   for section in (curves.table2_section(study),
                   curves.curves_section(study, drawn, report_path),
@@ -97,6 +115,8 @@ def write_report(root: str, out: str = 'results',
                   ablation.capacity_section(study, drawn, report_path),
                   ablation.ablation_section(study),
                   progress.progress_section(study, drawn, report_path),
+                  progress.long_schedule_section(long_study, long_drawn, report_path)
+                  if long_study else None,
                   linf.linf_section(linf_dir, report_path) if linf_dir else None,
                   progress.speed_section(study), scale.cifar100_section(study)):
     if section:

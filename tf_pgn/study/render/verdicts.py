@@ -8,19 +8,33 @@ from tf_pgn.study.render.common import (Study, baseline_curves, main_seed_rows, 
                                         study_curve)
 
 
-def verdicts(study: Study) -> list:
+def _claim2(study: Study, rows: list, sweep_name: str) -> claims.Verdict:
+  """Claim 2 on the jobs ``rows`` of ``study``, those of the sweep ``sweep_name``."""
+  sweep = study.sweep
+  return claims.fgm_trades_robustness(
+      [dict(row=r, epochs=sweep.epochs[r['job']], progress=sweep.progress.get(r['job'], []),
+            probe_size=sweep.configs[r['job']].probe_size) for r in rows], study.run_flags,
+      sweep_name)
+
+
+def verdicts(study: Study, long_study: Study | None = None) -> list:
   """[(claim number, qualifier or '', Verdict)] of the report's verdict table: claims 1, 4 and 5
-  for each PGN curve variant (CURVE_VARIANTS: the paper's PGN first), claim 3 for the raw PGN
-  attack and the strongest other attack variant (BEST_PGN_VARIANT's command where none is
+  for each PGN curve variant (CURVE_VARIANTS: the paper's PGN first), claim 2 on the paper's
+  jobs and, with ``long_study`` (the ``long_schedule`` sweep's root), on its jobs, claim 3 for the
+  raw PGN attack and the strongest other attack variant (BEST_PGN_VARIANT's command where none is
   measured)."""
   sweep, flags = study.sweep, study.run_flags
   paper = [r for r in sweep.rows if not r['variant']]
   rows = [(1, variant_text(v), claims.robust_at_equal_accuracy(study_curve(study, 'pgn', v),
                                                                baseline_curves(study), flags))
           for v in CURVE_VARIANTS]
-  rows.append((2, '', claims.fgm_trades_robustness(
-      [dict(row=r, epochs=sweep.epochs[r['job']], progress=sweep.progress.get(r['job'], []),
-            probe_size=sweep.configs[r['job']].probe_size) for r in paper], flags)))
+  rows.append((2, '', _claim2(study, paper, 'table2')))
+  if long_study:
+    long_rows = long_study.sweep.rows
+    epochs = '/'.join(sorted({f'{long_study.sweep.configs[r["job"]].epochs}' for r in long_rows}))
+    widths = '/'.join(sorted({f'{r["width"]:g}' for r in long_rows}))
+    rows.append((2, f'long schedule: {epochs} epochs, width {widths}',
+                 _claim2(long_study, long_rows, 'long_schedule')))
   other = (strongest(attack_verdicts(study), ('raw',)) or
            PGN_CURVES[BEST_PGN_VARIANT]['fields'].get('pgn_grad_input', 'raw'))
   rows += [(3, variant_text(v), attack_verdict(study, v)) for v in ('raw', other)]
