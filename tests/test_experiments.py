@@ -229,6 +229,11 @@ def test_progress_runs_cw_on_each_epoch_snapshot_of_fgm_and_pgn_jobs(root, cifar
   assert row['rho_cw_mean'] == pytest.approx(final['attacks']['cw']['whitebox']['rho_mean'],
                                              rel=1e-3)
   assert row['rho_cw_std_error'] > 0
+  # C&W's accuracy at eps 0.5 is read off the snapshot's own curve (radius 0.5 is on its grid).
+  with open(os.path.join(pgn, 'progress', 'epoch-1', 'results.json')) as f:
+    curve = json.load(f)['attacks']['cw']['whitebox']['accuracy_vs_l2']
+  assert row[results.CW_ACC_KEY] == curve['accuracy'][curve['radii'].index(0.5)]
+  assert 0 <= row[results.CW_ACC_KEY] <= row['benign_accuracy']
   assert sweeps.run_progress(root, 'cifar10', cifar10_dir, num_examples=16,
                                   eval_overrides=TINY_EVAL) == {JOBS[1]: 0}
 
@@ -517,7 +522,9 @@ def test_the_long_schedule_root_adds_a_claim2_verdict_and_its_section_and_regene
   assert text.count('| 2 ') >= 2 and '## Claim 2 on a long schedule' in text
   section = text.split('## Claim 2 on a long schedule')[1].split('\n## ')[0]
   assert f'run --sweep=long_schedule --root={long}' in section
-  assert '| 2 | 0.700 / 0.400 / 0.700 | 0.600 / 0.300 / 0.900 |' in section
+  # test acc / probe / rho_cw / C&W's accuracy at eps 0.5 (_results' curve: half the benign 0.8)
+  assert '| 2 | 0.700 / 0.400 / 0.700 / 0.400 | 0.600 / 0.300 / 0.900 / 0.400 |' in section
+  assert '| 1 | 0.600 / 0.300 / 0.600 / 0.400 |' in section
   assert '](../results/runs_long/training_progress.png)' in section
   copy = out / 'runs_long'
   assert json.loads((copy / 'summary.json').read_text())['root'] == str(long)

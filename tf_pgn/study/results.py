@@ -23,9 +23,10 @@ from tf_pgn.evaluation import PGN_ATTACK_LOSS_TEXT
 from tf_pgn.io_utils import read_jsonl, write_json_atomic, write_text_atomic
 from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BUDGET_ATTACKS,
                                    CURVE_VARIANTS, EVAL_SETTINGS, HPARAMS, PGN_EVAL_PREFIX,
-                                   VARIANT_FIELDS, ExperimentError, curve_label, variant_name)
+                                   STRONG_PGD_EPS, VARIANT_FIELDS, ExperimentError, curve_label,
+                                   variant_name)
 
-__all__ = ['SUMMARY_NOTES', 'Sweep', 'collect', 'copy_small_outputs', 'job_row', 'load',
+__all__ = ['CW_ACC_KEY', 'SUMMARY_NOTES', 'Sweep', 'collect', 'copy_small_outputs', 'job_row', 'load',
            'mean_std', 'pgn_attack_variant',
            'pgn_attacks', 'progress', 'read_json', 'snapshot_results', 'snapshots',
            'write_summary', 'write_table']
@@ -106,17 +107,34 @@ def snapshot_results(run_dir: str) -> list:
   return out
 
 
+# progress(): C&W's accuracy at the strong budget at each snapshot.
+CW_ACC_KEY = f'cw_acc_eps{STRONG_PGD_EPS:g}'
+
+
+def _accuracy_at(curve: dict | None, radius: float):
+  """The accuracy of an ``accuracy_vs_l2`` curve at ``radius``, None where it has no such
+  radius."""
+  if not curve:
+    return None
+  found = [a for r, a in zip(curve['radii'], curve['accuracy']) if abs(r - radius) < 1e-9]
+  return found[0] if found else None
+
+
 def progress(run_dir: str) -> list:
   """Per evaluated epoch snapshot of the job: epoch, benign_accuracy, rho_cw_mean,
-  rho_cw_median, rho_cw_std_error, num_examples and seconds (``sweeps.run_progress``'s results
-  in ``progress/epoch-N/``, which the report's copy keeps without the snapshots), by epoch."""
+  rho_cw_median, rho_cw_std_error, cw_acc_eps<STRONG_PGD_EPS> (the accuracy when every C&W
+  perturbation larger than that L2 radius counts as failed: over all the images, unlike rho_cw's
+  mean over the correctly classified ones), num_examples and seconds (``sweeps.run_progress``'s
+  results in ``progress/epoch-N/``, which the report's copy keeps without the snapshots), by
+  epoch."""
   rows = []
   for epoch, results in snapshot_results(run_dir):
     cw = results['attacks']['cw']['whitebox']
-    rows.append(dict(epoch=epoch, benign_accuracy=results['benign_accuracy'],
-                     rho_cw_mean=cw['rho_mean'], rho_cw_median=cw['rho_median'],
-                     rho_cw_std_error=cw.get('rho_std_error'),
-                     num_examples=results['num_examples'], seconds=results.get('seconds')))
+    rows.append({'epoch': epoch, 'benign_accuracy': results['benign_accuracy'],
+                 'rho_cw_mean': cw['rho_mean'], 'rho_cw_median': cw['rho_median'],
+                 'rho_cw_std_error': cw.get('rho_std_error'),
+                 CW_ACC_KEY: _accuracy_at(cw.get('accuracy_vs_l2'), STRONG_PGD_EPS),
+                 'num_examples': results['num_examples'], 'seconds': results.get('seconds')})
   return rows
 
 

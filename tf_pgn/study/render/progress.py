@@ -5,6 +5,7 @@ import os
 import statistics
 
 from tf_pgn.study import claims
+from tf_pgn.study import results as results_lib
 from tf_pgn.study.claims import experiments_command
 from tf_pgn.study.protocol import CURVE_VARIANTS, DEFENSES, LABELS, STRONG_PGD_EPS, job_label
 from tf_pgn.study.render.common import Study, fmt, image_link, job_order, md_table, value_list
@@ -49,18 +50,19 @@ def progress_section(study: Study, figures: dict, report_path: str) -> list:
   return lines + [''] + _epoch_table(study, jobs)
 
 
-def _epoch_table(study: Study, jobs: list) -> list:
-  """A row per epoch, a column per job: test accuracy / probe accuracy / rho_cw at the epoch
-  snapshot ('-' where not measured)."""
+def _epoch_table(study: Study, jobs: list, snapshot_keys=('rho_cw_mean',)) -> list:
+  """A row per epoch, a column per job: test accuracy / probe accuracy / each of
+  ``snapshot_keys`` (of ``results.progress``) at the epoch snapshot ('-' where not measured)."""
   sweep = study.sweep
   epochs = sorted({e['epoch'] for j in jobs for e in sweep.epochs[j]})
   cells = {}
   for j in jobs:
     key = claims.probe_key(sweep.epochs[j])
-    rho = {p['epoch']: p['rho_cw_mean'] for p in sweep.progress.get(j, [])}
+    snapshot = {p['epoch']: p for p in sweep.progress.get(j, [])}
     for e in sweep.epochs[j]:
-      cells[j, e['epoch']] = (f'{e["test_acc"]:.3f} / {fmt(e.get(key))} / '
-                              f'{fmt(rho.get(e["epoch"]))}')
+      cells[j, e['epoch']] = ' / '.join(
+          [f'{e["test_acc"]:.3f}', fmt(e.get(key))] +
+          [fmt(snapshot.get(e['epoch'], {}).get(k)) for k in snapshot_keys])
   return md_table(['epoch'] + jobs, [[n] + [cells.get((j, n), '-') for j in jobs] for n in epochs])
 
 
@@ -92,11 +94,14 @@ def long_schedule_section(study: Study, figures: dict, report_path: str) -> list
   measured = sorted({p['num_examples'] for j in jobs for p in sweep.progress.get(j, [])})
   lines += ['', f'Per epoch: test accuracy / PGD-{cfg.probe_steps} probe accuracy at L2 eps '
             f'{cfg.probe_budget:g} (first {cfg.probe_size} test images) / rho_cw at the epoch '
-            f'snapshot (C&W, first {value_list(measured) if measured else "-"} test images; "-" '
-            'where not measured).']
+            f'snapshot (C&W, first {value_list(measured) if measured else "-"} test images) / '
+            f'C&W\'s accuracy at L2 eps {STRONG_PGD_EPS:g} there (a perturbation larger counts '
+            'as failed); "-" where not measured. rho_cw is a mean over the images the snapshot '
+            'classifies correctly, a set that grows as the accuracy rises; the accuracy at a fixed '
+            'eps is over all of them.']
   lines += image_link(figures, 'training_progress', report_path,
                       'rho_cw, probe and test accuracy by epoch, long schedule')
-  return lines + [''] + _epoch_table(study, jobs)
+  return lines + [''] + _epoch_table(study, jobs, ('rho_cw_mean', results_lib.CW_ACC_KEY))
 
 
 def speed_section(study: Study) -> list:
