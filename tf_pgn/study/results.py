@@ -26,8 +26,8 @@ from tf_pgn.study.protocol import (AUTOATTACK_DIR, AUTOATTACK_KEY, BUDGET_ATTACK
                                    STRONG_PGD_EPS, VARIANT_FIELDS, ExperimentError, curve_label,
                                    variant_name)
 
-__all__ = ['CW_ACC_KEY', 'SUMMARY_NOTES', 'Sweep', 'collect', 'copy_small_outputs', 'job_row', 'load',
-           'mean_std', 'pgn_attack_variant',
+__all__ = ['CW_ACC_KEY', 'SUMMARY_NOTES', 'Sweep', 'collect', 'copy_small_outputs', 'job_row',
+           'load', 'mean_std', 'pgn_attack_variant',
            'pgn_attacks', 'progress', 'read_json', 'snapshot_results', 'snapshots',
            'write_summary', 'write_table']
 
@@ -88,9 +88,10 @@ def snapshots(run_dir: str, every: int = 1) -> list:
   folder = os.path.join(run_dir, 'epochs')
   found = [re.fullmatch(r'epoch-(\d+)\.index', n) for n in
            (os.listdir(folder) if os.path.isdir(folder) else [])]
-  found = sorted((int(m.group(1)), os.path.join(folder, f'epoch-{m.group(1)}'))
-                 for m in found if m)
-  return [s for i, s in enumerate(found) if s[0] % every == 0 or i == len(found) - 1]
+  every_snapshot = sorted((int(m.group(1)), os.path.join(folder, f'epoch-{m.group(1)}'))
+                          for m in found if m)
+  return [s for i, s in enumerate(every_snapshot)
+          if s[0] % every == 0 or i == len(every_snapshot) - 1]
 
 
 def snapshot_results(run_dir: str) -> list:

@@ -68,8 +68,8 @@ def _epoch_table(study: Study, jobs: list, snapshot_keys=('rho_cw_mean',)) -> li
 
 def long_schedule_section(study: Study, figures: dict, report_path: str) -> list:
   """Claim 2 where it can be decided: the long schedule's FGM-AT and PGN jobs (``study``, the
-  ``long_schedule`` sweep's root), trained until their accuracy levels off; accuracy, probe and
-  rho_cw by epoch, and each job's final evaluation."""
+  ``long_schedule`` sweep's root), trained for longer than the curves' jobs; each job's final
+  evaluation, then accuracy, probe, rho_cw and C&W's accuracy at the strong eps by epoch."""
   sweep = study.sweep
   jobs = progress_jobs(study)
   lines = ['## Claim 2 on a long schedule (Figure 2 right)', '',
